@@ -1,0 +1,145 @@
+using System.Text;
+using Prefork.Config;
+using Prefork.Master;
+using Prefork.Worker;
+using Serilog;
+
+namespace Prefork;
+
+/// <summary>
+/// `prefork [OPTIONS]`: parses the command line and runs the master (or, when the master
+/// spawned us, a worker). Every setting has a flag, generated from its declaration.
+/// </summary>
+public static class CommandLine
+{
+    public static int Run(string[] args)
+    {
+        if (args.Length == 1 && args[0] == ServerInfo.WorkerFlag) return WorkerProcess.Run();
+
+        string? configPath = null;
+        bool check = false, print = false;
+        var overrides = new List<KeyValuePair<string, string>>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            string? inlineValue = null;
+            if (arg.StartsWith("--") && arg.Contains('='))
+            {
+                inlineValue = arg[(arg.IndexOf('=') + 1)..];
+                arg = arg[..arg.IndexOf('=')];
+            }
+            string Value()
+            {
+                if (inlineValue is not null) return inlineValue;
+                if (i + 1 >= args.Length) throw new ConfigException($"{arg} needs a value");
+                return args[++i];
+            }
+            switch (arg)
+            {
+                case "-h" or "--help": Console.Write(Help()); return 0;
+                case "-v" or "--version": Console.WriteLine($"prefork {ServerInfo.Version}"); return 0;
+                case "--check-config": check = true; continue;
+                case "--print-config": print = true; continue;
+                case "-c" or "--config":
+                    try { configPath = Value(); }
+                    catch (ConfigException e) { return Fail(e.Message); }
+                    continue;
+            }
+            var setting = Settings.All.FirstOrDefault(s => s.ShortFlag == arg || Settings.LongFlag(s) == arg);
+            if (setting is null) return Fail($"unknown option '{arg}'; see prefork --help");
+            try
+            {
+                if (setting.Type == SettingType.Boolean && inlineValue is null && (i + 1 >= args.Length || args[i + 1].StartsWith('-')))
+                    overrides.Add(new(setting.Key, "true"));
+                else overrides.Add(new(setting.Key, Value()));
+            }
+            catch (ConfigException e) { return Fail(e.Message); }
+        }
+        configPath ??= File.Exists("gateway.toml") ? "gateway.toml" : null;
+
+        GatewayConfig config;
+        try
+        {
+            config = ConfigLoader.Load(configPath, overrides);
+        }
+        catch (ConfigException e)
+        {
+            return Fail("invalid configuration: " + e.Message);
+        }
+        if (print)
+        {
+            Console.Write(config.ToToml());
+            return 0;
+        }
+        if (check)
+        {
+            try
+            {
+                AppLoader.Load(config);
+            }
+            catch (AppLoadException e)
+            {
+                return Fail("the configuration is valid but the app does not load: " + e.Message);
+            }
+            Console.WriteLine($"{configPath ?? "(defaults)"}: configuration OK, app {config.App} loads");
+            return 0;
+        }
+
+        Logging.Logging.Configure(config, "");
+        try
+        {
+            return new Arbiter(config, configPath, overrides).Run();
+        }
+        finally
+        {
+            Log.CloseAndFlush();
+        }
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine("prefork: error: " + message);
+        return 1;
+    }
+
+    /// <summary>The help text, settings included, generated from the declarations.</summary>
+    public static string Help()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"prefork {ServerInfo.Version}: a pre-fork process supervisor and HTTP/1.1 server for .NET");
+        sb.AppendLine();
+        sb.AppendLine("Usage: prefork [-c FILE] [OPTIONS]");
+        sb.AppendLine();
+        sb.AppendLine("  -c, --config FILE     TOML config file (default: ./gateway.toml if present)");
+        sb.AppendLine("      --check-config    validate the config and load the app, then exit 0 (ok) or 1");
+        sb.AppendLine("      --print-config    print the effective config as TOML and exit");
+        sb.AppendLine("  -v, --version         print the version and exit");
+        sb.AppendLine("  -h, --help            this text");
+        sb.AppendLine();
+        sb.AppendLine("Settings (each also a key in the config file; flags override the file):");
+        foreach (var s in Settings.All)
+        {
+            var flags = (s.ShortFlag is null ? "    " : s.ShortFlag + ", ") + Settings.LongFlag(s);
+            sb.AppendLine($"  {flags,-28} {s.Key} = {s.DefaultAsToml}");
+            sb.AppendLine($"  {"",-28} {s.Doc} ({s.Allowed})");
+        }
+        sb.AppendLine();
+        sb.AppendLine("Signals to the master: HUP reload, TERM graceful stop, INT/QUIT fast stop, TTIN/TTOU one worker more/less,");
+        sb.AppendLine("USR1 reopen logs, WINCH retire all workers (HUP brings them back).");
+        return sb.ToString();
+    }
+
+    /// <summary>The README's settings table, from the same declarations (a test keeps the README in step).</summary>
+    public static string SettingsMarkdown()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| setting | flag | default | allowed | what it does |");
+        sb.AppendLine("|---|---|---|---|---|");
+        foreach (var s in Settings.All)
+        {
+            var flag = (s.ShortFlag is null ? "" : $"`{s.ShortFlag}`, ") + $"`{Settings.LongFlag(s)}`";
+            sb.AppendLine($"| `{s.Key}` | {flag} | `{s.DefaultAsToml.Replace("|", "\\|")}` | {s.Allowed} | {s.Doc.Replace("|", "\\|")} |");
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,60 @@
+namespace Prefork.Config;
+
+/// <summary>
+/// The effective configuration: every setting's value after defaults, the TOML file and the
+/// command line. Typed properties read the validated values; nothing here can be out of range.
+/// </summary>
+public sealed class GatewayConfig
+{
+    private readonly Dictionary<string, object> _values;
+
+    internal GatewayConfig(Dictionary<string, object> values, string? path)
+    {
+        _values = values;
+        FilePath = path;
+    }
+
+    /// <summary>The config file it was read from, or null when only defaults and flags were used.</summary>
+    public string? FilePath { get; }
+
+    /// <summary>The folder relative paths in the config are resolved against.</summary>
+    public string BaseDirectory => FilePath is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(Path.GetFullPath(FilePath))!;
+
+    public object this[string key] => _values[key];
+    public IEnumerable<KeyValuePair<string, object>> Values => Settings.All.Select(s => new KeyValuePair<string, object>(s.Key, _values[s.Key]));
+
+    private int Int(string key) => checked((int)(long)_values[key]);
+    private string Str(string key) => (string)_values[key];
+
+    public IReadOnlyList<string> Bind => (string[])_values["bind"];
+    public int Backlog => Int("backlog");
+    public string UnixSocketMode => Str("unix_socket_mode");
+    public int Workers => Int("workers");
+    public string WorkerClass => Str("worker_class");
+    public string App => Str("app");
+    public IReadOnlyList<string> AppPath => (string[])_values["app_path"];
+    public int Timeout => Int("timeout");
+    public int GracefulTimeout => Int("graceful_timeout");
+    public int Keepalive => Int("keepalive");
+    public int WorkerBootTimeout => Int("worker_boot_timeout");
+    public int LimitRequestLine => Int("limit_request_line") is var v && v == 0 ? 8190 : v;
+    public int LimitRequestFields => Int("limit_request_fields") is var v && v == 0 ? 32768 : v;
+    public int LimitRequestFieldSize => Int("limit_request_field_size") is var v && v == 0 ? 65536 : v;
+    public long LimitRequestBody => (long)_values["limit_request_body"];
+    public string PidFile => Str("pidfile");
+    public string ProcName => Str("proc_name");
+    public string LogLevel => Str("loglevel");
+    public string ErrorLog => Str("errorlog");
+    public string AccessLog => Str("accesslog");
+    public string AccessLogFormat => Str("access_log_format");
+
+    /// <summary>The effective configuration as TOML, every key, for --print-config.</summary>
+    public string ToToml()
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.AppendLine("# Effective Prefork configuration" + (FilePath is null ? "" : $" (from {FilePath})"));
+        foreach (var s in Settings.All)
+            sb.Append(s.Key).Append(" = ").AppendLine(ConfigLoader.FormatToml(_values[s.Key]));
+        return sb.ToString();
+    }
+}

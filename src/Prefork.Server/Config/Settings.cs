@@ -1,0 +1,54 @@
+namespace Prefork.Config;
+
+/// <summary>Every Prefork setting, declared once. Keep sections in the order the README shows them.</summary>
+public static class Settings
+{
+    // Apache's combined format (Gunicorn's default) with the worker pid appended.
+    public const string DefaultAccessLogFormat = "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\" %(p)s";
+
+    public static readonly IReadOnlyList<Setting> All =
+    [
+        // Server socket
+        new("bind", SettingType.StringList, new[] { "127.0.0.1:8000" }, "socket",
+            "Addresses to listen on: HOST:PORT (IPv4), [ADDR]:PORT (IPv6), unix:/path, or fd://N (an inherited descriptor). Repeat -b for several.",
+            ShortFlag: "-b"),
+        new("backlog", SettingType.Integer, 2048L, "socket", "Pending connections the kernel queues per listener (listen(2) backlog).", Min: 1, Max: 65535),
+        new("unix_socket_mode", SettingType.String, "0660", "socket", "File mode (octal) of unix: sockets created by bind."),
+
+        // Workers
+        new("workers", SettingType.Integer, 1L, "worker", "Number of worker processes. A usual start is 2 x cores + 1 for sync, one per core for threads/epoll.", ShortFlag: "-w", Min: 1, Max: 1024),
+        new("worker_class", SettingType.String, "sync", "worker", "Concurrency model of each worker: sync (one connection at a time, blocking).", ShortFlag: "-k", Choices: ["sync"]),
+        new("app", SettingType.String, "Prefork.SampleApp:Prefork.SampleApp.SampleApplication", "worker",
+            "The application, ASSEMBLY:TYPE. ASSEMBLY is a path to a .dll (relative to the config file) or an assembly name looked up in app_path, the config file's folder and prefork's own folder; TYPE implements IGatewayApplication.",
+            ShortFlag: "-a"),
+        new("app_path", SettingType.StringList, Array.Empty<string>(), "worker", "Extra folders to search for the application's assembly (like Gunicorn's --pythonpath)."),
+        new("timeout", SettingType.Integer, 30L, "worker", "Seconds a worker may spend on one request, or stay silent, before the master kills and replaces it. 0 disables.", Min: 0, Max: 86400),
+        new("graceful_timeout", SettingType.Integer, 30L, "worker", "Seconds workers get to finish in-flight requests on TERM or reload before they are killed.", Min: 0, Max: 86400),
+        new("keepalive", SettingType.Integer, 2L, "worker", "Seconds an idle keep-alive connection is held open waiting for its next request. 0 closes after every response.", Min: 0, Max: 3600),
+        new("worker_boot_timeout", SettingType.Integer, 60L, "worker", "Seconds a new worker may take to load the application and report ready.", Min: 1, Max: 3600),
+
+        // Limits (Gunicorn's defaults)
+        new("limit_request_line", SettingType.Integer, 4094L, "limits", "Longest request line in bytes; longer gets 414. 0 means 8190.", Min: 0, Max: 8190),
+        new("limit_request_fields", SettingType.Integer, 100L, "limits", "Most header fields in a request; more gets 431. 0 means 32768.", Min: 0, Max: 32768),
+        new("limit_request_field_size", SettingType.Integer, 8190L, "limits", "Longest header field (name, colon and value) in bytes; longer gets 431. 0 means 65536.", Min: 0, Max: 65536),
+        new("limit_request_body", SettingType.Integer, 104857600L, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called.", Min: 0),
+
+        // Process
+        new("pidfile", SettingType.String, "", "process", "File the master writes its pid to (atomically); removed on exit. Empty: none."),
+        new("proc_name", SettingType.String, "prefork", "process", "Name used in logs and in the worker's environment."),
+
+        // Logging
+        new("loglevel", SettingType.String, "info", "logging", "Error log verbosity.", Flag: "--log-level", Choices: ["debug", "info", "warning", "error", "critical"]),
+        new("errorlog", SettingType.String, "-", "logging", "Error log: \"-\" for stderr, or a file path (reopened on USR1)."),
+        new("accesslog", SettingType.String, "", "logging", "Access log: empty for none, \"-\" for stdout, or a file path."),
+        new("access_log_format", SettingType.String, DefaultAccessLogFormat, "logging",
+            "Access log line, Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, b/B bytes, f referer, a user agent, T/M/D duration in s/ms/us, p pid."),
+    ];
+
+    private static readonly Dictionary<string, Setting> ByKey = All.ToDictionary(s => s.Key);
+
+    public static Setting? Find(string key) => ByKey.GetValueOrDefault(key);
+
+    /// <summary>The long CLI flag of a setting: its own, or --key-with-dashes.</summary>
+    public static string LongFlag(Setting s) => s.Flag ?? "--" + s.Key.Replace('_', '-');
+}

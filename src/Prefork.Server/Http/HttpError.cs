@@ -1,0 +1,30 @@
+namespace Prefork.Http;
+
+/// <summary>
+/// A request the server refuses before it reaches the application. Each named error maps to one
+/// status code here, in one place; the connection is closed after the error response.
+/// </summary>
+public sealed class HttpError : Exception
+{
+    public int Status { get; }
+
+    private HttpError(int status, string message) : base(message) => Status = status;
+
+    public static HttpError InvalidRequestLine(string why) => new(400, "invalid request line: " + why);
+    public static HttpError InvalidMethod(string why) => new(400, "invalid method: " + why);
+    public static HttpError InvalidTarget(string why) => new(400, "invalid request target: " + why);
+    public static HttpError InvalidVersion(string why) => new(400, "invalid HTTP version: " + why);
+    public static HttpError UnsupportedVersion(string version) => new(505, "HTTP version not supported: " + version);
+    public static HttpError InvalidHeaderName(string why) => new(400, "invalid header name: " + why);
+    public static HttpError InvalidHeader(string why) => new(400, "invalid header: " + why);
+    public static HttpError ObsoleteFolding() => new(400, "obsolete line folding (obs-fold) is not accepted");
+    public static HttpError InvalidFraming(string why) => new(400, "ambiguous or invalid message framing: " + why);
+    public static HttpError UnsupportedTransferCoding(string coding) => new(501, "unsupported transfer coding: " + coding);
+    public static HttpError InvalidChunk(string why) => new(400, "invalid chunked body: " + why);
+    public static HttpError LimitRequestLine(int limit) => new(414, $"request line longer than {limit} bytes");
+    public static HttpError LimitRequestFields(int limit) => new(431, $"more than {limit} header fields");
+    public static HttpError LimitRequestFieldSize(int limit) => new(431, $"header field longer than {limit} bytes");
+    public static HttpError LimitRequestBody(long limit) => new(413, $"request body larger than {limit} bytes");
+    public static HttpError IncompleteBody() => new(400, "connection closed before the body was complete");
+    public static HttpError Timeout() => new(408, "timed out reading the request");
+}

@@ -1,0 +1,15 @@
+using Prefork.Config;
+
+namespace Prefork.Http;
+
+/// <summary>The parser's limits, taken from the config once per worker.</summary>
+public sealed record HttpLimits(int RequestLine, int Fields, int FieldSize, long Body)
+{
+    public static readonly HttpLimits Default = new(4094, 100, 8190, 104857600);
+
+    public static HttpLimits From(GatewayConfig c) =>
+        new(c.LimitRequestLine, c.LimitRequestFields, c.LimitRequestFieldSize, c.LimitRequestBody);
+
+    /// <summary>The largest head the parser will buffer before refusing.</summary>
+    public int MaxHeadBytes => RequestLine + 2 + Fields * (FieldSize + 2) + 2;
+}

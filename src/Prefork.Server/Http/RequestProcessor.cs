@@ -1,0 +1,181 @@
+using System.Net;
+using Prefork.Gateway;
+using Prefork.Logging;
+using Prefork.Worker;
+using Serilog;
+
+namespace Prefork.Http;
+
+/// <summary>
+/// The part of serving a request every worker class shares: compose the environment, call the
+/// application, stream its body through the <see cref="ResponseWriter"/>, and turn any failure of
+/// the application into a 500 (or a dropped connection if bytes had already left) — never into a
+/// dead worker.
+/// </summary>
+public sealed class RequestProcessor
+{
+    private readonly WorkerContext _worker;
+    private readonly RequestEnvironment _env = new();
+    private readonly StartResponse _startResponse;
+    private string? _status;
+    private IReadOnlyList<KeyValuePair<string, string>>? _headers;
+
+    public RequestProcessor(WorkerContext worker)
+    {
+        _worker = worker;
+        _startResponse = (status, headers) =>
+        {
+            _status = status;
+            _headers = headers;
+        };
+        _env.Errors = worker.ErrorWriter;
+        _env.Multithread = worker.Multithread;
+        _env.Worker = worker.Info;
+    }
+
+    /// <summary>
+    /// Serves one complete request. Returns true when the connection may carry another request.
+    /// </summary>
+    public bool Process(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection,
+        ResponseWriter writer, bool keepAlive, RequestSlot slot)
+    {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        FillEnvironment(head, body, bodyLength, connection);
+        slot.Begin(head.Method, _env.PathInfo);
+        _status = null;
+        _headers = null;
+        keepAlive &= head.KeepAlive;
+        try
+        {
+            var result = _worker.App.Invoke(_env, _startResponse);
+            WriteResult(result, head, writer, keepAlive);
+        }
+        catch (Exception e)
+        {
+            Log.Error(e, "Error handling request {Method} {Target}", head.Method, head.Target);
+            if (!writer.TryDiscardResponse()) { writer.EndBody(); slot.End(); return false; }
+            writer.WriteError(500, head.Method == "HEAD");
+        }
+        finally
+        {
+            slot.End();
+        }
+        _worker.AccessLog?.Write(_env, head, writer.Status, writer.BodyBytes, started);
+        _worker.CountRequest();
+        return writer.KeepAlive;
+    }
+
+    private void WriteResult(ResponseBody result, RequestHead head, ResponseWriter writer, bool keepAlive)
+    {
+        if (result.IsSingle)
+        {
+            writer.WriteHead(RequireStatus(), _headers!, head, keepAlive, result.Single.Length);
+            writer.WriteBody(result.Single.Span);
+            writer.EndBody();
+            return;
+        }
+        if (result.Chunks is { } chunks)
+        {
+            using var e = chunks.GetEnumerator();
+            bool more = e.MoveNext(); // PEP 3333: start_response may be called during the first iteration
+            writer.WriteHead(RequireStatus(), _headers!, head, keepAlive, -1);
+            if (head.Method != "HEAD")
+                for (; more; more = e.MoveNext()) writer.WriteBody(e.Current.Span);
+            writer.EndBody();
+            return;
+        }
+        // An asynchronous body on a blocking worker: each step is awaited in place.
+        var asyncEnum = result.AsyncChunks!.GetAsyncEnumerator();
+        try
+        {
+            bool more = asyncEnum.MoveNextAsync().AsTask().GetAwaiter().GetResult();
+            writer.WriteHead(RequireStatus(), _headers!, head, keepAlive, -1);
+            if (head.Method != "HEAD")
+                for (; more; more = asyncEnum.MoveNextAsync().AsTask().GetAwaiter().GetResult())
+                {
+                    writer.WriteBody(asyncEnum.Current.Span);
+                    writer.Flush(); // a streamed body is streamed, not held back
+                }
+            writer.EndBody();
+        }
+        finally
+        {
+            asyncEnum.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    private string RequireStatus() =>
+        _status ?? throw new InvalidOperationException("the application returned without calling start_response");
+
+    private void FillEnvironment(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection)
+    {
+        var env = _env;
+        env.Method = head.Method;
+        env.RawTarget = head.Target;
+        env.Protocol = head.Protocol;
+        env.Headers.Clear();
+        foreach (var field in head.Headers) env.Headers.Add(field.Key, field.Value);
+        env.Input = body;
+        env.ContentLength = head.HasBody || head.ContentLength is not null ? bodyLength : null;
+        env.RemoteAddr = connection.RemoteAddr;
+        env.RemotePort = connection.RemotePort;
+        env.UrlScheme = "http";
+        SplitTarget(head.Target, out var path, out var query);
+        env.PathInfo = path;
+        env.QueryString = query;
+        env.ScriptName = "";
+        var host = head.Headers["Host"];
+        if (!string.IsNullOrEmpty(host))
+        {
+            int colon = host.LastIndexOf(':');
+            bool hasPort = colon > 0 && host.IndexOf(']', colon) < 0;
+            env.ServerName = hasPort ? host[..colon] : host;
+            env.ServerPort = hasPort ? host[(colon + 1)..] : connection.LocalPort;
+        }
+        else
+        {
+            env.ServerName = connection.LocalAddr;
+            env.ServerPort = connection.LocalPort;
+        }
+    }
+
+    /// <summary>Path (percent-decoded) and query from an origin-form or absolute-form target.</summary>
+    internal static void SplitTarget(string target, out string path, out string query)
+    {
+        var t = target.AsSpan();
+        if (t.Length > 0 && t[0] != '/' && t[0] != '*')
+        {
+            // absolute-form: scheme://authority/path?query → /path?query
+            int scheme = t.IndexOf("://");
+            if (scheme > 0)
+            {
+                var afterAuthority = t[(scheme + 3)..];
+                int slash = afterAuthority.IndexOfAny('/', '?');
+                t = slash < 0 ? "/" : afterAuthority[slash..];
+                if (t[0] == '?') t = ("/" + t.ToString()).AsSpan();
+            }
+        }
+        int q = t.IndexOf('?');
+        var rawPath = q < 0 ? t : t[..q];
+        query = q < 0 ? "" : t[(q + 1)..].ToString();
+        int hash = query.IndexOf('#');
+        if (hash >= 0) query = query[..hash];
+        path = rawPath.Contains('%') ? Uri.UnescapeDataString(rawPath.ToString())
+            : rawPath.Length == target.Length ? target : rawPath.ToString(); // the common case allocates nothing
+    }
+}
+
+/// <summary>The addresses of one connection, as strings the environment needs.</summary>
+public sealed class ConnectionInfo
+{
+    public string RemoteAddr = "";
+    public string RemotePort = "";
+    public string LocalAddr = "";
+    public string LocalPort = "";
+
+    public void Set(EndPoint? remote, EndPoint? local)
+    {
+        (RemoteAddr, RemotePort) = remote is IPEndPoint r ? (r.Address.ToString(), r.Port.ToString()) : ("", "");
+        (LocalAddr, LocalPort) = local is IPEndPoint l ? (l.Address.ToString(), l.Port.ToString()) : ("localhost", "");
+    }
+}

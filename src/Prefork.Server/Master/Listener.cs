@@ -1,0 +1,95 @@
+using System.Net;
+using System.Net.Sockets;
+using Mono.Unix.Native;
+using Serilog;
+
+namespace Prefork.Master;
+
+/// <summary>
+/// A listening socket bound by the master and inherited by every worker. .NET opens sockets with
+/// FD_CLOEXEC; clearing it on these fds alone is what lets a spawned worker accept on them.
+/// </summary>
+public sealed class Listener : IDisposable
+{
+    public ListenAddress Address { get; }
+    public Socket Socket { get; }
+    public int Fd => (int)Socket.Handle;
+
+    private Listener(ListenAddress address, Socket socket)
+    {
+        Address = address;
+        Socket = socket;
+    }
+
+    /// <summary>Where it actually listens (port 0 resolved), for logs.</summary>
+    public string Describe() => Socket.LocalEndPoint switch
+    {
+        IPEndPoint { AddressFamily: AddressFamily.InterNetworkV6 } ip => $"http://[{ip.Address}]:{ip.Port}",
+        IPEndPoint ip => $"http://{ip.Address}:{ip.Port}",
+        UnixDomainSocketEndPoint u => $"unix:{u}",
+        var other => other?.ToString() ?? Address.Text,
+    };
+
+    public static Listener Bind(ListenAddress address, int backlog, string unixMode)
+    {
+        Socket socket;
+        if (address.InheritedFd is int fd)
+        {
+            socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+        }
+        else if (address.EndPoint is UnixDomainSocketEndPoint unix)
+        {
+            var path = unix.ToString();
+            RemoveStaleUnixSocket(path);
+            socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            socket.Bind(unix);
+            Syscall.chmod(path, NativeConvert.FromOctalPermissionString(unixMode.PadLeft(4, '0')));
+            socket.Listen(backlog);
+        }
+        else
+        {
+            var endPoint = address.EndPoint is DnsEndPoint dns
+                ? new IPEndPoint(Dns.GetHostAddresses(dns.Host).First(), dns.Port)
+                : (IPEndPoint)address.EndPoint!;
+            socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            if (endPoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
+            socket.NoDelay = true; // inherited by accepted sockets on Linux
+            socket.Bind(endPoint);
+            socket.Listen(backlog);
+        }
+        var listener = new Listener(address, socket);
+        listener.SetInheritable(true);
+        return listener;
+    }
+
+    /// <summary>A file left by a master that died is removed; a socket someone still listens on is not.</summary>
+    private static void RemoveStaleUnixSocket(string path)
+    {
+        if (!File.Exists(path)) return;
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+            throw new IOException($"{path} is in use by a running server");
+        }
+        catch (SocketException)
+        {
+            Log.Information("Removing stale socket file {Path}", path);
+            File.Delete(path);
+        }
+    }
+
+    public void SetInheritable(bool inheritable)
+    {
+        if (Syscall.fcntl(Fd, FcntlCommand.F_SETFD, inheritable ? 0 : 1 /* FD_CLOEXEC */) < 0)
+            throw new IOException($"fcntl(F_SETFD) on {Address.Text}: {Stdlib.GetLastError()}");
+    }
+
+    public void Dispose()
+    {
+        Socket.Dispose();
+        if (Address.EndPoint is UnixDomainSocketEndPoint unix && Address.InheritedFd is null)
+            try { File.Delete(unix.ToString()); } catch (IOException) { }
+    }
+}

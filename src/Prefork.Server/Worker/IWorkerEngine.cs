@@ -1,0 +1,13 @@
+using System.Net.Sockets;
+
+namespace Prefork.Worker;
+
+/// <summary>
+/// A worker class (`worker_class`): how one process accepts and serves connections on the
+/// listening sockets it inherited. <see cref="Run"/> returns once the worker is stopping and
+/// everything in flight is finished.
+/// </summary>
+public interface IWorkerEngine
+{
+    void Run(WorkerContext context, IReadOnlyList<Socket> listeners, WakeUp wake);
+}

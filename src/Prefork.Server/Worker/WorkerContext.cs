@@ -1,0 +1,48 @@
+using Prefork.Config;
+using Prefork.Gateway;
+using Prefork.Http;
+using Prefork.Logging;
+
+namespace Prefork.Worker;
+
+/// <summary>What every part of one worker process shares: its app, config, logs and counters.</summary>
+public sealed class WorkerContext
+{
+    private readonly List<RequestSlot> _slots = [];
+    private long _requests;
+
+    public required GatewayConfig Config { get; init; }
+    public required IGatewayApplication App { get; init; }
+    public required WorkerInfo Info { get; init; }
+    public required HttpLimits Limits { get; init; }
+    public required TextWriter ErrorWriter { get; init; }
+    public AccessLog? AccessLog { get; init; }
+    public bool Multithread { get; init; }
+
+    /// <summary>Set on TERM: stop accepting, finish what is in flight, then exit.</summary>
+    public CancellationTokenSource Stopping { get; } = new();
+    public bool IsStopping => Stopping.IsCancellationRequested;
+
+    public long Requests => Interlocked.Read(ref _requests);
+    public void CountRequest() => Interlocked.Increment(ref _requests);
+
+    public RequestSlot NewSlot()
+    {
+        var slot = new RequestSlot();
+        lock (_slots) _slots.Add(slot);
+        return slot;
+    }
+
+    /// <summary>The longest-running request in this worker, for the heartbeat.</summary>
+    public (long BusyMs, string Method, string Path) OldestRequest()
+    {
+        (long, string, string) oldest = (-1, "", "");
+        lock (_slots)
+            foreach (var slot in _slots)
+            {
+                var s = slot.Snapshot();
+                if (s.BusyMs > oldest.Item1) oldest = s;
+            }
+        return oldest;
+    }
+}

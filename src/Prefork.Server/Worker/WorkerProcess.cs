@@ -1,0 +1,146 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Mono.Unix.Native;
+using Prefork.Config;
+using Prefork.Gateway;
+using Prefork.Http;
+using Prefork.Logging;
+using Serilog;
+
+namespace Prefork.Worker;
+
+/// <summary>
+/// A worker process from boot to exit: read what the master passed in the environment, load
+/// the app, report ready, beat the heart, run the worker class until told to stop.
+/// </summary>
+public static class WorkerProcess
+{
+    // What the master puts in a worker's environment. Apps may read them too.
+    public const string EnvListenFds = "PREFORK_LISTEN_FDS";
+    public const string EnvPipeFd = "PREFORK_PIPE_FD";
+    public const string EnvMasterPid = "PREFORK_MASTER_PID";
+    public const string EnvWorkerIndex = "PREFORK_WORKER_INDEX";
+    public const string EnvGeneration = "PREFORK_GENERATION";
+    public const string EnvConfig = "PREFORK_CONFIG";
+    public const string EnvConfigPath = "PREFORK_CONFIG_PATH";
+
+    /// <summary>Exit codes the master understands (Gunicorn's numbers).</summary>
+    public const int ExitBootError = 3, ExitAppLoadError = 4;
+
+    public static int Run()
+    {
+        int masterPid = EnvInt(EnvMasterPid);
+        var channel = new MasterChannel(EnvInt(EnvPipeFd));
+        var info = new WorkerInfo(EnvInt(EnvWorkerIndex), Environment.ProcessId, masterPid, EnvInt(EnvGeneration));
+        var configPath = Environment.GetEnvironmentVariable(EnvConfigPath);
+        var config = ConfigLoader.Parse(Environment.GetEnvironmentVariable(EnvConfig), string.IsNullOrEmpty(configPath) ? null : configPath);
+        Logging.Logging.Configure(config, $"worker {info.Index}");
+
+        IGatewayApplication app;
+        try
+        {
+            app = AppLoader.Load(config);
+        }
+        catch (Exception e)
+        {
+            var why = e is AppLoadException ? e.Message : e.ToString();
+            Log.Error("Worker failed to boot: {Reason}", why);
+            channel.Send("bootfail " + why.ReplaceLineEndings(" | "));
+            Log.CloseAndFlush();
+            return ExitAppLoadError;
+        }
+
+        var listeners = Environment.GetEnvironmentVariable(EnvListenFds)!.Split(',')
+            .Select(fd => new Socket(new SafeSocketHandle(int.Parse(fd, CultureInfo.InvariantCulture), ownsHandle: true)) { Blocking = false })
+            .ToList();
+        var engine = CreateEngine(config.WorkerClass);
+        using var accessLog = config.AccessLog.Length > 0 ? new AccessLog(config) : null;
+        var context = new WorkerContext
+        {
+            Config = config, App = app, Info = info, Limits = HttpLimits.From(config),
+            ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = false,
+        };
+        using var wake = new WakeUp();
+        using var signals = TrapSignals(context, wake, accessLog, config);
+
+        (app as IWorkerLifecycle)?.OnWorkerStart(info);
+        channel.Send("ready");
+        Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, config.WorkerClass, config.App);
+        var heartbeat = new Thread(() => Heartbeat(context, channel, masterPid)) { IsBackground = true, Name = "heartbeat" };
+        heartbeat.Start();
+
+        engine.Run(context, listeners, wake);
+
+        (app as IWorkerLifecycle)?.OnWorkerStop(info);
+        Log.Information("Exiting after {Requests} requests", context.Requests);
+        accessLog?.Flush();
+        Log.CloseAndFlush();
+        return 0;
+    }
+
+    private static IWorkerEngine CreateEngine(string workerClass) => workerClass switch
+    {
+        "sync" => new SyncWorker(),
+        _ => throw new ConfigException($"setting 'worker_class' = \"{workerClass}\" is not supported"),
+    };
+
+    /// <summary>TERM: graceful stop. INT/QUIT: stop now. USR1: reopen logs. Others the master owns are ignored here.</summary>
+    private static IDisposable TrapSignals(WorkerContext context, WakeUp wake, AccessLog? accessLog, GatewayConfig config)
+    {
+        var registrations = new List<PosixSignalRegistration>
+        {
+            PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; context.Stopping.Cancel(); wake.Signal(); }),
+            PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; ExitNow(0); }),
+            PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => { c.Cancel = true; ExitNow(0); }),
+            PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true),
+            PosixSignalRegistration.Create(PosixSignal.SIGWINCH, c => c.Cancel = true),
+            PosixSignalRegistration.Create(PosixSignal.SIGTTIN, c => c.Cancel = true),
+            PosixSignalRegistration.Create(PosixSignal.SIGTTOU, c => c.Cancel = true),
+            PosixSignalRegistration.Create((PosixSignal)10 /* SIGUSR1 */, c =>
+            {
+                c.Cancel = true;
+                accessLog?.Reopen();
+                Logging.Logging.Configure(config, $"worker {context.Info.Index}");
+            }),
+            PosixSignalRegistration.Create((PosixSignal)12 /* SIGUSR2 */, c => c.Cancel = true),
+        };
+        return new Registrations(registrations);
+    }
+
+    private sealed class Registrations(List<PosixSignalRegistration> list) : IDisposable
+    {
+        public void Dispose() => list.ForEach(r => r.Dispose());
+    }
+
+    /// <summary>
+    /// Tells the master this worker lives and what it is doing, once a second. Exits the process
+    /// when the master is gone (its pid changed or the pipe broke), so no worker outlives it.
+    /// </summary>
+    private static void Heartbeat(WorkerContext context, MasterChannel channel, int masterPid)
+    {
+        while (true)
+        {
+            var (busyMs, method, path) = context.OldestRequest();
+            bool delivered = channel.Send($"ping {context.Requests} {busyMs} {(busyMs < 0 ? "-" : method)} {(busyMs < 0 ? "-" : MasterChannel.Sanitize(path))}");
+            if (!delivered || Syscall.getppid() != masterPid)
+            {
+                Log.Warning("Master {MasterPid} is gone; worker exiting", masterPid);
+                Log.CloseAndFlush();
+                ExitNow(1);
+            }
+            Thread.Sleep(1000);
+        }
+    }
+
+    /// <summary>Leaves at once, without waiting for requests in flight (INT/QUIT, or an orphaned worker).</summary>
+    private static void ExitNow(int code)
+    {
+        Log.CloseAndFlush();
+        Syscall.exit(code);
+    }
+
+    private static int EnvInt(string name) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)
+            ? v : throw new InvalidOperationException($"{name} is not set: workers are started by the prefork master");
+}
