@@ -66,6 +66,11 @@ public sealed class BlockingConnection : IResponseTransport
         {
             Log.Debug("Connection from {Remote} ended: {Error}", _info.RemoteAddr, e.Message);
         }
+        catch (Exception e)
+        {
+            // A bug of ours must cost one connection, not the worker.
+            Log.Error(e, "Unexpected error serving {Remote}; closing the connection", _info.RemoteAddr);
+        }
         finally
         {
             CloseGracefully(socket);

@@ -38,7 +38,7 @@ public sealed class SyncWorker : IWorkerEngine
         {
             var client = listener.Accept();
             client.Blocking = true;
-            client.NoDelay = true;
+            if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
             return client;
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.TryAgain or SocketError.ConnectionAborted)

@@ -1,0 +1,115 @@
+using Mono.Unix.Native;
+using Prefork.Tests.Support;
+
+namespace Prefork.Tests.Integration;
+
+/// <summary>Starting, stopping, failing: exit codes, pidfiles, and no process left behind.</summary>
+public sealed class LifecycleTests
+{
+    [Fact]
+    public void TERM_exits_0_and_leaves_no_worker_behind()
+    {
+        using var server = PreforkServer.Start(workers: 3);
+        var workers = server.WaitForWorkers(3);
+        server.Signal(Signum.SIGTERM);
+        Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
+        Assert.Equal(0, server.Master.ExitCode);
+        Assert.All(workers, pid => Assert.False(PreforkServer.IsAlive(pid), $"worker {pid} survived"));
+    }
+
+    [Theory]
+    [InlineData(Signum.SIGINT)]
+    [InlineData(Signum.SIGQUIT)]
+    public void INT_and_QUIT_stop_fast_with_exit_0(Signum signal)
+    {
+        using var server = PreforkServer.Start(workers: 2);
+        var workers = server.WaitForWorkers(2);
+        server.Signal(signal);
+        Assert.True(server.WaitForExit(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, server.Master.ExitCode);
+        Assert.All(workers, pid => Assert.False(PreforkServer.IsAlive(pid)));
+    }
+
+    [Fact]
+    public void TERM_lets_an_in_flight_request_finish()
+    {
+        using var server = PreforkServer.Start(workers: 1);
+        var slow = Task.Run(() => server.Get("/slow?ms=2000"));
+        Thread.Sleep(500);
+        server.Signal(Signum.SIGTERM);
+        var r = slow.Result;
+        Assert.Equal(200, r.Status);
+        Assert.Equal("slept\n", r.BodyText);
+        Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
+        Assert.Equal(0, server.Master.ExitCode);
+    }
+
+    [Fact]
+    public void Workers_exit_when_the_master_is_killed_with_SIGKILL()
+    {
+        using var server = PreforkServer.Start(workers: 2);
+        var workers = server.WaitForWorkers(2);
+        Syscall.kill(server.MasterPid, Signum.SIGKILL);
+        var until = DateTime.UtcNow.AddSeconds(10);
+        while (workers.Any(PreforkServer.IsAlive) && DateTime.UtcNow < until) Thread.Sleep(100);
+        Assert.All(workers, pid => Assert.False(PreforkServer.IsAlive(pid), $"orphan worker {pid} survived its master"));
+    }
+
+    [Fact]
+    public void Pidfile_is_written_and_removed_on_exit()
+    {
+        var pidfile = Path.Combine(Path.GetTempPath(), $"prefork-{Guid.NewGuid():N}.pid");
+        using var server = PreforkServer.Start($"pidfile = \"{pidfile}\"", workers: 1);
+        Assert.Equal(server.MasterPid.ToString(), File.ReadAllText(pidfile).Trim());
+        server.Signal(Signum.SIGTERM);
+        Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
+        Assert.False(File.Exists(pidfile));
+    }
+
+    [Fact]
+    public void A_bad_config_exits_1_naming_the_key_the_value_and_what_is_allowed()
+    {
+        var dir = Directory.CreateTempSubdirectory("prefork-badconfig").FullName;
+        var config = Path.Combine(dir, "gateway.toml");
+        File.WriteAllText(config, "workers = \"many\"\n");
+        var (code, output) = PreforkServer.RunToExit("-c", config);
+        Assert.Equal(1, code);
+        Assert.Contains("'workers'", output);
+        Assert.Contains("\"many\"", output);
+        Assert.Contains("an integer from 1 to 1024", output);
+
+        File.WriteAllText(config, "worker = 3\n");
+        (code, output) = PreforkServer.RunToExit("-c", config);
+        Assert.Equal(1, code);
+        Assert.Contains("unknown setting 'worker'", output);
+        Assert.Contains("did you mean 'workers'", output);
+        Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void Check_config_and_print_config()
+    {
+        var (code, output) = PreforkServer.RunToExit("--check-config", "--app-path", AppContext.BaseDirectory);
+        Assert.Equal(0, code);
+        Assert.Contains("configuration OK", output);
+        (code, output) = PreforkServer.RunToExit("--check-config", "-a", "Nope:Nope.App");
+        Assert.Equal(1, code);
+        Assert.Contains("Nope.dll", output);
+        (code, output) = PreforkServer.RunToExit("--print-config", "-w", "7", "-b", "127.0.0.1:1", "-b", "unix:/tmp/x.sock");
+        Assert.Equal(0, code);
+        Assert.Contains("workers = 7", output);
+        Assert.Contains("bind = [\"127.0.0.1:1\", \"unix:/tmp/x.sock\"]", output);
+    }
+
+    [Fact]
+    public void An_app_that_cannot_load_is_reported_and_retried_with_backoff_while_the_master_lives()
+    {
+        using var server = PreforkServer.Start("app = \"Prefork.SampleApp:Prefork.SampleApp.Missing\"", workers: 1, waitReady: false);
+        server.WaitForLog("next attempt in 2 s", TimeSpan.FromSeconds(30));
+        Assert.Contains("type 'Prefork.SampleApp.Missing' not found", server.Log);
+        Assert.Contains("it has: Prefork.SampleApp.SampleApplication", server.Log);
+        Assert.False(server.Master.HasExited);
+        // Backoff: the first retries are 1 s and 2 s apart, not a tight loop.
+        Assert.True(server.CountInLog("failed to boot and") <= 3, server.Log);
+    }
+}

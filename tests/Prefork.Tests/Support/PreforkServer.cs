@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Mono.Unix.Native;
+
+namespace Prefork.Tests.Support;
+
+/// <summary>
+/// Starts the real `prefork` executable on a free port with a config written for the test,
+/// captures its log, and stops it (and any worker it left) by pid when disposed.
+/// </summary>
+public sealed class PreforkServer : IDisposable
+{
+    public Process Master { get; }
+    public int Port { get; }
+    public string Directory { get; }
+    public string ConfigPath { get; }
+    private readonly StringBuilder _log = new();
+    private readonly HashSet<int> _seenPids = [];
+
+    public string Log { get { lock (_log) return _log.ToString(); } }
+    public int MasterPid => Master.Id;
+
+    private PreforkServer(Process master, int port, string directory, string configPath)
+    {
+        Master = master;
+        Port = port;
+        Directory = directory;
+        ConfigPath = configPath;
+    }
+
+    /// <summary>The `prefork` apphost built beside the tests (the CLI project is referenced).</summary>
+    public static string Executable => Path.Combine(AppContext.BaseDirectory, "prefork");
+
+    /// <summary>Starts a master with `bind` on a free port plus the given TOML lines; waits until it serves.</summary>
+    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, params string[] extraArgs)
+    {
+        int port = FreePort();
+        var dir = Path.Combine(Path.GetTempPath(), "prefork-test-" + Guid.NewGuid().ToString("N")[..8]);
+        System.IO.Directory.CreateDirectory(dir);
+        var config = Path.Combine(dir, "gateway.toml");
+        var text = new StringBuilder();
+        if (!toml.Contains("bind")) text.AppendLine($"bind = [\"127.0.0.1:{port}\"]");
+        if (!toml.Contains("workers")) text.AppendLine($"workers = {workers}");
+        if (!toml.Contains("app =")) text.AppendLine("app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"");
+        text.AppendLine($"app_path = [\"{AppContext.BaseDirectory}\"]");
+        if (!toml.Contains("graceful_timeout")) text.AppendLine("graceful_timeout = 10");
+        text.AppendLine(toml.Replace("{port}", port.ToString()));
+        File.WriteAllText(config, text.ToString());
+
+        var server = new PreforkServer(Launch(dir, ["-c", config, .. extraArgs]), port, dir, config);
+        server.Pump();
+        if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(60));
+        return server;
+    }
+
+    /// <summary>Runs prefork to completion (for --check-config, bad configs…): exit code and all output.</summary>
+    public static (int ExitCode, string Output) RunToExit(params string[] args)
+    {
+        using var p = Launch(Path.GetTempPath(), args);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException("prefork did not exit"); }
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    private static Process Launch(string workDir, string[] args)
+    {
+        var psi = new ProcessStartInfo(Executable)
+        {
+            WorkingDirectory = workDir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    private void Pump()
+    {
+        Master.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        Master.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        Master.BeginOutputReadLine();
+        Master.BeginErrorReadLine();
+    }
+
+    public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < until)
+        {
+            if (CountInLog(text) >= occurrences) return;
+            if (Master.HasExited) throw new InvalidOperationException($"prefork exited ({Master.ExitCode}) before logging '{text}'. Log:\n{Log}");
+            Thread.Sleep(50);
+        }
+        throw new TimeoutException($"'{text}' (x{occurrences}) not logged within {timeout}. Log:\n{Log}");
+    }
+
+    public int CountInLog(string text)
+    {
+        var log = Log;
+        int count = 0;
+        for (int i = log.IndexOf(text, StringComparison.Ordinal); i >= 0; i = log.IndexOf(text, i + 1, StringComparison.Ordinal)) count++;
+        return count;
+    }
+
+    /// <summary>Live worker pids: the master's child processes, from /proc.</summary>
+    public IReadOnlyList<int> WorkerPids()
+    {
+        var pids = ChildrenOf(MasterPid);
+        lock (_seenPids) foreach (var p in pids) _seenPids.Add(p);
+        return pids;
+    }
+
+    /// <summary>Waits until exactly <paramref name="count"/> workers run (and answer), returns their pids.</summary>
+    public IReadOnlyList<int> WaitForWorkers(int count, TimeSpan? timeout = null, Func<IReadOnlyList<int>, bool>? also = null)
+    {
+        var until = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        IReadOnlyList<int> pids = [];
+        while (DateTime.UtcNow < until)
+        {
+            pids = WorkerPids();
+            if (pids.Count == count && (also is null || also(pids))) return pids;
+            Thread.Sleep(100);
+        }
+        throw new TimeoutException($"expected {count} workers, have [{string.Join(",", pids)}]. Log:\n{Log}");
+    }
+
+    public static List<int> ChildrenOf(int parent)
+    {
+        var result = new List<int>();
+        foreach (var dir in System.IO.Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var afterName = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                if (int.Parse(afterName[1]) == parent && afterName[0] != "Z") result.Add(pid);
+            }
+            catch (IOException) { }
+        }
+        return result;
+    }
+
+    public static bool IsAlive(int pid) => Syscall.kill(pid, 0) == 0 && !IsZombie(pid);
+
+    private static bool IsZombie(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] == 'Z';
+        }
+        catch (IOException) { return false; }
+    }
+
+    public void Signal(Signum signal) => Syscall.kill(MasterPid, signal);
+
+    public bool WaitForExit(TimeSpan timeout) => Master.WaitForExit(timeout);
+
+    public HttpResponse Get(string path, string? extraHeaders = null) =>
+        RawHttp.Send(Port, $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extraHeaders}\r\n");
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    /// <summary>Stops the master (TERM, then KILL) and every worker it ever had, by pid.</summary>
+    public void Dispose()
+    {
+        try { WorkerPids(); } catch (IOException) { }
+        if (!Master.HasExited)
+        {
+            Syscall.kill(MasterPid, Signum.SIGTERM);
+            if (!Master.WaitForExit(15_000)) Syscall.kill(MasterPid, Signum.SIGKILL);
+        }
+        Master.WaitForExit(5_000);
+        lock (_seenPids)
+            foreach (var pid in _seenPids)
+                if (IsAlive(pid)) Syscall.kill(pid, Signum.SIGKILL);
+        Master.Dispose();
+        try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
+    }
+}
