@@ -54,7 +54,7 @@ public static class WorkerProcess
         var listeners = Environment.GetEnvironmentVariable(EnvListenFds)!.Split(',')
             .Select(fd => new Socket(new SafeSocketHandle(int.Parse(fd, CultureInfo.InvariantCulture), ownsHandle: true)) { Blocking = false })
             .ToList();
-        var engine = CreateEngine(config.WorkerClass);
+        var engine = CreateEngine(config);
         using var accessLog = config.AccessLog.Length > 0 ? new AccessLog(config) : null;
         var context = new WorkerContext
         {
@@ -66,7 +66,7 @@ public static class WorkerProcess
 
         (app as IWorkerLifecycle)?.OnWorkerStart(info);
         channel.Send("ready");
-        Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, config.WorkerClass, config.App);
+        Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, engine.Describe(config), config.App);
         var heartbeat = new Thread(() => Heartbeat(context, channel, masterPid)) { IsBackground = true, Name = "heartbeat" };
         heartbeat.Start();
 
@@ -79,10 +79,10 @@ public static class WorkerProcess
         return 0;
     }
 
-    private static IWorkerEngine CreateEngine(string workerClass) => workerClass switch
+    private static IWorkerEngine CreateEngine(GatewayConfig config) => config.WorkerClass switch
     {
         "sync" => new SyncWorker(),
-        _ => throw new ConfigException($"setting 'worker_class' = \"{workerClass}\" is not supported"),
+        var other => throw new ConfigException($"setting 'worker_class' = \"{other}\" is not supported"),
     };
 
     /// <summary>TERM: graceful stop. INT/QUIT: stop now. USR1: reopen logs. Others the master owns are ignored here.</summary>
