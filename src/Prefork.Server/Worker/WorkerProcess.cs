@@ -59,7 +59,7 @@ public static class WorkerProcess
         var context = new WorkerContext
         {
             Config = config, App = app, Info = info, Limits = HttpLimits.From(config),
-            ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = false,
+            ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = engine is ThreadWorker,
         };
         using var wake = new WakeUp();
         using var signals = TrapSignals(context, wake, accessLog, config);
@@ -81,7 +81,10 @@ public static class WorkerProcess
 
     private static IWorkerEngine CreateEngine(GatewayConfig config) => config.WorkerClass switch
     {
+        // Gunicorn's rule: the sync class with more than one thread is the threaded class.
+        "sync" when config.Threads > 1 => new ThreadWorker(),
         "sync" => new SyncWorker(),
+        "threads" => new ThreadWorker(),
         var other => throw new ConfigException($"setting 'worker_class' = \"{other}\" is not supported"),
     };
 
