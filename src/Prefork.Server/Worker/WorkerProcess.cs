@@ -85,6 +85,7 @@ public static class WorkerProcess
         "sync" when config.Threads > 1 => new ThreadWorker(),
         "sync" => new SyncWorker(),
         "threads" => new ThreadWorker(),
+        "epoll" => new EpollWorker(),
         var other => throw new ConfigException($"setting 'worker_class' = \"{other}\" is not supported"),
     };
 
