@@ -62,6 +62,9 @@ public sealed class RequestProcessor
         try
         {
             var result = _worker.App.Invoke(_env, _startResponse);
+            // Decided when the head is written: a request in flight when the worker is told to stop
+            // tells its client (Connection: close) not to send another on this connection.
+            if (_worker.IsStopping) keepAlive = false;
             if (result.IsSingle) WriteSingle(result.Single.Span, head, writer, keepAlive);
             else if (result.Chunks is { } chunks) await WriteChunks(chunks, head, writer, keepAlive);
             else await WriteAsyncChunks(result.AsyncChunks!, head, writer, keepAlive);
@@ -97,7 +100,7 @@ public sealed class RequestProcessor
     {
         using var e = chunks.GetEnumerator();
         bool more = e.MoveNext(); // PEP 3333: start_response may be called during the first iteration
-        writer.WriteHead(RequireStatus(), _headers!, head, keepAlive, -1);
+        writer.WriteHead(RequireStatus(), _headers!, head, keepAlive && !_worker.IsStopping, -1);
         if (head.Method != "HEAD")
             for (; more; more = e.MoveNext())
             {
@@ -115,7 +118,7 @@ public sealed class RequestProcessor
             var next = e.MoveNextAsync();
             if (!next.IsCompleted) writer.Flush(); // earlier pipelined responses leave now, not after the wait
             bool more = await next;
-            writer.WriteHead(RequireStatus(), _headers!, head, keepAlive, -1);
+            writer.WriteHead(RequireStatus(), _headers!, head, keepAlive && !_worker.IsStopping, -1);
             if (head.Method != "HEAD")
                 while (more)
                 {
