@@ -128,15 +128,15 @@ public sealed unsafe class SyncWorker : IWorkerEngine
         return false;
     }
 
-    /// <summary>After a last response: our FIN goes out, and what the client still sends is read and dropped, briefly.</summary>
+    /// <summary>
+    /// After a last response: our FIN goes out first and what the client already sent is read and
+    /// dropped, so the close does not reset the connection under a response still in flight. The sync
+    /// worker does not wait for the client to close (it serves one connection at a time); the
+    /// threads and epoll workers linger without blocking anyone.
+    /// </summary>
     private static void LingeringClose(Connection c)
     {
-        if (c.BeginLingeringClose(Environment.TickCount64))
-            while (true)
-            {
-                int left = (int)(c.Deadline - Environment.TickCount64);
-                if (left <= 0 || Native.PollOne(c.Fd, Native.POLLIN, left) == 0 || c.DiscardInput()) break;
-            }
+        c.BeginLingeringClose(Environment.TickCount64);
         c.Close();
     }
 
