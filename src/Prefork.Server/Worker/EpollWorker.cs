@@ -19,15 +19,14 @@ namespace Prefork.Worker;
 public sealed class EpollWorker : IWorkerEngine
 {
     private const ulong WakeToken = 0, LoopToken = 1, FirstListenerToken = 2;
-    private const int AcceptBatch = 16;
+    private const int AcceptBatch = 4;
     private const int ScanIntervalMs = 250;
 
     private WorkerContext _context = null!;
     private ConnectionTable _table = null!;
     private Epoll _epoll = null!;
-    private ListenSocket[] _listeners = [];
-    private bool _accepting, _stopBegun;
-    private long _acceptResumeAt;
+    private ListenerSet _listeners = null!;
+    private bool _stopBegun;
     private int _ioTimeoutMs;
     // The exchange requests that complete at once use; one whose request awaits is lent to its connection.
     private Exchange _exchange = null!;
@@ -39,15 +38,15 @@ public sealed class EpollWorker : IWorkerEngine
     {
         _context = context;
         _ioTimeoutMs = context.Config.Timeout > 0 ? context.Config.Timeout * 1000 : 0;
-        _listeners = listeners.Select(l => new ListenSocket(l)).ToArray();
         _table = new ConnectionTable(context.Config.WorkerConnections, () => new Connection(context, queueOutput: true));
         _exchange = new Exchange(context);
         using var loop = new EventLoopContext();
         SynchronizationContext.SetSynchronizationContext(loop);
         using var epoll = _epoll = new Epoll(1024);
+        _listeners = new ListenerSet(listeners, _epoll, FirstListenerToken);
         _epoll.Add(wake.ReadFd, Native.EPOLLIN, WakeToken);
         _epoll.Add(loop.EventFd, Native.EPOLLIN, LoopToken);
-        StartAccepting();
+        _listeners.Start();
 
         long nextScan = Environment.TickCount64 + ScanIntervalMs;
         while (true)
@@ -62,7 +61,7 @@ public sealed class EpollWorker : IWorkerEngine
                     if (_table.Find(token) is { } c) OnEvent(c, _epoll.Flags(i));
                 }
                 else if (token == WakeToken) wake.Drain();
-                else if (token != LoopToken) Accept(_listeners[(int)(token - FirstListenerToken)]);
+                else if (_listeners.Find(token) is { } listener) Accept(listener);
             }
             loop.RunPending();
 
@@ -73,7 +72,7 @@ public sealed class EpollWorker : IWorkerEngine
                 ScanDeadlines(now);
                 nextScan = now + ScanIntervalMs;
             }
-            if (!_accepting && !_stopBegun && now >= _acceptResumeAt && _table.Open < _table.Capacity) StartAccepting();
+            if (!_stopBegun && _listeners.MayResume(now) && _table.Open < _table.Capacity) _listeners.Start();
             if (_stopBegun && _table.Open == 0) break;
         }
         loop.RunPending();
@@ -84,8 +83,10 @@ public sealed class EpollWorker : IWorkerEngine
 
     private void Accept(ListenSocket listener)
     {
-        // A few per wake-up, so sibling workers woken for the same queue get their share.
-        for (int k = 0; k < AcceptBatch && AcceptOne(listener); k++) { }
+        // A few per wake-up, then to the back of the queue: the next connection wakes a sibling worker.
+        int accepted = 0;
+        while (accepted < AcceptBatch && AcceptOne(listener)) accepted++;
+        if (accepted > 0) _listeners.Rotate(listener);
     }
 
     private bool AcceptOne(ListenSocket listener)
@@ -93,14 +94,14 @@ public sealed class EpollWorker : IWorkerEngine
         var c = _table.Rent();
         if (c is null)
         {
-            StopAccepting(); // worker_connections reached; resumes when one closes
+            _listeners.Pause(); // worker_connections reached; resumes when one closes
             return false;
         }
         var result = listener.TryAccept(out int fd, c.Info);
         if (result != ListenSocket.Result.Accepted)
         {
             _table.Return(c);
-            if (result == ListenSocket.Result.Failed) StopAccepting(resumeAfterMs: 1000);
+            if (result == ListenSocket.Result.Failed) _listeners.Pause(resumeAfterMs: 1000);
             return false;
         }
         c.Open(fd);
@@ -351,9 +352,9 @@ public sealed class EpollWorker : IWorkerEngine
     private void BeginStop()
     {
         _stopBegun = true;
-        StopAccepting();
+        _listeners.Pause();
         // What already waits in the accept queue is served (keep-alive is off from now on).
-        foreach (var listener in _listeners)
+        foreach (var listener in _listeners.Sockets)
             while (AcceptOne(listener)) { }
         // Idle keep-alive connections: a request already received is answered (with Connection: close), the rest closed.
         for (int slot = 0; slot < _table.Used; slot++)
@@ -364,22 +365,5 @@ public sealed class EpollWorker : IWorkerEngine
             }
     }
 
-    private void StartAccepting()
-    {
-        for (int i = 0; i < _listeners.Length; i++)
-        {
-            // EPOLLEXCLUSIVE: a new connection wakes one waiting worker, not all of them.
-            try { _epoll.Add(_listeners[i].Fd, Native.EPOLLIN | Native.EPOLLEXCLUSIVE, FirstListenerToken + (ulong)i); }
-            catch (IOException) { _epoll.Add(_listeners[i].Fd, Native.EPOLLIN, FirstListenerToken + (ulong)i); } // kernels before 4.5
-        }
-        _accepting = true;
-    }
 
-    private void StopAccepting(int resumeAfterMs = 0)
-    {
-        if (!_accepting) return;
-        foreach (var listener in _listeners) _epoll.Remove(listener.Fd);
-        _accepting = false;
-        _acceptResumeAt = Environment.TickCount64 + resumeAfterMs;
-    }
 }

@@ -21,17 +21,16 @@ namespace Prefork.Worker;
 public sealed class ThreadWorker : IWorkerEngine
 {
     private const ulong WakeToken = 0, NotifyToken = 1, FirstListenerToken = 2;
-    private const int AcceptBatch = 16;
+    private const int AcceptBatch = 4;
     private const int ScanIntervalMs = 250;
 
     private WorkerContext _context = null!;
     private ConnectionTable _table = null!;
     private Epoll _epoll = null!;
-    private ListenSocket[] _listeners = [];
+    private ListenerSet _listeners = null!;
     private int _notifyFd = -1;                 // eventfd: a pool thread tells the poller something changed
     private readonly Queue<Connection?> _ready = new();
-    private bool _accepting, _stopBegun;
-    private long _acceptResumeAt;
+    private bool _stopBegun;
     private volatile bool _wantNotify;          // the poller waits for a slot to free (accepting paused) or for the end
 
     public string Describe(GatewayConfig config) => $"threads ({config.Threads} threads, {config.WorkerConnections} connections)";
@@ -39,9 +38,9 @@ public sealed class ThreadWorker : IWorkerEngine
     public unsafe void Run(WorkerContext context, IReadOnlyList<Socket> listeners, WakeUp wake)
     {
         _context = context;
-        _listeners = listeners.Select(l => new ListenSocket(l)).ToArray();
         _table = new ConnectionTable(context.Config.WorkerConnections, () => new Connection(context, queueOutput: false));
         using var epoll = _epoll = new Epoll();
+        _listeners = new ListenerSet(listeners, _epoll, FirstListenerToken);
         _notifyFd = Native.eventfd(0, Native.EFD_NONBLOCK | Native.EFD_CLOEXEC);
         _epoll.Add(wake.ReadFd, Native.EPOLLIN, WakeToken);
         _epoll.Add(_notifyFd, Native.EPOLLIN, NotifyToken);
@@ -51,7 +50,7 @@ public sealed class ThreadWorker : IWorkerEngine
             .ToList();
         pool.ForEach(t => t.Start());
 
-        StartAccepting();
+        _listeners.Start();
         long nextScan = Environment.TickCount64 + ScanIntervalMs;
         while (true)
         {
@@ -62,7 +61,7 @@ public sealed class ThreadWorker : IWorkerEngine
                 if (ConnectionTable.IsConnection(token)) OnReadable(token);
                 else if (token == WakeToken) wake.Drain();
                 else if (token == NotifyToken) { ulong count; Native.read(_notifyFd, (byte*)&count, sizeof(ulong)); }
-                else Accept(_listeners[(int)(token - FirstListenerToken)]);
+                else if (_listeners.Find(token) is { } listener) Accept(listener);
             }
             long now = Environment.TickCount64;
             if (context.IsStopping && !_stopBegun) BeginStop();
@@ -71,7 +70,11 @@ public sealed class ThreadWorker : IWorkerEngine
                 ScanDeadlines(now);
                 nextScan = now + ScanIntervalMs;
             }
-            if (!_accepting && !_stopBegun && now >= _acceptResumeAt && _table.Open < _table.Capacity) StartAccepting();
+            if (!_stopBegun && _listeners.MayResume(now) && _table.Open < _table.Capacity)
+            {
+                _listeners.Start();
+                _wantNotify = false;
+            }
             if (_stopBegun && _table.Open == 0) break;
         }
 
@@ -88,8 +91,10 @@ public sealed class ThreadWorker : IWorkerEngine
 
     private void Accept(ListenSocket listener)
     {
-        // A few per wake-up, so sibling workers woken for the same queue get their share.
-        for (int k = 0; k < AcceptBatch && AcceptOne(listener); k++) { }
+        // A few per wake-up, then to the back of the queue: the next connection wakes a sibling worker.
+        int accepted = 0;
+        while (accepted < AcceptBatch && AcceptOne(listener)) accepted++;
+        if (accepted > 0) _listeners.Rotate(listener);
     }
 
     /// <summary>Accepts one waiting connection and hands it to the pool; false when none (or no room).</summary>
@@ -98,14 +103,14 @@ public sealed class ThreadWorker : IWorkerEngine
         var c = _table.Rent();
         if (c is null)
         {
-            StopAccepting(); // worker_connections reached; resumes when one closes
+            PauseAccepting(); // worker_connections reached; resumes when one closes
             return false;
         }
         var result = listener.TryAccept(out int fd, c.Info);
         if (result != ListenSocket.Result.Accepted)
         {
             _table.Return(c);
-            if (result == ListenSocket.Result.Failed) StopAccepting(resumeAfterMs: 1000);
+            if (result == ListenSocket.Result.Failed) PauseAccepting(resumeAfterMs: 1000);
             return false;
         }
         c.Open(fd);
@@ -167,32 +172,19 @@ public sealed class ThreadWorker : IWorkerEngine
     private void BeginStop()
     {
         _stopBegun = true;
-        StopAccepting();
+        PauseAccepting();
         // What already waits in the accept queue is served (keep-alive is off from now on).
-        foreach (var listener in _listeners)
+        foreach (var listener in _listeners.Sockets)
             while (AcceptOne(listener)) { }
-        _wantNotify = true;
         ScanDeadlines(Environment.TickCount64);
     }
 
-    private void StartAccepting()
-    {
-        for (int i = 0; i < _listeners.Length; i++)
-        {
-            // EPOLLEXCLUSIVE: a new connection wakes one waiting worker, not all of them.
-            try { _epoll.Add(_listeners[i].Fd, Native.EPOLLIN | Native.EPOLLEXCLUSIVE, FirstListenerToken + (ulong)i); }
-            catch (IOException) { _epoll.Add(_listeners[i].Fd, Native.EPOLLIN, FirstListenerToken + (ulong)i); } // kernels before 4.5
-        }
-        _accepting = true;
-        _wantNotify = false;
-    }
 
-    private void StopAccepting(int resumeAfterMs = 0)
+
+    /// <summary>Stops accepting; pool threads then tell the poller when a connection closes.</summary>
+    private void PauseAccepting(int resumeAfterMs = 0)
     {
-        if (!_accepting) return;
-        foreach (var listener in _listeners) _epoll.Remove(listener.Fd);
-        _accepting = false;
-        _acceptResumeAt = Environment.TickCount64 + resumeAfterMs;
+        _listeners.Pause(resumeAfterMs);
         _wantNotify = true;
     }
 

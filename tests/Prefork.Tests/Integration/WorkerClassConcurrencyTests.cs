@@ -128,6 +128,36 @@ public sealed class WorkerClassConcurrencyTests
         }
     }
 
+    [Theory]
+    [InlineData("threads")]
+    [InlineData("epoll")]
+    public void Keep_alive_connections_arriving_one_by_one_are_spread_over_the_workers(string workerClass)
+    {
+        // EPOLLEXCLUSIVE alone would wake the same (first waiting) worker for every one of them.
+        using var server = WorkerClassTests.Start(workerClass, workers: 2);
+        server.WaitForWorkers(2);
+        Thread.Sleep(500); // both workers settled in epoll_wait
+        var sockets = new List<Socket>();
+        try
+        {
+            var perWorker = new Dictionary<int, int>();
+            for (int i = 0; i < 20; i++)
+            {
+                var s = RawHttp.Connect(server.Port);
+                sockets.Add(s); // kept open: each worker keeps what it accepted
+                s.Send("GET /pid HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+                var pid = System.Text.Json.JsonDocument.Parse(new ResponseReader(s).Read().Body).RootElement.GetProperty("pid").GetInt32();
+                perWorker[pid] = perWorker.GetValueOrDefault(pid) + 1;
+                Thread.Sleep(20);
+            }
+            Assert.True(perWorker.Count == 2 && perWorker.Values.Min() >= 3, $"connections per worker: {string.Join(", ", perWorker.Values)}");
+        }
+        finally
+        {
+            sockets.ForEach(s => s.Dispose());
+        }
+    }
+
     [Fact]
     public void One_epoll_worker_serves_50_slow_async_requests_at_once()
     {
