@@ -63,6 +63,7 @@ public sealed unsafe class EventLoopContext : SynchronizationContext, IDisposabl
     /// <summary>On the loop thread: runs the continuations queued so far (those they queue wait for the next round).</summary>
     public void RunPending()
     {
+        if (Volatile.Read(ref _signalled) == 0 && _queue.IsEmpty) return; // the common turn: nothing posted, no syscall
         Volatile.Write(ref _signalled, 0);
         ulong count;
         Native.read(EventFd, (byte*)&count, sizeof(ulong));
