@@ -11,6 +11,8 @@ namespace Prefork.Worker;
 /// </summary>
 public sealed unsafe class SyncWorker : IWorkerEngine
 {
+    private const int YieldGraceMs = 10;
+
     private WorkerContext _context = null!;
     private ListenSocket[] _listeners = [];
     private WakeUp _wake = null!;
@@ -110,7 +112,13 @@ public sealed unsafe class SyncWorker : IWorkerEngine
                 continue;
             }
             if ((_fds[1].Revents & Native.POLLIN) != 0) _wake.Drain();
-            if (idle && c.ServedAny && AnyListenerReady()) return false;
+            if (idle && c.ServedAny && AnyListenerReady())
+            {
+                // Someone waits. Our client may be sending its next request right now: a moment's grace
+                // lets it be answered (with Connection: close) instead of cut off mid-flight.
+                if ((Native.PollOne(c.Fd, Native.POLLIN, YieldGraceMs) & (Native.POLLIN | Native.POLLHUP | Native.POLLERR)) == 0) return false;
+                return c.Receive() is Connection.ReceiveResult.Data or Connection.ReceiveResult.Eof;
+            }
         }
     }
 
