@@ -40,6 +40,7 @@ public static class CommandLine
                 case "-v" or "--version": Console.WriteLine($"prefork {ServerInfo.Version}"); return 0;
                 case "--check-config": check = true; continue;
                 case "--print-config": print = true; continue;
+                case "--settings-markdown": Console.Write(SettingsMarkdown()); return 0; // regenerates the README's table
                 case "-c" or "--config":
                     try { configPath = Value(); }
                     catch (ConfigException e) { return Fail(e.Message); }
