@@ -96,8 +96,10 @@ public static class ConfigLoader
             _ => true,
         };
         if (!ok) throw new ConfigException($"{where}: setting '{s.Key}' = {Describe(value)} is not allowed: expected {s.Allowed}");
-        if (s.Key == "unix_socket_mode" && !IsOctalMode((string)value))
+        if (s.Key is "unix_socket_mode" or "umask" && value is string mode && (mode.Length > 0 || s.Key == "unix_socket_mode") && !IsOctalMode(mode))
             throw new ConfigException($"{where}: setting '{s.Key}' = {Describe(value)} is not allowed: expected an octal file mode such as \"0660\"");
+        if (s.Key == "raw_env" && value is string[] pairs && pairs.FirstOrDefault(p => p.IndexOf('=') <= 0) is { } bad)
+            throw new ConfigException($"{where}: setting 'raw_env' entry {Describe(bad)} is not allowed: expected \"KEY=value\"");
         return value;
     }
 

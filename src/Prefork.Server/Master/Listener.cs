@@ -30,6 +30,14 @@ public sealed class Listener : IDisposable
         var other => other?.ToString() ?? Address.Text,
     };
 
+    /// <summary>A listener handed over by the previous image of this master (in-place upgrade).</summary>
+    public static Listener Adopt(ListenAddress address, int fd)
+    {
+        var listener = new Listener(address, new Socket(new SafeSocketHandle(fd, ownsHandle: true)));
+        listener.SetInheritable(true);
+        return listener;
+    }
+
     public static Listener Bind(ListenAddress address, int backlog, string unixMode)
     {
         Socket socket;
