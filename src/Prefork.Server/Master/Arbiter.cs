@@ -75,16 +75,25 @@ public sealed class Arbiter
 
         while (true)
         {
-            Sleep();
-            while (_signals.TryDequeue(out var signal))
+            try
             {
-                var stop = HandleSignal(signal);
-                if (stop is not null) return Stop(graceful: stop.Value);
+                Sleep();
+                while (_signals.TryDequeue(out var signal))
+                {
+                    var stop = HandleSignal(signal);
+                    if (stop is not null) return Stop(graceful: stop.Value);
+                }
+                Reap();
+                MurderWorkers();
+                RecycleWorkers();
+                ManageWorkers();
             }
-            Reap();
-            MurderWorkers();
-            RecycleWorkers();
-            ManageWorkers();
+            catch (Exception e)
+            {
+                // The master must outlive its own bugs: workers depend on it. Log, pause, go on.
+                Log.Error(e, "Unexpected error in the master loop; continuing");
+                Thread.Sleep(1000);
+            }
         }
     }
 
@@ -288,10 +297,10 @@ public sealed class Arbiter
                 Log.Information("Booted {Worker}, generation {Generation}, in {Ms} ms", w, w.Generation, (int)(DateTime.UtcNow - w.SpawnedAt).TotalMilliseconds);
                 Hooks.Run(_config, "worker_boot", Hooks.WorkerDetails(w));
                 break;
-            case "ping" when parts.Length == 5:
-                w.Requests = long.Parse(parts[1]);
-                w.BusyMs = long.Parse(parts[2]);
-                w.BusyRequest = w.BusyMs < 0 ? "" : $"{parts[3]} {parts[4]}";
+            case "ping" when parts.Length == 5 && long.TryParse(parts[1], out var requests) && long.TryParse(parts[2], out var busyMs):
+                w.Requests = requests;
+                w.BusyMs = busyMs;
+                w.BusyRequest = busyMs < 0 ? "" : $"{parts[3]} {parts[4]}";
                 break;
             case "bootfail":
                 w.BootFailure = line.Length > 9 ? line[9..] : "unknown";
@@ -511,6 +520,13 @@ public sealed class Arbiter
         }
         while (_workers.Count > 0 && DateTime.UtcNow < deadline)
         {
+            // INT or QUIT during a graceful stop hurries it up, as in Gunicorn.
+            if (graceful && _signals.TryDequeue(out var more) && more is PosixSignal.SIGINT or PosixSignal.SIGQUIT)
+            {
+                Log.Information("Handling signal: {Signal} during graceful stop; stopping fast", more);
+                foreach (var w in _workers) Kill(w, Signum.SIGQUIT);
+                deadline = DateTime.UtcNow.AddSeconds(5);
+            }
             Thread.Sleep(50);
             foreach (var w in _workers) ReadMessages(w);
             Reap();
