@@ -31,11 +31,14 @@ public sealed class GatewayConfig
     public string UnixSocketMode => Str("unix_socket_mode");
     public int Workers => Int("workers");
     public string WorkerClass => Str("worker_class");
+    public int Threads => Int("threads");
+    public int WorkerConnections => Int("worker_connections");
     public string App => Str("app");
     public IReadOnlyList<string> AppPath => (string[])_values["app_path"];
     public int Timeout => Int("timeout");
     public int GracefulTimeout => Int("graceful_timeout");
     public int Keepalive => Int("keepalive");
+    public int HeaderTimeout => Int("header_timeout");
     public int WorkerBootTimeout => Int("worker_boot_timeout");
     public long MaxRequests => (long)_values["max_requests"];
     public long MaxRequestsJitter => (long)_values["max_requests_jitter"];

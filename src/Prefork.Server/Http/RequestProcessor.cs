@@ -34,9 +34,23 @@ public sealed class RequestProcessor
     }
 
     /// <summary>
-    /// Serves one complete request. Returns true when the connection may carry another request.
+    /// Serves one complete request, blocking until its response is written (sync and threads
+    /// workers). Returns true when the connection may carry another request.
     /// </summary>
     public bool Process(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection,
+        ResponseWriter writer, bool keepAlive, RequestSlot slot)
+    {
+        var pending = ProcessAsync(head, body, bodyLength, connection, writer, keepAlive, slot);
+        return pending.IsCompleted ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+    }
+
+    /// <summary>
+    /// Serves one complete request. Completes synchronously (allocating nothing) unless the
+    /// application's body is asynchronous or the transport asks a streamed body to wait; then the
+    /// continuations run on the caller's SynchronizationContext (the epoll worker's loop).
+    /// Returns true when the connection may carry another request.
+    /// </summary>
+    public async ValueTask<bool> ProcessAsync(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection,
         ResponseWriter writer, bool keepAlive, RequestSlot slot)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -48,12 +62,22 @@ public sealed class RequestProcessor
         try
         {
             var result = _worker.App.Invoke(_env, _startResponse);
-            WriteResult(result, head, writer, keepAlive);
+            // Decided when the head is written: a request in flight when the worker is told to stop
+            // tells its client (Connection: close) not to send another on this connection.
+            if (_worker.IsStopping) keepAlive = false;
+            if (result.IsSingle) WriteSingle(result.Single.Span, head, writer, keepAlive);
+            else if (result.Chunks is { } chunks) await WriteChunks(chunks, head, writer, keepAlive);
+            else await WriteAsyncChunks(result.AsyncChunks!, head, writer, keepAlive);
+        }
+        catch (ConnectionLostException)
+        {
+            writer.Discard(); // the client is gone: nobody to answer
+            return false;
         }
         catch (Exception e)
         {
             Log.Error(e, "Error handling request {Method} {Target}", head.Method, head.Target);
-            if (!writer.TryDiscardResponse()) { writer.EndBody(); slot.End(); return false; }
+            if (!writer.TryDiscardResponse()) { writer.EndBody(); return false; }
             writer.WriteError(500, head.Method == "HEAD");
         }
         finally
@@ -65,42 +89,51 @@ public sealed class RequestProcessor
         return writer.KeepAlive;
     }
 
-    private void WriteResult(ResponseBody result, RequestHead head, ResponseWriter writer, bool keepAlive)
+    private void WriteSingle(ReadOnlySpan<byte> body, RequestHead head, ResponseWriter writer, bool keepAlive)
     {
-        if (result.IsSingle)
-        {
-            writer.WriteHead(RequireStatus(), _headers!, head, keepAlive, result.Single.Length);
-            writer.WriteBody(result.Single.Span);
-            writer.EndBody();
-            return;
-        }
-        if (result.Chunks is { } chunks)
-        {
-            using var e = chunks.GetEnumerator();
-            bool more = e.MoveNext(); // PEP 3333: start_response may be called during the first iteration
-            writer.WriteHead(RequireStatus(), _headers!, head, keepAlive, -1);
-            if (head.Method != "HEAD")
-                for (; more; more = e.MoveNext()) writer.WriteBody(e.Current.Span);
-            writer.EndBody();
-            return;
-        }
-        // An asynchronous body on a blocking worker: each step is awaited in place.
-        var asyncEnum = result.AsyncChunks!.GetAsyncEnumerator();
+        writer.WriteHead(RequireStatus(), _headers!, head, keepAlive, body.Length);
+        writer.WriteBody(body);
+        writer.EndBody();
+    }
+
+    private async ValueTask WriteChunks(IEnumerable<ReadOnlyMemory<byte>> chunks, RequestHead head, ResponseWriter writer, bool keepAlive)
+    {
+        using var e = chunks.GetEnumerator();
+        bool more = e.MoveNext(); // PEP 3333: start_response may be called during the first iteration
+        writer.WriteHead(RequireStatus(), _headers!, head, keepAlive && !_worker.IsStopping, -1);
+        if (head.Method != "HEAD")
+            for (; more; more = e.MoveNext())
+            {
+                writer.WriteBody(e.Current.Span);
+                if (writer.NeedsDrain) await writer.DrainAsync(); // a slow reader: produce no faster than it reads
+            }
+        writer.EndBody();
+    }
+
+    private async ValueTask WriteAsyncChunks(IAsyncEnumerable<ReadOnlyMemory<byte>> chunks, RequestHead head, ResponseWriter writer, bool keepAlive)
+    {
+        var e = chunks.GetAsyncEnumerator();
         try
         {
-            bool more = asyncEnum.MoveNextAsync().AsTask().GetAwaiter().GetResult();
-            writer.WriteHead(RequireStatus(), _headers!, head, keepAlive, -1);
+            var next = e.MoveNextAsync();
+            if (!next.IsCompleted) writer.Flush(); // earlier pipelined responses leave now, not after the wait
+            bool more = await next;
+            writer.WriteHead(RequireStatus(), _headers!, head, keepAlive && !_worker.IsStopping, -1);
             if (head.Method != "HEAD")
-                for (; more; more = asyncEnum.MoveNextAsync().AsTask().GetAwaiter().GetResult())
+                while (more)
                 {
-                    writer.WriteBody(asyncEnum.Current.Span);
-                    writer.Flush(); // a streamed body is streamed, not held back
+                    writer.WriteBody(e.Current.Span);
+                    if (writer.NeedsDrain) await writer.DrainAsync();
+                    next = e.MoveNextAsync();
+                    // A streamed body is streamed: what is ready leaves before waiting for the next piece.
+                    if (!next.IsCompleted) writer.Flush();
+                    more = await next;
                 }
             writer.EndBody();
         }
         finally
         {
-            asyncEnum.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            await e.DisposeAsync();
         }
     }
 

@@ -8,7 +8,14 @@ namespace Prefork.Http;
 /// <summary>Where a connection's response bytes go: a blocking socket, or an event loop's output queue.</summary>
 public interface IResponseTransport
 {
+    /// <summary>Sends (or queues) the bytes; throws <see cref="ConnectionLostException"/> when the client is gone.</summary>
     void Send(ReadOnlySpan<byte> bytes);
+
+    /// <summary>True when so much output is queued that a streaming body should wait (non-blocking transports only).</summary>
+    bool NeedsDrain => false;
+
+    /// <summary>Completes when the queued output has gone out far enough to produce more.</summary>
+    ValueTask DrainAsync() => ValueTask.CompletedTask;
 }
 
 /// <summary>
@@ -22,8 +29,11 @@ public sealed class ResponseWriter
     private const int FlushThreshold = 64 * 1024;
     private static readonly byte[] ServerLine = "Server: prefork\r\n"u8.ToArray();
 
-    private readonly IResponseTransport _transport;
+    private IResponseTransport _transport;
     private byte[] _buffer = new byte[16 * 1024];
+    // The last status line written: apps pass the same status string again and again.
+    private string? _lastStatus;
+    private byte[] _lastStatusLine = [];
     private int _length;
 
     private bool _chunked, _noBody;
@@ -32,6 +42,17 @@ public sealed class ResponseWriter
     private bool _flushedSinceHead;
 
     public ResponseWriter(IResponseTransport transport) => _transport = transport;
+
+    /// <summary>Points the writer at another connection; nothing may be pending for the previous one.</summary>
+    public void Attach(IResponseTransport transport)
+    {
+        _length = 0;
+        _responseStart = 0;
+        _transport = transport;
+    }
+
+    public bool NeedsDrain => _transport.NeedsDrain;
+    public ValueTask DrainAsync() => _transport.DrainAsync();
 
     /// <summary>Body bytes sent for the current response (for the access log).</summary>
     public long BodyBytes { get; private set; }
@@ -56,7 +77,12 @@ public sealed class ResponseWriter
         _noBody = request.Method == "HEAD" || Status is < 200 or 204 or 304;
         bool appWantsClose = false;
 
-        Append(StatusLine.For(status));
+        if (!ReferenceEquals(status, _lastStatus))
+        {
+            _lastStatusLine = StatusLine.For(status);
+            _lastStatus = status;
+        }
+        Append(_lastStatusLine);
         Append(DateHeader.Line);
         Append(ServerLine);
         for (int i = 0; i < headers.Count; i++)
@@ -178,6 +204,15 @@ public sealed class ResponseWriter
     }
 
     public bool HasPending => _length > 0;
+
+    /// <summary>Drops whatever was not sent yet (the connection is lost).</summary>
+    public void Discard()
+    {
+        _length = 0;
+        _responseStart = 0;
+        HeadSent = false;
+        KeepAlive = false;
+    }
 
     private static void CheckHeader(string name, string value)
     {

@@ -10,4 +10,7 @@ namespace Prefork.Worker;
 public interface IWorkerEngine
 {
     void Run(WorkerContext context, IReadOnlyList<Socket> listeners, WakeUp wake);
+
+    /// <summary>How the worker describes itself in the log, e.g. "threads (4 threads)".</summary>
+    string Describe(Config.GatewayConfig config);
 }

@@ -1,49 +1,154 @@
 using System.Net.Sockets;
-using Mono.Unix.Native;
+using Serilog;
 
 namespace Prefork.Worker;
 
 /// <summary>
-/// worker_class = "sync": Gunicorn's sync worker. One connection at a time, blocking I/O. Keeps a
-/// connection alive only while nobody else is waiting in the accept queue, so keep-alive clients
-/// cannot starve the others.
+/// worker_class = "sync": Gunicorn's sync worker. One connection at a time, blocking. It keeps a
+/// connection alive only while nobody else waits in the accept queue: a response is sent with
+/// Connection: close when someone does, and an idle keep-alive connection is closed as soon as
+/// someone arrives, so keep-alive clients cannot starve the others.
 /// </summary>
-public sealed class SyncWorker : IWorkerEngine
+public sealed unsafe class SyncWorker : IWorkerEngine
 {
+    private WorkerContext _context = null!;
+    private ListenSocket[] _listeners = [];
+    private WakeUp _wake = null!;
+    private Native.PollFd[] _fds = [];   // the connection, the wake-up pipe, then the listeners
+
+    public string Describe(Prefork.Config.GatewayConfig config) => "sync";
+
     public void Run(WorkerContext context, IReadOnlyList<Socket> listeners, WakeUp wake)
     {
-        var connection = new Http.BlockingConnection(context);
-        var fds = listeners.Select(l => new Pollfd { fd = (int)l.Handle, events = PollEvents.POLLIN })
-            .Append(new Pollfd { fd = wake.ReadFd, events = PollEvents.POLLIN }).ToArray();
-        bool NobodyWaiting() => !listeners.Any(l => l.Poll(0, SelectMode.SelectRead));
+        _context = context;
+        _wake = wake;
+        _listeners = listeners.Select(l => new ListenSocket(l)).ToArray();
+        _fds = new Native.PollFd[2 + _listeners.Length];
+        _fds[1] = new Native.PollFd { Fd = wake.ReadFd, Events = Native.POLLIN };
+        for (int i = 0; i < _listeners.Length; i++) _fds[2 + i] = new Native.PollFd { Fd = _listeners[i].Fd, Events = Native.POLLIN };
+        var exchange = new Exchange(context);
+        var connection = new Connection(context, queueOutput: false);
 
         while (!context.IsStopping)
         {
-            if (Syscall.poll(fds, 1000) <= 0) continue;
-            for (int i = 0; i < listeners.Count && !context.IsStopping; i++)
-                if ((fds[i].revents & PollEvents.POLLIN) != 0 && TryAccept(listeners[i]) is { } client)
-                    connection.Serve(client, NobodyWaiting);
-            if ((fds[^1].revents & PollEvents.POLLIN) != 0) wake.Drain();
+            // Wait for a client (or a signal); every idle sync worker wakes and races for it.
+            _fds[0] = new Native.PollFd { Fd = -1 };
+            if (Poll(1000) <= 0) continue;
+            if ((_fds[1].Revents & Native.POLLIN) != 0) wake.Drain();
+            for (int i = 0; i < _listeners.Length && !context.IsStopping; i++)
+                if ((_fds[2 + i].Revents & Native.POLLIN) != 0)
+                    AcceptAndServe(_listeners[i], connection, exchange);
         }
 
-        // Graceful stop: serve what already waits in the accept queue, then leave.
-        foreach (var listener in listeners)
-            while (TryAccept(listener) is { } client) connection.Serve(client, () => false);
+        // Graceful stop: answer what already waits in the accept queue (with Connection: close), then leave.
+        foreach (var listener in _listeners)
+            while (AcceptAndServe(listener, connection, exchange)) { }
     }
 
-    /// <summary>Accepts if a connection is still there (other workers race for it: thundering herd).</summary>
-    internal static Socket? TryAccept(Socket listener)
+    private bool AcceptAndServe(ListenSocket listener, Connection c, Exchange x)
     {
+        if (listener.TryAccept(out int fd, c.Info) != ListenSocket.Result.Accepted) return false;
+        c.Open(fd);
         try
         {
-            var client = listener.Accept();
-            client.Blocking = true;
-            if (client.AddressFamily != AddressFamily.Unix) client.NoDelay = true;
-            return client;
+            // Most clients send their request with the handshake: read before waiting.
+            var first = c.Receive();
+            bool open = first switch
+            {
+                Connection.ReceiveResult.Error => false,
+                Connection.ReceiveResult.WouldBlock => WaitForInput(c),
+                _ => true,
+            };
+            while (open)
+            {
+                var step = c.Serve(x, keepAliveAllowed: NobodyWaiting(), blocking: true, out _);
+                if (step == ServeStep.Close)
+                {
+                    LingeringClose(c);
+                    return true;
+                }
+                open = WaitForInput(c);
+            }
         }
-        catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.TryAgain or SocketError.ConnectionAborted)
+        catch (Exception e)
         {
-            return null;
+            // A bug of ours must cost one connection, not the worker.
+            Log.Error(e, "Unexpected error serving {Remote}; closing the connection", c.Info.RemoteAddr);
         }
+        c.Close();
+        return true;
+    }
+
+    /// <summary>
+    /// Blocks until the client sent more bytes (true), or the connection should close (false): the
+    /// wait timed out, the client went away, or — between requests — someone is waiting in the
+    /// accept queue or the worker is stopping.
+    /// </summary>
+    private bool WaitForInput(Connection c)
+    {
+        while (true)
+        {
+            long now = Environment.TickCount64;
+            c.SetReadDeadline(now);
+            bool idle = !c.Reader.HasPartialRequest;
+            if (idle && _context.IsStopping) return false;
+            _fds[0] = new Native.PollFd { Fd = c.Fd, Events = Native.POLLIN };
+            int timeout = c.Deadline == 0 ? -1 : (int)Math.Clamp(c.Deadline - now, 0, int.MaxValue);
+            // Between requests, a client arriving in the accept queue ends this connection's turn.
+            int n = Poll(timeout, watchListeners: idle && c.ServedAny);
+            if (n == 0)
+            {
+                c.OnReadTimeout();
+                return false;
+            }
+            if (n < 0) continue;
+            if ((_fds[0].Revents & (Native.POLLIN | Native.POLLHUP | Native.POLLERR)) != 0)
+            {
+                var r = c.Receive();
+                if (r is Connection.ReceiveResult.Data or Connection.ReceiveResult.Eof) return true;
+                if (r == Connection.ReceiveResult.Error) return false;
+                continue;
+            }
+            if ((_fds[1].Revents & Native.POLLIN) != 0) _wake.Drain();
+            if (idle && c.ServedAny && AnyListenerReady()) return false;
+        }
+    }
+
+    private bool NobodyWaiting()
+    {
+        for (int i = 0; i < _listeners.Length; i++)
+            if ((Native.PollOne(_listeners[i].Fd, Native.POLLIN, 0) & Native.POLLIN) != 0) return false;
+        return true;
+    }
+
+    private bool AnyListenerReady()
+    {
+        for (int i = 0; i < _listeners.Length; i++)
+            if ((_fds[2 + i].Revents & Native.POLLIN) != 0) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// After a last response: our FIN goes out first and what the client already sent is read and
+    /// dropped, so the close does not reset the connection under a response still in flight. The sync
+    /// worker does not wait for the client to close (it serves one connection at a time); the
+    /// threads and epoll workers linger without blocking anyone.
+    /// </summary>
+    private static void LingeringClose(Connection c)
+    {
+        c.BeginLingeringClose(Environment.TickCount64);
+        c.Close();
+    }
+
+    private int Poll(int timeoutMs, bool watchListeners = true)
+    {
+        int count = watchListeners ? _fds.Length : 2;
+        int n;
+        fixed (Native.PollFd* p = _fds)
+        {
+            for (int i = 0; i < _fds.Length; i++) p[i].Revents = 0;
+            n = Native.poll(p, (nuint)count, timeoutMs);
+        }
+        return n < 0 && Native.Errno == Native.EINTR ? -1 : n;
     }
 }

@@ -1,0 +1,218 @@
+using System.Buffers;
+
+namespace Prefork.Http;
+
+/// <summary>
+/// Frames whole requests out of the bytes one connection receives: the head (parsed by
+/// <see cref="RequestParser"/>) and then the body (Content-Length or chunked), incrementally. It does
+/// no I/O: a worker class reads into <see cref="GetReadSpace"/>, calls <see cref="Advance"/>, and asks
+/// <see cref="TryTakeRequest"/> whether a whole request is there. Blocking and non-blocking drivers
+/// share it, so all three worker classes frame requests the same way.
+/// </summary>
+/// <remarks>
+/// The receive buffer is rented while bytes are buffered and given back by <see cref="ReleaseIfEmpty"/>,
+/// so an idle keep-alive connection holds no buffer. A head is only (re-)parsed when a line has
+/// ended since the last attempt or the line in progress is over its limit, so a client sending one
+/// byte at a time costs one scan per line, not per byte.
+/// </remarks>
+public sealed class RequestReader
+{
+    private const int InitialBufferSize = 4096;
+    private const int MaxRetainedBodyCapacity = 1024 * 1024;
+
+    private readonly HttpLimits _limits;
+    private readonly int _maxLine;
+    private byte[] _buffer = [];
+    private int _start, _end;     // unconsumed bytes are _buffer[_start.._end]
+    private int _scanned;         // bytes before this index were already looked at for line ends
+    private int _lineStart;       // where the head line in progress begins
+    private bool _lineEnded;      // a line ended in bytes not yet parsed
+
+    private bool _inBody;
+    private bool _continueWanted;
+    private long _bodyRemaining;  // Content-Length bodies
+    private ChunkedDecoder? _chunked;
+    private ArrayBufferWriter<byte>? _body;
+    private readonly BodyStream _bodyStream = new();
+
+    public RequestReader(HttpLimits limits)
+    {
+        _limits = limits;
+        _maxLine = Math.Max(limits.RequestLine, limits.FieldSize) + 2;
+    }
+
+    /// <summary>The request taken by the last successful <see cref="TryTakeRequest"/>.</summary>
+    public RequestHead Head { get; } = new();
+    /// <summary>Its body (empty stream when none), valid until the next request is taken.</summary>
+    public Stream Body => BodyLength == 0 ? Stream.Null : _bodyStream;
+    public long BodyLength { get; private set; }
+
+    /// <summary>Some bytes of a request (head or body) have arrived that were not yet taken.</summary>
+    public bool HasPartialRequest => _inBody || _end > _start;
+    /// <summary>The head was taken and its body is still arriving.</summary>
+    public bool InBody => _inBody;
+
+    /// <summary>Free space to receive into (compacting or growing the buffer first).</summary>
+    public Span<byte> GetReadSpace()
+    {
+        if (_start == _end) _start = _end = _scanned = _lineStart = 0;
+        if (_buffer.Length == 0) _buffer = ArrayPool<byte>.Shared.Rent(InitialBufferSize);
+        if (_end == _buffer.Length)
+        {
+            if (_start > 0)
+            {
+                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+                _end -= _start;
+                _scanned -= _start;
+                _lineStart = Math.Max(0, _lineStart - _start);
+                _start = 0;
+            }
+            else
+            {
+                // Only a head can be this long (bodies are moved out as they arrive); TryTakeRequest
+                // refuses heads over the limit before the buffer grows far.
+                var bigger = ArrayPool<byte>.Shared.Rent(_buffer.Length * 2);
+                Buffer.BlockCopy(_buffer, 0, bigger, 0, _end);
+                ArrayPool<byte>.Shared.Return(_buffer);
+                _buffer = bigger;
+            }
+        }
+        return _buffer.AsSpan(_end);
+    }
+
+    /// <summary>Records that <paramref name="count"/> bytes were received into <see cref="GetReadSpace"/>.</summary>
+    public void Advance(int count) => _end += count;
+
+    /// <summary>
+    /// True when a whole request, head and body, has been received: <see cref="Head"/>,
+    /// <see cref="Body"/> and <see cref="BodyLength"/> describe it until the next call. False when
+    /// more bytes are needed. Throws <see cref="HttpError"/> when the request is invalid.
+    /// </summary>
+    public bool TryTakeRequest()
+    {
+        if (!_inBody && !TryTakeHead()) return false;
+        if (_inBody && !TryTakeBody())
+        {
+            return false;
+        }
+        _inBody = false;
+        _continueWanted = false;
+        return true;
+    }
+
+    /// <summary>
+    /// True once per request whose client sent "Expect: 100-continue" and is waiting for the
+    /// interim response before sending the body: the driver writes "100 Continue" then.
+    /// </summary>
+    public bool TakeContinueRequest()
+    {
+        if (!_continueWanted) return false;
+        _continueWanted = false;
+        return true;
+    }
+
+    private bool TryTakeHead()
+    {
+        if (_end == _start) return false;
+        // Look at the new bytes only: parse again when a line ended, or when the line in progress is
+        // already longer than any line may be (the parser then says which limit, 414 or 431).
+        if (_scanned < _end)
+        {
+            var fresh = _buffer.AsSpan(_scanned, _end - _scanned);
+            int lastNewline = fresh.LastIndexOf((byte)'\n');
+            if (lastNewline >= 0)
+            {
+                _lineEnded = true;
+                _lineStart = _scanned + lastNewline + 1;
+            }
+            _scanned = _end;
+        }
+        if (!_lineEnded && _end - Math.Max(_lineStart, _start) <= _maxLine) return false;
+        _lineEnded = false;
+
+        var bytes = _buffer.AsSpan(_start, _end - _start);
+        if (!RequestParser.TryParseHead(bytes, Head, _limits, out int consumed))
+        {
+            if (bytes.Length >= _limits.MaxHeadBytes) throw HttpError.LimitRequestFieldSize(_limits.FieldSize);
+            return false;
+        }
+        _start += consumed;
+        _scanned = _lineStart = _start;
+
+        BodyLength = 0;
+        if (_body is { } body)
+        {
+            if (body.Capacity > MaxRetainedBodyCapacity) _body = null; // do not keep a large body's memory for the next request
+            else body.ResetWrittenCount();
+        }
+        if (Head.Chunked)
+        {
+            _chunked ??= new ChunkedDecoder(_limits);
+            _chunked.Reset();
+        }
+        else if (Head.ContentLength is long length && length > 0)
+        {
+            if (length > _limits.Body) throw HttpError.LimitRequestBody(_limits.Body);
+            _bodyRemaining = length;
+        }
+        else return true;
+        _inBody = true;
+        _continueWanted = Head.ExpectContinue;
+        return true;
+    }
+
+    private bool TryTakeBody()
+    {
+        var body = _body ??= new ArrayBufferWriter<byte>(4096);
+        var available = _buffer.AsSpan(_start, _end - _start);
+        if (Head.Chunked)
+        {
+            _start += _chunked!.Decode(available, body);
+            if (!_chunked.IsComplete) return WaitForBody(available.Length);
+        }
+        else
+        {
+            int take = (int)Math.Min(_bodyRemaining, available.Length);
+            body.Write(available[..take]);
+            _start += take;
+            _bodyRemaining -= take;
+            if (_bodyRemaining > 0) return WaitForBody(take);
+        }
+        BodyLength = body.WrittenCount;
+        _bodyStream.Reset(body.WrittenMemory);
+        return true;
+    }
+
+    /// <summary>The body is incomplete: a client that already sent some of it is not waiting for 100 Continue.</summary>
+    private bool WaitForBody(int bytesSeen)
+    {
+        if (bytesSeen > 0) _continueWanted = false;
+        return false;
+    }
+
+    /// <summary>At EOF: throws if the client went away in the middle of a request; false if between requests.</summary>
+    public void CheckEndOfInput()
+    {
+        if (_inBody) throw HttpError.IncompleteBody();
+        if (_end > _start) throw HttpError.InvalidRequestLine("connection closed in the middle of the request head");
+    }
+
+    /// <summary>Gives the receive buffer back to the pool when nothing is buffered (the connection goes idle).</summary>
+    public void ReleaseIfEmpty()
+    {
+        if (_start != _end || _buffer.Length == 0) return;
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = [];
+        _start = _end = _scanned = _lineStart = 0;
+    }
+
+    /// <summary>Forgets everything, for the next connection.</summary>
+    public void Reset()
+    {
+        _start = _end;
+        _inBody = _continueWanted = _lineEnded = false;
+        BodyLength = 0;
+        _body?.ResetWrittenCount();
+        ReleaseIfEmpty();
+    }
+}

@@ -1,0 +1,84 @@
+using System.Collections.Concurrent;
+using Serilog;
+
+namespace Prefork.Worker;
+
+/// <summary>
+/// The epoll worker's SynchronizationContext: an application's <c>await</c> on the loop thread
+/// resumes on the loop thread. Post (from a timer, the thread pool, anywhere) queues the
+/// continuation and wakes the loop through an eventfd it watches; the loop runs what is queued
+/// between rounds of I/O. So asynchronous applications need no locks, and one worker serves many
+/// slow requests at once.
+/// </summary>
+public sealed unsafe class EventLoopContext : SynchronizationContext, IDisposable
+{
+    private readonly ConcurrentQueue<(SendOrPostCallback Callback, object? State)> _queue = new();
+    private readonly Thread _loopThread;
+    private int _signalled; // 1 while the eventfd holds a wake-up the loop has not read
+
+    public EventLoopContext()
+    {
+        _loopThread = Thread.CurrentThread;
+        EventFd = Native.eventfd(0, Native.EFD_NONBLOCK | Native.EFD_CLOEXEC);
+        if (EventFd < 0) throw new IOException($"eventfd failed: errno {Native.Errno}");
+    }
+
+    /// <summary>Readable when continuations are queued: the loop watches it with epoll.</summary>
+    public int EventFd { get; }
+
+    public bool HasWork => !_queue.IsEmpty;
+
+    public override void Post(SendOrPostCallback callback, object? state)
+    {
+        _queue.Enqueue((callback, state));
+        if (Interlocked.Exchange(ref _signalled, 1) == 0)
+        {
+            ulong one = 1;
+            Native.write(EventFd, (byte*)&one, sizeof(ulong));
+        }
+    }
+
+    /// <summary>Runs inline on the loop thread; from elsewhere, queues and waits.</summary>
+    public override void Send(SendOrPostCallback callback, object? state)
+    {
+        if (Thread.CurrentThread == _loopThread)
+        {
+            callback(state);
+            return;
+        }
+        using var done = new ManualResetEventSlim();
+        Exception? failure = null;
+        Post(_ =>
+        {
+            try { callback(state); }
+            catch (Exception e) { failure = e; }
+            finally { done.Set(); }
+        }, null);
+        done.Wait();
+        if (failure is not null) throw new InvalidOperationException("a callback sent to the event loop failed", failure);
+    }
+
+    public override SynchronizationContext CreateCopy() => this;
+
+    /// <summary>On the loop thread: runs the continuations queued so far (those they queue wait for the next round).</summary>
+    public void RunPending()
+    {
+        Volatile.Write(ref _signalled, 0);
+        ulong count;
+        Native.read(EventFd, (byte*)&count, sizeof(ulong));
+        for (int n = _queue.Count; n > 0 && _queue.TryDequeue(out var work); n--)
+        {
+            try
+            {
+                work.Callback(work.State);
+            }
+            catch (Exception e)
+            {
+                // An exception escaping a continuation (an async void method of the app, say) must not stop the loop.
+                Log.Error(e, "Unhandled exception in a continuation on the event loop");
+            }
+        }
+    }
+
+    public void Dispose() => Native.close(EventFd);
+}

@@ -1,0 +1,72 @@
+using System.Net.Sockets;
+using Mono.Unix.Native;
+using Prefork.Tests.Support;
+
+namespace Prefork.Tests.Integration;
+
+/// <summary>The graceful-stop contract on keep-alive connections, for every worker class.</summary>
+public sealed class WorkerClassStopTests
+{
+    [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
+    public void TERM_finishes_in_flight_answers_the_next_request_with_close_and_closes_idle_connections(string workerClass)
+    {
+        using var server = WorkerClassTests.Start(workerClass);
+
+        // An idle keep-alive connection.
+        using var idle = RawHttp.Connect(server.Port);
+        var idleReader = new ResponseReader(idle);
+        idle.Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+        Assert.False(idleReader.Read().Closed);
+
+        // A busy one: a streamed response under way, and the client's next request already sent.
+        using var busy = RawHttp.Connect(server.Port);
+        var busyReader = new ResponseReader(busy);
+        busy.Send("GET /async-stream?n=3&ms=700 HTTP/1.1\r\nHost: x\r\n\r\nGET /pid HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+        WaitForBytes(busy); // its head is out: that response began before the stop
+
+        server.Signal(Signum.SIGTERM);
+
+        var first = busyReader.Read();
+        Assert.Equal(200, first.Status);
+        Assert.Equal("async chunk 0\nasync chunk 1\nasync chunk 2\n", first.BodyText); // finished, not cut
+        var next = busyReader.Read();
+        Assert.Equal(200, next.Status);                  // the next request is still answered...
+        Assert.Equal("close", next.Header("Connection")); // ...with Connection: close...
+        Assert.True(busyReader.WaitForClose());          // ...then the connection ends
+
+        Assert.True(idleReader.WaitForClose());          // the idle connection is closed, not left hanging
+        Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)), server.Log);
+        Assert.Equal(0, server.Master.ExitCode);
+        Assert.DoesNotContain("did not finish within graceful_timeout", server.Log);
+    }
+
+    [Theory]
+    [InlineData("threads")]
+    [InlineData("epoll")]
+    public void TERM_answers_a_request_in_flight_with_connection_close(string workerClass)
+    {
+        using var server = WorkerClassTests.Start(workerClass);
+        using var socket = RawHttp.Connect(server.Port);
+        var reader = new ResponseReader(socket);
+        socket.Send("GET /slow-async?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+        Thread.Sleep(300); // usually in flight by now; if not, it is in the accept queue, which is served too
+        server.Signal(Signum.SIGTERM);
+        var r = reader.Read();
+        Assert.Equal(200, r.Status);
+        Assert.Equal("slept\n", r.BodyText);
+        Assert.Equal("close", r.Header("Connection")); // its client will not send another on this connection
+        Assert.True(reader.WaitForClose());
+        Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)), server.Log);
+        Assert.Equal(0, server.Master.ExitCode);
+    }
+
+    private static void WaitForBytes(Socket socket)
+    {
+        var until = DateTime.UtcNow.AddSeconds(20);
+        while (socket.Available == 0)
+        {
+            if (DateTime.UtcNow > until) throw new TimeoutException("no response bytes within 20 s");
+            Thread.Sleep(10);
+        }
+    }
+}
