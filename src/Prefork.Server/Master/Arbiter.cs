@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Mono.Unix.Native;
 using Prefork.Config;
+using Prefork.Systemd;
 using Prefork.Worker;
 using Serilog;
 
@@ -28,13 +29,14 @@ public sealed class Arbiter
     private readonly ConcurrentQueue<PosixSignal> _signals = new();
     private readonly WakeUp _wake = new();
     private PidFile? _pidFile;
+    private readonly SystemdNotifier _notify = SystemdNotifier.FromEnvironment(); // systemd: sd_notify
 
     private int _generation = 1;
     private int _targetWorkers;
     private bool _winched;           // WINCH: no workers until HUP
     private int _bootFailures;       // consecutive workers that died before booting
     private DateTime _nextSpawnAllowed = DateTime.MinValue;
-    private bool _announcedReady;
+    private int _readyGeneration;    // the last generation that was fully booted (0: none yet)
 
     public Arbiter(GatewayConfig config, string? configPath, IReadOnlyList<KeyValuePair<string, string>> overrides)
     {
@@ -55,9 +57,9 @@ public sealed class Arbiter
                 _pidFile = new PidFile(Path.GetFullPath(_config.PidFile, _config.BaseDirectory));
                 _pidFile.Create();
             }
-            foreach (var text in _config.Bind)
+            foreach (var address in SocketActivation.Addresses(_config.Bind)) // systemd: sockets passed by systemd replace bind
             {
-                var listener = Listener.Bind(ListenAddress.Parse(text), _config.Backlog, _config.UnixSocketMode);
+                var listener = Listener.Bind(address, _config.Backlog, _config.UnixSocketMode);
                 _listeners.Add(listener);
                 Log.Information("Listening at: {Address} (fd {Fd})", listener.Describe(), listener.Fd);
             }
@@ -82,6 +84,7 @@ public sealed class Arbiter
             Reap();
             MurderWorkers();
             ManageWorkers();
+            _notify.Tick(_workers, _generation); // systemd: watchdog ping, STATUS=
         }
     }
 
@@ -117,7 +120,11 @@ public sealed class Arbiter
             case PosixSignal.SIGTERM: Log.Information("Handling signal: TERM (graceful stop)"); return true;
             case PosixSignal.SIGINT: Log.Information("Handling signal: INT (fast stop)"); return false;
             case PosixSignal.SIGQUIT: Log.Information("Handling signal: QUIT (fast stop)"); return false;
-            case PosixSignal.SIGHUP: Log.Information("Handling signal: HUP (reload)"); Reload(); return null;
+            case PosixSignal.SIGHUP:
+                Log.Information("Handling signal: HUP (reload)");
+                _notify.Reloading(_workers, _generation); // systemd: RELOADING=1 now, READY=1 once the new generation serves
+                Reload();
+                return null;
             case PosixSignal.SIGTTIN:
                 _targetWorkers++;
                 Log.Information("Handling signal: TTIN; workers now {Workers}", _targetWorkers);
@@ -156,6 +163,7 @@ public sealed class Arbiter
         catch (ConfigException e)
         {
             Log.Error("Reload refused, keeping the running configuration: {Reason}", e.Message);
+            _notify.ReloadRefused(e.Message); // systemd: the reload is over
             return;
         }
         if (!next.Bind.SequenceEqual(_config.Bind))
@@ -178,7 +186,7 @@ public sealed class Arbiter
         var fds = new Pollfd[_workers.Count + 1];
         fds[0] = new Pollfd { fd = _wake.ReadFd, events = PollEvents.POLLIN };
         for (int i = 0; i < _workers.Count; i++) fds[i + 1] = new Pollfd { fd = _workers[i].PipeFd, events = PollEvents.POLLIN };
-        Syscall.poll(fds, 1000);
+        Syscall.poll(fds, _notify.SleepMs(1000)); // systemd: wake in time for the watchdog
         _wake.Drain();
         foreach (var w in _workers) ReadMessages(w);
     }
@@ -315,11 +323,17 @@ public sealed class Arbiter
             if (current.Booted)
                 foreach (var old in holders.Where(w => w != current)) Retire(old, $"replaced by generation {_generation}");
         }
-        if (!_announcedReady && _workers.Count(w => w.Booted && !w.Retiring) >= target && target > 0)
-        {
-            _announcedReady = true;
-            Log.Information("Ready: {Workers} workers serving", target);
-        }
+        if (_readyGeneration != _generation && target > 0
+            && _workers.Count(w => w.Generation == _generation && w.Booted && !w.Retiring) >= target)
+            OnGenerationReady(target);
+    }
+
+    /// <summary>Every worker of the current generation has booted: after start, and after each HUP.</summary>
+    private void OnGenerationReady(int workers)
+    {
+        _readyGeneration = _generation;
+        Log.Information("Ready: {Workers} workers serving, generation {Generation}", workers, _generation);
+        _notify.Ready(_workers, _generation); // systemd: READY=1
     }
 
     private void Retire(WorkerHandle w, string why)
@@ -346,6 +360,7 @@ public sealed class Arbiter
         try
         {
             var psi = WorkerStartInfo();
+            SocketActivation.RemoveFromWorkerEnvironment(psi.Environment); // systemd: LISTEN_*, NOTIFY_SOCKET are the master's
             psi.Environment[WorkerProcess.EnvListenFds] = string.Join(",", _listeners.Select(l => l.Fd));
             psi.Environment[WorkerProcess.EnvPipeFd] = writeFd.ToString();
             psi.Environment[WorkerProcess.EnvMasterPid] = Environment.ProcessId.ToString();
@@ -388,6 +403,7 @@ public sealed class Arbiter
     /// </summary>
     private int Stop(bool graceful)
     {
+        _notify.Stopping(_workers, _generation); // systemd: STOPPING=1
         var deadline = DateTime.UtcNow.AddSeconds(graceful ? _config.GracefulTimeout : 5);
         foreach (var w in _workers)
         {
@@ -399,6 +415,7 @@ public sealed class Arbiter
             Thread.Sleep(50);
             foreach (var w in _workers) ReadMessages(w);
             Reap();
+            _notify.Tick(_workers, _generation); // systemd: keep the watchdog fed while workers finish
         }
         foreach (var w in _workers)
         {
