@@ -37,17 +37,23 @@ public sealed class ServiceProcess : IDisposable
     /// Writes <paramref name="toml"/> (plus the sample app and a short graceful_timeout) to a
     /// config file and runs `[launcher...] prefork -c FILE` with <paramref name="environment"/> added.
     /// </summary>
-    public static ServiceProcess Start(string toml, IReadOnlyDictionary<string, string> environment, params string[] launcher)
+    public static ServiceProcess Start(string toml, IReadOnlyDictionary<string, string> environment, params string[] launcher) =>
+        Launch(ConfigText(toml), environment, [.. launcher, PreforkServer.Executable]);
+
+    /// <summary>Runs another `prefork` (an installed one) with the config file <paramref name="configPath"/>.</summary>
+    public static ServiceProcess StartExecutable(string executable, string configPath) =>
+        Launch(null, new Dictionary<string, string>(), [executable], configPath);
+
+    private static ServiceProcess Launch(string? configText, IReadOnlyDictionary<string, string> environment, string[] command, string? configPath = null)
     {
         var dir = System.IO.Directory.CreateTempSubdirectory("prefork-service-").FullName;
-        var config = Path.Combine(dir, "gateway.toml");
-        File.WriteAllText(config, ConfigText(toml));
-        var psi = new ProcessStartInfo(launcher.Length > 0 ? launcher[0] : PreforkServer.Executable)
+        var config = configPath ?? Path.Combine(dir, "gateway.toml");
+        if (configText is not null) File.WriteAllText(config, configText);
+        var psi = new ProcessStartInfo(command[0])
         {
             WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
-        foreach (var arg in launcher.Skip(1)) psi.ArgumentList.Add(arg);
-        if (launcher.Length > 0) psi.ArgumentList.Add(PreforkServer.Executable);
+        foreach (var arg in command.Skip(1)) psi.ArgumentList.Add(arg);
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(config);
         foreach (var (k, v) in environment) psi.Environment[k] = v;
