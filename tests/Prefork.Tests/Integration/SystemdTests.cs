@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Mono.Unix.Native;
 using Prefork.Tests.Support;
@@ -127,6 +128,81 @@ public sealed class SystemdTests
         service.Signal(Signum.SIGTERM);
         Assert.True(service.Process.WaitForExit(30_000), service.Log);
         Assert.Equal(0, service.Process.ExitCode);
+    }
+
+    /// <summary>
+    /// What prefork.socket buys: systemd holds the listening socket, so while Prefork restarts,
+    /// new connections wait in the kernel's queue and the next master serves them. Here the test
+    /// plays systemd: it holds the socket and passes it as fd 3 with LISTEN_FDS/LISTEN_PID.
+    /// </summary>
+    [Fact]
+    public void A_restart_under_socket_activation_loses_no_connection()
+    {
+        using var held = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        held.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        held.Listen(128);
+        int port = ((System.Net.IPEndPoint)held.LocalEndPoint!).Port, fd = (int)held.Handle;
+        // Inheritable only while a master is being started (a process another test starts meanwhile
+        // would hold a copy too: harmless, it only keeps the socket open longer).
+        Syscall.fcntl(fd, FcntlCommand.F_SETFD, 0);
+        // bash moves the socket to fd 3 and execs prefork with its own pid as LISTEN_PID, like systemd.
+        string[] launcher = ["bash", "-c", $"exec 3<&{fd} {fd}<&-; LISTEN_PID=$$ exec \"$0\" \"$@\""];
+        var environment = new Dictionary<string, string> { ["LISTEN_FDS"] = "1", ["LISTEN_FDNAMES"] = "http" };
+        const string toml = "bind = [\"127.0.0.1:1\"]\nworkers = 2";
+
+        var first = ServiceProcess.Start(toml, environment, launcher);
+        ServiceProcess? second = null;
+        try
+        {
+            Syscall.fcntl(fd, FcntlCommand.F_SETFD, 1); // only the first child needed it
+            first.WaitForLog("Ready:", Bound);
+            Assert.Contains("Using 1 socket(s) passed by systemd (fd 3 'http')", first.Log);
+
+            var failures = new ConcurrentQueue<string>();
+            var masters = new ConcurrentQueue<int>();
+            using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+            var load = Enumerable.Range(0, 4).Select(_ => Task.Run(() =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        var r = RawHttp.Send(port, "GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 60_000);
+                        if (r.Status != 200) failures.Enqueue($"status {r.Status}");
+                        else masters.Enqueue(System.Text.Json.JsonDocument.Parse(r.Body).RootElement.GetProperty("master").GetInt32());
+                    }
+                    catch (Exception e) { failures.Enqueue(e.GetBaseException().Message); }
+                }
+            })).ToArray();
+
+            void WaitForMore(int count, int master)
+            {
+                var until = DateTime.UtcNow + Bound;
+                while (masters.Count(m => m == master) < count && DateTime.UtcNow < until && failures.IsEmpty) Thread.Sleep(20);
+                Assert.True(masters.Count(m => m == master) >= count, $"master {master} served {masters.Count(m => m == master)}; failures: {string.Join("; ", failures.Take(5))}");
+            }
+
+            WaitForMore(100, first.Pid);
+            first.Signal(Signum.SIGTERM);
+            Assert.True(first.Process.WaitForExit(30_000), first.Log);
+            Assert.Equal(0, first.Process.ExitCode);
+
+            // Nobody serves now: connections queue in the socket the test still holds.
+            Syscall.fcntl(fd, FcntlCommand.F_SETFD, 0);
+            second = ServiceProcess.Start(toml, environment, launcher);
+            Syscall.fcntl(fd, FcntlCommand.F_SETFD, 1);
+            second.WaitForLog("Ready:", Bound);
+            WaitForMore(100, second.Pid);
+
+            stop.Cancel();
+            Task.WaitAll(load, Bound);
+            Assert.True(failures.IsEmpty, $"{failures.Count} requests failed across the restart: {string.Join("; ", failures.Distinct().Take(10))}");
+        }
+        finally
+        {
+            first.Dispose();
+            second?.Dispose();
+        }
     }
 
     [Fact]
