@@ -123,7 +123,11 @@ public sealed class SystemdTests
         service.Signal(Signum.SIGHUP);
         notify.WaitUntil(_ => notify.States.Count(s => s == "READY=1") == 2, Bound, "READY=1 after HUP", () => service.Log);
         Assert.Equal(200, RawHttp.Send(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").Status);
+        // The old generation is retired once the new one serves: it exits soon after READY=1.
+        var until = DateTime.UtcNow + Bound;
+        while (service.Workers().Any(workers.Contains) && DateTime.UtcNow < until) Thread.Sleep(50);
         Assert.DoesNotContain(service.Workers(), workers.Contains);
+        Assert.Equal(2, service.Workers().Count);
 
         service.Signal(Signum.SIGTERM);
         Assert.True(service.Process.WaitForExit(30_000), service.Log);
