@@ -1,4 +1,5 @@
 using System.Globalization;
+using Mono.Unix.Native;
 using Prefork.Master;
 using Serilog;
 
@@ -44,7 +45,10 @@ public static class SocketActivation
         if (configured.Any(a => a.InheritedFd is not null))
         {
             foreach (var (fd, name) in passed.Where(p => !configured.Any(a => a.InheritedFd == p.Fd)))
+            {
                 Log.Warning("Socket fd {Fd} ({Name}) passed by systemd is not named in bind; not listening on it", fd, name);
+                Syscall.fcntl(fd, FcntlCommand.F_SETFD, 1); // FD_CLOEXEC: not leaked into workers
+            }
             return configured;
         }
         Log.Information("Using {Count} socket(s) passed by systemd ({Names}); bind = [{Bind}] is not used",

@@ -219,6 +219,27 @@ public sealed class SystemdTests
     }
 
     [Fact]
+    public void Bind_fd_N_picks_one_of_the_sockets_systemd_passed_and_workers_get_only_that_one()
+    {
+        int port3 = PreforkServer.FreePort(), port4 = PreforkServer.FreePort();
+        using var service = ServiceProcess.Start("bind = [\"fd://4\"]\nworkers = 1", new Dictionary<string, string>(),
+            "systemd-socket-activate", "-l", $"127.0.0.1:{port3}", "-l", $"127.0.0.1:{port4}", "--fdname=first:second");
+        service.WaitForLog($"Listening on 127.0.0.1:{port4} as 4", Bound);
+        var r = RawHttp.Send(port4, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 60_000);
+        Assert.Equal("Hello, World!", r.BodyText);
+        service.WaitForLog("Socket fd 3 (first) passed by systemd is not named in bind", Bound);
+
+        // The worker holds fd 4's socket and not fd 3's.
+        static string Target(int pid, int fd) { try { return new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget ?? ""; } catch (IOException) { return ""; } }
+        var socket3 = Target(service.Pid, 3);
+        Assert.StartsWith("socket:", socket3);
+        var worker = Assert.Single(service.Workers());
+        var workerFds = Directory.GetFiles($"/proc/{worker}/fd").Select(f => Target(worker, int.Parse(Path.GetFileName(f)))).ToList();
+        Assert.Contains(Target(service.Pid, 4), workerFds);
+        Assert.DoesNotContain(socket3, workerFds);
+    }
+
+    [Fact]
     public void A_datagram_socket_passed_by_systemd_is_refused_at_start()
     {
         int port = PreforkServer.FreePort();
