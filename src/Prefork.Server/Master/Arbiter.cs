@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Mono.Unix.Native;
 using Prefork.Config;
+using Prefork.Systemd;
 using Prefork.Worker;
 using Serilog;
 
@@ -30,6 +31,7 @@ public sealed class Arbiter
     private readonly ConcurrentQueue<PosixSignal> _signals = new();
     private readonly WakeUp _wake = new();
     private PidFile? _pidFile;
+    private readonly SystemdNotifier _notify = SystemdNotifier.FromEnvironment(); // systemd: sd_notify
 
     private int _generation = 1;
     private int _targetWorkers;
@@ -61,7 +63,7 @@ public sealed class Arbiter
                 _pidFile = new PidFile(Path.GetFullPath(_config.PidFile, _config.BaseDirectory));
                 _pidFile.Create();
             }
-            OpenListeners(_config.Bind, upgrade?.Listeners);
+            OpenListeners(SocketActivation.Addresses(_config.Bind), upgrade?.Listeners); // systemd: passed sockets replace bind
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
         {
@@ -87,6 +89,7 @@ public sealed class Arbiter
                 MurderWorkers();
                 RecycleWorkers();
                 ManageWorkers();
+                _notify.Tick(_workers, _generation); // systemd: watchdog ping, STATUS=
             }
             catch (Exception e)
             {
@@ -107,25 +110,29 @@ public sealed class Arbiter
     // ---- listeners -------------------------------------------------------------------------
 
     /// <summary>Binds each address, reusing an already-open listener (after HUP or an in-place upgrade) where the address is unchanged.</summary>
-    private void OpenListeners(IReadOnlyList<string> binds, List<InPlaceUpgrade.ListenerState>? inherited)
+    private void OpenListeners(IReadOnlyList<ListenAddress> addresses, List<InPlaceUpgrade.ListenerState>? inherited)
     {
-        foreach (var text in binds)
+        foreach (var address in addresses)
         {
-            if (_listeners.Any(l => l.Address.Text == text)) continue;
-            var address = ListenAddress.Parse(text);
-            var handed = inherited?.FirstOrDefault(l => l.Text == text);
+            if (_listeners.Any(l => l.Address.Text == address.Text)) continue;
+            var handed = inherited?.FirstOrDefault(l => l.Text == address.Text);
             var listener = handed is not null ? Listener.Adopt(address, handed.Fd) : Listener.Bind(address, _config.Backlog, _config.UnixSocketMode);
             _listeners.Add(listener);
             Log.Information("Listening at: {Address} (fd {Fd}{How})", listener.Describe(), listener.Fd, handed is null ? "" : ", kept across the upgrade");
         }
-        foreach (var stale in inherited?.Where(l => !binds.Contains(l.Text)) ?? [])
+        foreach (var stale in inherited?.Where(l => !addresses.Any(a => a.Text == l.Text)) ?? [])
             Syscall.close(stale.Fd);
     }
 
     /// <summary>HUP with a changed `bind`: open the new addresses first, then close the ones no longer wanted.</summary>
     private void Rebind(IReadOnlyList<string> binds)
     {
-        OpenListeners(binds, null);
+        if (SocketActivation.PassedSockets().Count > 0)
+        {
+            Log.Warning("bind changed, but the sockets come from systemd: change the .socket unit instead");
+            return;
+        }
+        OpenListeners(binds.Select(ListenAddress.Parse).ToList(), null);
         foreach (var gone in _listeners.Where(l => !binds.Contains(l.Address.Text)).ToList())
         {
             Log.Information("No longer listening at {Address}", gone.Describe());
@@ -164,7 +171,11 @@ public sealed class Arbiter
             case PosixSignal.SIGTERM: Log.Information("Handling signal: TERM (graceful stop)"); return true;
             case PosixSignal.SIGINT: Log.Information("Handling signal: INT (fast stop)"); return false;
             case PosixSignal.SIGQUIT: Log.Information("Handling signal: QUIT (fast stop)"); return false;
-            case PosixSignal.SIGHUP: Log.Information("Handling signal: HUP (reload)"); Reload(); return null;
+            case PosixSignal.SIGHUP:
+                Log.Information("Handling signal: HUP (reload)");
+                _notify.Reloading(_workers, _generation); // systemd: RELOADING=1 now, READY=1 once the new generation serves
+                Reload();
+                return null;
             case PosixSignal.SIGTTIN:
                 _targetWorkers++;
                 Log.Information("Handling signal: TTIN; workers now {Workers}", _targetWorkers);
@@ -207,6 +218,7 @@ public sealed class Arbiter
         catch (Exception e) when (e is ConfigException or IOException or System.Net.Sockets.SocketException)
         {
             Log.Error("Reload refused, keeping the running configuration: {Reason}", e.Message);
+            _notify.ReloadRefused(e.Message); // systemd: the reload is over
             return;
         }
         _config = next;
@@ -263,7 +275,7 @@ public sealed class Arbiter
         var fds = new Pollfd[_workers.Count + 1];
         fds[0] = new Pollfd { fd = _wake.ReadFd, events = PollEvents.POLLIN };
         for (int i = 0; i < _workers.Count; i++) fds[i + 1] = new Pollfd { fd = _workers[i].PipeFd, events = PollEvents.POLLIN };
-        Syscall.poll(fds, 1000);
+        Syscall.poll(fds, _notify.SleepMs(1000)); // systemd: wake in time for the watchdog
         _wake.Drain();
         foreach (var w in _workers) ReadMessages(w);
     }
@@ -440,6 +452,7 @@ public sealed class Arbiter
             bool first = _readyGeneration == 0;
             _readyGeneration = _generation;
             Log.Information("Ready: generation {Generation}, {Workers} workers serving", _generation, target);
+            _notify.Ready(_workers, _generation); // systemd: READY=1
             if (first) Hooks.Run(_config, "when_ready");
         }
     }
@@ -468,6 +481,7 @@ public sealed class Arbiter
         try
         {
             var psi = WorkerStartInfo();
+            SocketActivation.RemoveFromWorkerEnvironment(psi.Environment); // systemd: LISTEN_*, NOTIFY_SOCKET are the master's
             foreach (var pair in _config.RawEnv) psi.Environment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
             psi.Environment[WorkerProcess.EnvListenFds] = string.Join(",", _listeners.Select(l => l.Fd));
             psi.Environment[WorkerProcess.EnvPipeFd] = writeFd.ToString();
@@ -512,6 +526,7 @@ public sealed class Arbiter
     /// </summary>
     private int Stop(bool graceful)
     {
+        _notify.Stopping(_workers, _generation); // systemd: STOPPING=1
         var deadline = DateTime.UtcNow.AddSeconds(graceful ? _config.GracefulTimeout : 5);
         foreach (var w in _workers)
         {
@@ -530,6 +545,7 @@ public sealed class Arbiter
             Thread.Sleep(50);
             foreach (var w in _workers) ReadMessages(w);
             Reap();
+            _notify.Tick(_workers, _generation); // systemd: keep the watchdog fed while workers finish
         }
         foreach (var w in _workers)
         {

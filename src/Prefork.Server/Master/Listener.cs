@@ -44,6 +44,9 @@ public sealed class Listener : IDisposable
         if (address.InheritedFd is int fd)
         {
             socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+            // A datagram socket or one nobody called listen() on would only fail later, in every worker.
+            if (socket.SocketType != SocketType.Stream || (int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.AcceptConnection)! == 0)
+                throw new IOException($"fd {fd} is not a listening stream socket");
         }
         else if (address.EndPoint is UnixDomainSocketEndPoint unix)
         {
