@@ -22,6 +22,7 @@ public sealed class BlockingConnection : IResponseTransport
     private readonly ArrayBufferWriter<byte> _body = new(4096);
     private readonly ConnectionInfo _info = new();
     private readonly RequestSlot _slot;
+    private readonly IpAllowList? _proxyAllowList; // set when proxy_protocol is on
     private byte[] _buffer = new byte[16 * 1024];
     private int _start, _end; // unparsed bytes are _buffer[_start.._end]
     private Socket _socket = null!;
@@ -33,6 +34,7 @@ public sealed class BlockingConnection : IResponseTransport
         _writer = new ResponseWriter(this);
         _chunked = new ChunkedDecoder(worker.Limits);
         _slot = worker.NewSlot();
+        if (worker.Config.ProxyProtocol) _proxyAllowList = IpAllowList.Parse(worker.Config.ProxyAllowIps);
     }
 
     /// <param name="mayKeepAlive">Asked after each response: false when others are waiting for this thread.</param>
@@ -43,6 +45,7 @@ public sealed class BlockingConnection : IResponseTransport
         try
         {
             _info.Set(socket.RemoteEndPoint, socket.LocalEndPoint);
+            if (_proxyAllowList is not null && !ReadProxyHeader()) return;
             bool keepAlive = true;
             bool first = true;
             while (keepAlive)
@@ -51,7 +54,8 @@ public sealed class BlockingConnection : IResponseTransport
                 first = false;
                 ReadBody();
                 bool allowKeepAlive = _worker.Config.Keepalive > 0 && !_worker.IsStopping && mayKeepAlive();
-                keepAlive = _processor.Process(_head, BodyStream(), _body.WrittenCount, _info, _writer, allowKeepAlive, _slot);
+                keepAlive = _processor.Process(_head, BodyStream(), _body.WrittenCount, _info, _writer, allowKeepAlive, _slot,
+                    _head.Chunked ? _chunked.Trailers : null);
                 // Answer every pipelined request already received before one flush.
                 if (!keepAlive || !HeadIsBuffered()) _writer.Flush();
             }
@@ -77,20 +81,52 @@ public sealed class BlockingConnection : IResponseTransport
         }
     }
 
+    /// <summary>
+    /// Reads the PROXY protocol header that must open the connection and takes the client's
+    /// addresses from it. False when the peer closed without sending anything (a health check).
+    /// </summary>
+    private bool ReadProxyHeader()
+    {
+        if (!_info.IsUnixSocket && !_proxyAllowList!.Contains(_info.RemoteIp)) throw HttpError.ForbiddenProxy(_info.RemoteAddr);
+        _socket.ReceiveTimeout = Math.Max(1, _worker.Config.Timeout) * 1000;
+        while (true)
+        {
+            var status = ProxyProtocol.TryParse(_buffer.AsSpan(_start, _end - _start), out var header, out int consumed, out var error);
+            if (status == ProxyHeaderStatus.Parsed)
+            {
+                _start += consumed;
+                _info.Apply(header);
+                return true;
+            }
+            if (status == ProxyHeaderStatus.Invalid) throw HttpError.InvalidProxyHeader(error);
+            if (Receive() == 0)
+            {
+                if (_end == _start) return false;
+                throw HttpError.InvalidProxyHeader("connection closed in the middle of the header");
+            }
+        }
+    }
+
     /// <summary>Reads until a whole head is parsed. False when the client went away (or idled out) between requests.</summary>
     private bool ReadHead(bool first)
     {
         // Between requests wait `keepalive` seconds; once a request has begun, `timeout`.
         int idleMs = first ? Math.Max(1, _worker.Config.Timeout) * 1000 : _worker.Config.Keepalive * 1000;
         int busyMs = Math.Max(1, _worker.Config.Timeout) * 1000;
+        var limits = _worker.Limits;
+        // The parser starts over from the head's first byte each time, so it runs only when a line
+        // was completed or the line still arriving is already over its limit: parsing every packet
+        // of a head sent a byte at a time would cost time quadratic in its length.
+        int lineStart = _buffer.AsSpan(_start, _end - _start).LastIndexOf((byte)'\n') + 1; // from _start
+        bool parse = true;
         while (true)
         {
-            if (_end > _start && RequestParser.TryParseHead(_buffer.AsSpan(_start, _end - _start), _head, _worker.Limits, out int consumed))
+            if (parse && _end > _start && RequestParser.TryParseHead(_buffer.AsSpan(_start, _end - _start), _head, limits, out int consumed))
             {
                 _start += consumed;
                 return true;
             }
-            if (_end - _start >= _worker.Limits.MaxHeadBytes) throw HttpError.LimitRequestFieldSize(_worker.Limits.FieldSize);
+            if (_end - _start >= limits.MaxHeadBytes) throw HttpError.LimitRequestFieldSize(limits.FieldSize);
             _socket.ReceiveTimeout = _end > _start ? busyMs : idleMs;
             int n;
             try { n = Receive(); }
@@ -104,13 +140,19 @@ public sealed class BlockingConnection : IResponseTransport
                 if (_end == _start) return false;
                 throw HttpError.InvalidRequestLine("connection closed in the middle of the request head");
             }
+            int newLine = _buffer.AsSpan(_end - n, n).LastIndexOf((byte)'\n');
+            if (newLine >= 0) lineStart = _end - n + newLine + 1 - _start;
+            int lineLimit = lineStart == 0 ? limits.RequestLine + 1 : limits.FieldSize - 1; // where the parser gives up on a partial line
+            parse = newLine >= 0 || _end - _start - lineStart > lineLimit;
         }
     }
 
     private void ReadBody()
     {
         _body.ResetWrittenCount();
-        if (_head.HasBody && _head.ExpectContinue)
+        if (_head.ContentLength > _worker.Limits.Body) throw HttpError.LimitRequestBody(_worker.Limits.Body);
+        // RFC 9110 §10.1.1: ask for the body only once we know we will read it, and not if it is already arriving.
+        if (_head.HasBody && _head.ExpectContinue && _end == _start)
         {
             _writer.WriteRaw("HTTP/1.1 100 Continue\r\n\r\n"u8);
             _writer.Flush();
@@ -128,7 +170,6 @@ public sealed class BlockingConnection : IResponseTransport
         }
         if (_head.ContentLength is long length && length > 0)
         {
-            if (length > _worker.Limits.Body) throw HttpError.LimitRequestBody(_worker.Limits.Body);
             long remaining = length;
             while (true)
             {
