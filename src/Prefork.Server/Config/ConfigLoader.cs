@@ -88,6 +88,8 @@ public static class ConfigLoader
 
     private static object Check(Setting s, object value, string where)
     {
+        if (value is string[] list && ListItemProblem(s.Key, list) is var (item, expected))
+            throw new ConfigException($"{where}: setting '{s.Key}' has {Describe(item)}, which is not allowed: expected {expected}");
         bool ok = value switch
         {
             long l => l >= s.Min && l <= s.Max,
@@ -98,8 +100,6 @@ public static class ConfigLoader
         if (!ok) throw new ConfigException($"{where}: setting '{s.Key}' = {Describe(value)} is not allowed: expected {s.Allowed}");
         if (s.Key == "unix_socket_mode" && !IsOctalMode((string)value))
             throw new ConfigException($"{where}: setting '{s.Key}' = {Describe(value)} is not allowed: expected an octal file mode such as \"0660\"");
-        if (value is string[] list && ListItemProblem(s.Key, list) is var (item, expected))
-            throw new ConfigException($"{where}: setting '{s.Key}' has {Describe(item)}, which is not allowed: expected {expected}");
         return value;
     }
 
