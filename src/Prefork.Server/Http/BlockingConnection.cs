@@ -196,6 +196,8 @@ public sealed class BlockingConnection : IResponseTransport
     /// <summary>Receives into the free end of the buffer (compacting or growing it first). Returns 0 at EOF.</summary>
     private int Receive()
     {
+        // Never wait on the client while answers to its earlier (pipelined) requests sit in our buffer.
+        if (_writer.HasPending) _writer.Flush();
         if (_start == _end) _start = _end = 0;
         if (_end == _buffer.Length)
         {

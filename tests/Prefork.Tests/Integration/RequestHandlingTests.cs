@@ -47,6 +47,18 @@ public sealed class RequestHandlingTests(EchoServerFixture fixture) : IClassFixt
         Assert.Equal("/fourth", Echo(reader.Read()).GetProperty("target").GetString());
     }
 
+    [Fact]
+    public void An_answer_is_not_held_back_while_the_next_pipelined_body_is_still_coming()
+    {
+        using var socket = RawHttp.Connect(Port);
+        var reader = new ResponseReader(socket);
+        socket.Send("GET /first HTTP/1.1\r\nHost: x\r\n\r\nPOST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe"u8.ToArray());
+        // The client may well wait for this answer before sending the rest.
+        Assert.Equal("/first", Echo(reader.Read()).GetProperty("target").GetString());
+        socket.Send("llo"u8.ToArray());
+        Assert.Equal("hello", Echo(reader.Read()).GetProperty("body").GetString());
+    }
+
     [Theory]
     [InlineData("HTTP/1.1", "", false, null)]
     [InlineData("HTTP/1.1", "Connection: close\r\n", true, "close")]
