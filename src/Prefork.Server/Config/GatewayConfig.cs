@@ -61,6 +61,19 @@ public sealed class GatewayConfig
     public string ErrorLog => Str("errorlog");
     public string AccessLog => Str("accesslog");
     public string AccessLogFormat => Str("access_log_format");
+    public IReadOnlyList<string> ForwardedAllowIps => (string[])_values["forwarded_allow_ips"];
+    /// <summary>secure_scheme_headers as (header, value meaning https) pairs.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> SecureSchemeHeaders =>
+        ((string[])_values["secure_scheme_headers"]).Select(ParseHeaderPair).ToArray();
+    public bool ProxyProtocol => (bool)_values["proxy_protocol"];
+    public IReadOnlyList<string> ProxyAllowIps => (string[])_values["proxy_allow_ips"];
+
+    /// <summary>"X-Forwarded-Proto=https" → (X-Forwarded-Proto, https); the loader has checked the form.</summary>
+    internal static KeyValuePair<string, string> ParseHeaderPair(string pair)
+    {
+        int equals = pair.IndexOf('=');
+        return new(pair[..equals].Trim(), pair[(equals + 1)..].Trim());
+    }
 
     /// <summary>The effective configuration as TOML, every key, for --print-config.</summary>
     public string ToToml()

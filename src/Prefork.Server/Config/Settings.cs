@@ -41,7 +41,7 @@ public static class Settings
         // Limits (Gunicorn's defaults)
         new("limit_request_line", SettingType.Integer, 4094L, "limits", "Longest request line in bytes; longer gets 414. 0 means 8190.", Min: 0, Max: 8190),
         new("limit_request_fields", SettingType.Integer, 100L, "limits", "Most header fields in a request; more gets 431. 0 means 32768.", Min: 0, Max: 32768),
-        new("limit_request_field_size", SettingType.Integer, 8190L, "limits", "Longest header field (name, colon and value) in bytes; longer gets 431. 0 means 65536.", Min: 0, Max: 65536),
+        new("limit_request_field_size", SettingType.Integer, 8190L, "limits", "Longest header field line in bytes, counting name, colon, value and the CRLF (as Gunicorn counts); longer gets 431. 0 means 65536.", Min: 0, Max: 65536),
         new("limit_request_body", SettingType.Integer, 104857600L, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called.", Min: 0),
 
         // Process
@@ -67,6 +67,16 @@ public static class Settings
         new("accesslog", SettingType.String, "", "logging", "Access log: empty for none, \"-\" for stdout, or a file path."),
         new("access_log_format", SettingType.String, DefaultAccessLogFormat, "logging",
             "Access log line, Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, b/B bytes, f referer, a user agent, T/M/D duration in s/ms/us, p pid."),
+
+        // Proxies in front of Prefork (load balancers, TLS terminators)
+        new("forwarded_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
+            "Peers trusted to set X-Forwarded-For, Forwarded and the secure_scheme_headers: IP addresses, CIDR blocks such as \"10.0.0.0/8\", or \"*\" for any peer. Unix-socket peers are always trusted. Only then do REMOTE_ADDR and the URL scheme follow those headers; from other peers the headers reach the app but change nothing."),
+        new("secure_scheme_headers", SettingType.StringList, new[] { "X-FORWARDED-PROTOCOL=ssl", "X-FORWARDED-PROTO=https", "X-FORWARDED-SSL=on" }, "proxy",
+            "\"HEADER=value\" pairs by which a trusted proxy says the client used https (another value of the header means http). Headers that contradict each other, or Forwarded's proto, get 400. [] ignores them all."),
+        new("proxy_protocol", SettingType.Boolean, false, "proxy",
+            "Every connection starts with a PROXY protocol header (v1 text or v2 binary, as HAProxy and AWS NLB send); REMOTE_ADDR and REMOTE_PORT come from it. A connection without one gets 400."),
+        new("proxy_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
+            "Peers allowed to send a PROXY protocol header: IP addresses, CIDR blocks, or \"*\". Unix-socket peers are always allowed. Others get 403 when proxy_protocol is on."),
     ];
 
     private static readonly Dictionary<string, Setting> ByKey = All.ToDictionary(s => s.Key);
