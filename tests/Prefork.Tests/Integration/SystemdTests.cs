@@ -47,7 +47,7 @@ public sealed class SystemdTests
             notify.WaitUntil(_ => notify.States.Count >= expected.Count, Bound, $"{string.Join(", ", step.States)} after {step.Name}", () => service.Log);
             Assert.Equal(expected, notify.States);
         }
-        Assert.True(service.Process.WaitForExit(30_000), service.Log);
+        Assert.True(service.WaitForExit(TimeSpan.FromSeconds(30)), service.Log);
         Assert.Equal(0, service.Process.ExitCode);
         Assert.Equal(expected, notify.States); // nothing more after STOPPING=1
 
@@ -130,7 +130,7 @@ public sealed class SystemdTests
         Assert.Equal(2, service.Workers().Count);
 
         service.Signal(Signum.SIGTERM);
-        Assert.True(service.Process.WaitForExit(30_000), service.Log);
+        Assert.True(service.WaitForExit(TimeSpan.FromSeconds(30)), service.Log);
         Assert.Equal(0, service.Process.ExitCode);
     }
 
@@ -188,7 +188,7 @@ public sealed class SystemdTests
 
             WaitForMore(100, first.Pid);
             first.Signal(Signum.SIGTERM);
-            Assert.True(first.Process.WaitForExit(30_000), first.Log);
+            Assert.True(first.WaitForExit(TimeSpan.FromSeconds(30)), first.Log);
             Assert.Equal(0, first.Process.ExitCode);
 
             // Nobody serves now: connections queue in the socket the test still holds.
@@ -254,7 +254,7 @@ public sealed class SystemdTests
             udp.Send("x"u8.ToArray(), "127.0.0.1", port);
             Thread.Sleep(200);
         }
-        Assert.True(service.Process.WaitForExit(30_000), service.Log);
+        Assert.True(service.WaitForExit(TimeSpan.FromSeconds(30)), service.Log);
         Assert.Equal(1, service.Process.ExitCode);
         Assert.Contains("fd 3 is not a listening stream socket", service.Log);
     }

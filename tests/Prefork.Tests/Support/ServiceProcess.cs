@@ -68,6 +68,14 @@ public sealed class ServiceProcess : IDisposable
 
     public void Signal(Signum signal) => Syscall.kill(Pid, signal);
 
+    /// <summary>Waits (bounded) for the process to exit, and then for its last output lines to reach <see cref="Log"/>.</summary>
+    public bool WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout)) return false;
+        _process.WaitForExit(); // the timed overload does not wait for the redirected output
+        return true;
+    }
+
     public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1)
     {
         var until = DateTime.UtcNow + timeout;
