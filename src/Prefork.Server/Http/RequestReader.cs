@@ -208,7 +208,12 @@ public sealed class RequestReader
     public void CheckEndOfInput()
     {
         if (_inBody) throw HttpError.IncompleteBody();
-        if (_end > _start) throw HttpError.InvalidRequestLine("connection closed in the middle of the request head");
+        if (_end > _start)
+        {
+            // The head will never complete; if what came is already over a limit, say which (414/431), as the parser would.
+            RequestParser.TryParseHead(_buffer.AsSpan(_start, _end - _start), Head, _limits, out _);
+            throw HttpError.InvalidRequestLine("connection closed in the middle of the request head");
+        }
     }
 
     /// <summary>Gives the receive buffer back to the pool when nothing is buffered (the connection goes idle).</summary>
