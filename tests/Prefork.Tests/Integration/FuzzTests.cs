@@ -21,9 +21,9 @@ public sealed class FuzzTests(ITestOutputHelper output)
     private const int FixedSeed = 20261126;
     // PREFORK_FUZZ_SECONDS scales both up for a longer campaign than the suite's.
     private static readonly double Scale =
-        double.TryParse(Environment.GetEnvironmentVariable("PREFORK_FUZZ_SECONDS"), out var s) && s > 0 ? s / 15 : 1;
-    private static readonly TimeSpan ParserBudget = TimeSpan.FromSeconds(3 * Scale);
-    private static readonly TimeSpan ServerBudget = TimeSpan.FromSeconds(12 * Scale); // shared by all worker classes
+        double.TryParse(Environment.GetEnvironmentVariable("PREFORK_FUZZ_SECONDS"), out var s) && s > 0 ? s / 10 : 1;
+    private static readonly TimeSpan ParserBudget = TimeSpan.FromSeconds(2 * Scale);
+    private static readonly TimeSpan ServerBudget = TimeSpan.FromSeconds(8 * Scale); // shared by all worker classes
 
     public static IEnumerable<object[]> WorkerClasses => GunicornCorpusTests.WorkerClasses;
 
