@@ -68,14 +68,12 @@ public sealed class ChunkedDecoder
                 case State.Size:
                 case State.Trailer:
                 {
+                    // A line counts with its CRLF (as a header field does), whether it arrived whole or in pieces.
                     int lf = rest.IndexOf((byte)'\n');
                     int max = _state == State.Size ? MaxSizeLine : _limits.FieldSize;
-                    if (lf < 0)
-                    {
-                        if (rest.Length > max + 1)
-                            throw _state == State.Size ? HttpError.InvalidChunk("chunk size line too long") : HttpError.LimitRequestFieldSize(max);
-                        return pos;
-                    }
+                    if (lf < 0 ? rest.Length >= max : lf + 1 > max)
+                        throw _state == State.Size ? HttpError.InvalidChunk("chunk size line too long") : HttpError.LimitRequestFieldSize(max);
+                    if (lf < 0) return pos;
                     if (lf == 0 || rest[lf - 1] != '\r') throw HttpError.InvalidChunk("line not terminated by CRLF");
                     var line = rest[..(lf - 1)];
                     pos += lf + 1;

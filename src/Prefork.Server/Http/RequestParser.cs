@@ -51,6 +51,9 @@ public static class RequestParser
             if (buffer.Length - pos > limits.RequestLine + 1) throw HttpError.LimitRequestLine(limits.RequestLine);
             return false;
         }
+        // Limits are checked before anything else on a line, so that a line decides the same
+        // whether it arrived whole or in pieces (the partial checks above and below).
+        if (lineLength > limits.RequestLine + 1) throw HttpError.LimitRequestLine(limits.RequestLine);
         var line = buffer.Slice(pos, lineLength);
         // A bare LF is not a line ending here: RFC 9112 §2.2 allows it, but proxies disagree on it.
         if (line.IsEmpty || line[^1] != '\r') throw HttpError.InvalidRequestLine("not terminated by CRLF");
@@ -69,13 +72,13 @@ public static class RequestParser
                 if (buffer.Length - pos >= limits.FieldSize) throw HttpError.LimitRequestFieldSize(limits.FieldSize);
                 return false;
             }
+            if (lineLength + 1 > limits.FieldSize) throw HttpError.LimitRequestFieldSize(limits.FieldSize); // CR, LF included
             line = buffer.Slice(pos, lineLength);
             if (line.IsEmpty || line[^1] != '\r') throw HttpError.InvalidHeader("field line not terminated by CRLF (bare LF)");
             line = line[..^1];
             pos += lineLength + 1;
             if (line.IsEmpty) break;
             if (++fields > limits.Fields) throw HttpError.LimitRequestFields(limits.Fields);
-            if (line.Length + 2 > limits.FieldSize) throw HttpError.LimitRequestFieldSize(limits.FieldSize);
             if (line[0] is (byte)' ' or (byte)'\t') throw HttpError.ObsoleteFolding();
             ParseHeaderLine(line, head);
         }

@@ -9,8 +9,8 @@ public sealed record SeenRequest(string Method, string Target, string Protocol,
     IReadOnlyList<(string Name, string Value)> Headers, string Body, IReadOnlyList<(string Name, string Value)> Trailers)
 {
     public override string ToString() =>
-        $"{Method} {Target} {Protocol} [{string.Join("; ", Headers.Select(h => $"{h.Name}: {Shorten(h.Value)}"))}] body={Shorten(Body)}"
-        + (Trailers.Count > 0 ? $" trailers=[{string.Join("; ", Trailers.Select(h => $"{h.Name}: {h.Value}"))}]" : "");
+        $"{Method} {Shorten(Target)} {Protocol} [{string.Join("; ", Headers.Select(h => $"{Shorten(h.Name)}: {Shorten(h.Value)}"))}] body={Shorten(Body)}"
+        + (Trailers.Count > 0 ? $" trailers=[{string.Join("; ", Trailers.Select(h => $"{Shorten(h.Name)}: {Shorten(h.Value)}"))}]" : "");
 
     private static string Shorten(string s) => s.Length > 40 ? s[..40] + $"…({s.Length})" : s;
 

@@ -11,13 +11,17 @@ namespace Prefork.Tests.Conformance;
 /// Replays raw bytes through the parsing pieces a worker uses (ProxyProtocol, RequestParser,
 /// ChunkedDecoder, ForwardedHeaders), the way a connection would: PROXY header if configured,
 /// then head, body, head, body… until the bytes end, a request closes the connection, or an
-/// HttpError is thrown. Bytes arrive either all at once or one at a time.
+/// HttpError is thrown. Bytes arrive all at once, one at a time, or in pieces of any size.
 /// </summary>
 public static class ParserReplay
 {
     public const string Incomplete = "Incomplete";
 
-    public static Outcome Run(byte[] bytes, GatewayConfig config, bool byteByByte)
+    public static Outcome Run(byte[] bytes, GatewayConfig config, bool byteByByte) =>
+        Run(bytes, config, byteByByte ? () => 1 : null);
+
+    /// <summary>Bytes arrive in pieces of <paramref name="nextPiece"/>() bytes; all at once when it is null.</summary>
+    public static Outcome Run(byte[] bytes, GatewayConfig config, Func<int>? nextPiece)
     {
         var limits = HttpLimits.From(config);
         var forwarded = ForwardedHeaders.From(config);
@@ -25,12 +29,12 @@ public static class ParserReplay
         connection.Set(new IPEndPoint(IPAddress.Loopback, 40000), new IPEndPoint(IPAddress.Loopback, 8000));
         var requests = new List<SeenRequest>();
         int start = 0;
-        int available = byteByByte ? 0 : bytes.Length;
-        // One more byte, if there is one: false when the client has sent everything.
+        int available = nextPiece is null ? bytes.Length : 0;
+        // The next piece, if there is one: false when the client has sent everything.
         bool More()
         {
             if (available == bytes.Length) return false;
-            available++;
+            available = Math.Min(bytes.Length, available + Math.Max(1, nextPiece!()));
             return true;
         }
         Outcome Rejected(string error, int status) => new(requests, error, status);

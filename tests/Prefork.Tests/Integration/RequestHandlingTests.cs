@@ -173,6 +173,17 @@ public sealed class RequestHandlingTests(EchoServerFixture fixture) : IClassFixt
     }
 
     [Fact]
+    public void Forwarded_headers_from_the_local_peer_count_by_default_and_contradictions_are_400()
+    {
+        var e = Echo(RawHttp.Send(Port, "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n"));
+        Assert.Equal(("203.0.113.9", "https"), (e.GetProperty("remote_addr").GetString(), e.GetProperty("scheme").GetString()));
+        var conflict = RawHttp.Send(Port, "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n\r\n");
+        Assert.Equal(400, conflict.Status);
+        Assert.True(conflict.Closed);
+        Assert.Null(conflict.Header("X-Prefork-Echo"));
+    }
+
+    [Fact]
     public void Underscored_field_names_are_dropped_before_the_app()
     {
         var e = Echo(RawHttp.Send(Port, "GET / HTTP/1.1\r\nHost: x\r\nX_Forwarded_For: 6.6.6.6\r\nX-Real: 1\r\nConnection: close\r\n\r\n"));
