@@ -527,6 +527,9 @@ public sealed class Arbiter
     private int Stop(bool graceful)
     {
         _notify.Stopping(_workers, _generation); // systemd: STOPPING=1
+        // Stop accepting: the master's copies close now, so once the workers have drained the queue and
+        // closed theirs, a new client is refused (safe for a proxy to retry) rather than accepted and reset.
+        foreach (var l in _listeners) l.Dispose();
         var deadline = DateTime.UtcNow.AddSeconds(graceful ? _config.GracefulTimeout : 5);
         foreach (var w in _workers)
         {
