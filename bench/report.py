@@ -31,9 +31,9 @@ meta = {row[0]: row[1] for row in read_tsv("meta.tsv")}
 SERVER_FIELDS = ["id", "kind", "role", "seed", "label", "args", "port", "cmd", "settings"]
 servers = [dict(zip(SERVER_FIELDS, row)) for row in read_tsv("servers.tsv")]
 # Comparators first, then Prefork by worker class (in the order tried) and worker count.
-_classes = list(dict.fromkeys(s["args"].split()[0] for s in servers if s["kind"] == "prefork"))
-servers.sort(key=lambda s: (s["kind"] == "prefork",) + ((_classes.index(s["args"].split()[0]), int(s["args"].split()[1]))
-                                                         if s["kind"] == "prefork" else (0, 0)))
+classes = list(dict.fromkeys(s["args"].split()[0] for s in servers if s["kind"] == "prefork"))
+servers.sort(key=lambda s: (classes.index(s["args"].split()[0]), int(s["args"].split()[1]))
+             if s["kind"] == "prefork" else (-1, 0))
 by_id = {s["id"]: s for s in servers}
 SCENARIO_FIELDS = ["id", "path", "conns", "close", "body", "sweep", "what"]
 scenarios = [dict(zip(SCENARIO_FIELDS, row)) for row in read_tsv("scenarios.tsv")]
@@ -65,6 +65,10 @@ closed = defaultdict(list)  # (server, scenario) -> runs
 paced = defaultdict(list)  # server -> runs
 for r in raw:
     (paced[r["server"]] if r["type"] == "paced" else closed[(r["server"], r["scenario"])]).append(r)
+
+
+def median(sp):
+    return None if sp is None else sp[0]
 
 
 def throughput(server, scenario):
@@ -201,9 +205,9 @@ def glance_row(label, s):
     mem = memory.get(s["id"], {}).get("load")
     st = spread(startup.get(s["id"], []))
     return ([label] + [fmt_short(throughput(s["id"], c)) for c in seed_cols]
-            + [fmt_n(pp["p99"][0], 2) + " ms" if pp and pp["p99"] else "—",
+            + [fmt_n(median(pp["p99"]), 2) + " ms" if pp else "—",
                mib(mem[0]) if mem else "—",
-               fmt_n(st[0]) + " ms" if st else "—"])
+               fmt_n(median(st)) + " ms" if st else "—"])
 
 
 for seed, title in SEED_ROWS:
@@ -264,12 +268,9 @@ for sc in scenarios:
         if not runs:
             continue
         srv, cli, cores = cpu_per_100k(s["id"], sc["id"])
-        rows.append([s["label"], fmt_spread(throughput(s["id"], sc["id"])),
-                     fmt_n(latency(s["id"], sc["id"], "p50")[0] if runs[0]["wrk"] else None, 2),
-                     fmt_n(latency(s["id"], sc["id"], "p99")[0] if runs[0]["wrk"] else None, 2),
-                     fmt_n(latency(s["id"], sc["id"], "p99_9")[0] if runs[0]["wrk"] else None, 2),
-                     errors(runs),
-                     fmt_n(srv[0] if srv else None, 2), fmt_n(cli[0] if cli else None, 2), fmt_n(cores[0] if cores else None, 2)])
+        rows.append([s["label"], fmt_spread(throughput(s["id"], sc["id"]))]
+                    + [fmt_n(median(latency(s["id"], sc["id"], k)), 2) for k in ("p50", "p99", "p99_9")]
+                    + [errors(runs)] + [fmt_n(median(x), 2) for x in (srv, cli, cores)])
     out.append(table(["server", "requests/s (min–max)", "p50 ms", "p99 ms", "p99.9 ms", "errors (all runs)",
                       "server CPU s", "wrk CPU s", "wrk cores"], rows))
 
@@ -288,20 +289,19 @@ if paced:
         pp = paced_percentiles(s["id"])
         if not pp:
             continue
-        rows.append([s["label"], fmt_n(paced_rate(s["id"])[0])] + [fmt_n(pp[k][0], 2) for k in pp]
+        rows.append([s["label"], fmt_n(median(paced_rate(s["id"])))] + [fmt_n(median(pp[k]), 2) for k in pp]
                     + [errors(paced[s["id"]])])
     out.append(table(["server", "achieved req/s", "p50", "p75", "p90", "p99", "p99.9", "p99.99", "max", "errors"], rows))
 
 # Workers sweep.
 sweep_scenarios = [sc for sc in scenarios if sc["sweep"] == "yes"]
 prefork_all = [s for s in servers if s["kind"] == "prefork"]
-classes = list(dict.fromkeys(s["args"].split()[0] for s in prefork_all))
 out.append("")
 out.append("## Requests/s against worker processes")
 out.append("")
 rows = []
 for sc in sweep_scenarios:
-    for s in sorted(prefork_all, key=lambda s: (classes.index(s["args"].split()[0]), int(s["args"].split()[1]))):
+    for s in prefork_all:
         rows.append([sc["id"], s["label"], fmt_spread(throughput(s["id"], sc["id"]))])
 out.append(table(["scenario", "server", "requests/s (min–max)"], rows))
 

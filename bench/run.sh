@@ -401,12 +401,14 @@ run_wrk() { # type(closed|paced) id scenario round seconds
   [ "$type" = paced ] && args+=("interval=$((conns * 1000000 / PACED_RATE))")
   cpu_ticks "${SV_PID[$id]}"
   before=$TICKS
+  rm -f "$RUN/time.out" "$RUN/wrk.out" # a run killed by its timeout must not inherit the last one's
   bounded $((seconds + 30)) /usr/bin/time -f '%U %S' -o "$RUN/time.out" wrk "${args[@]}" >"$RUN/wrk.out" 2>&1 ||
     note "wrk against $id ($sc) failed: $(tail -n 3 "$RUN/wrk.out" | tr '\n' ' ')"
   cpu_ticks "${SV_PID[$id]}"
   while IFS= read -r line; do
     if [[ "$line" == "BENCH_JSON "* ]]; then json=${line#BENCH_JSON }; fi
   done <"$RUN/wrk.out"
+  touch "$RUN/time.out"
   # time.out: "USER SYS" on its last line (after "Command exited with non-zero status N" if so).
   while read -r line; do
     if [[ "$line" =~ ^([0-9.]+)\ ([0-9.]+)$ ]]; then user=${BASH_REMATCH[1]} sys=${BASH_REMATCH[2]}; fi
