@@ -74,6 +74,7 @@ public sealed class Arbiter
         if (upgrade is not null) Adopt(upgrade);
         Log.Information("Using worker class {Class}, {Workers} workers, app {App}", _config.WorkerClass, _targetWorkers, _config.App);
         using var registrations = TrapSignals();
+        ManageWorkers(); // spawn the first workers now, not after the first second's sleep
 
         while (true)
         {
