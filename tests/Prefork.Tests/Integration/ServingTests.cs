@@ -141,6 +141,26 @@ public sealed class ServingTests
         Assert.True(old.Closed);
     }
 
+    [Theory]
+    [InlineData("/bytes/1m")]
+    [InlineData("/pid")]
+    [InlineData("/slow-async?ms=200")]
+    public void A_response_the_client_reset_never_reaches_the_next_client(string path)
+    {
+        // Found by the bench: unsent bytes of a reset connection once led the next client's answer.
+        using var server = PreforkServer.Start(workers: 1);
+        using (var gone = RawHttp.Connect(server.Port))
+        {
+            gone.LingerState = new System.Net.Sockets.LingerOption(true, 0); // close = RST
+            gone.Send(System.Text.Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        }
+        Thread.Sleep(500);
+        var next = server.Get("/");
+        Assert.Equal(200, next.Status);
+        Assert.Equal("Hello, World!", next.BodyText);
+        Assert.StartsWith("HTTP/1.1 200 OK\r\n", next.Head + "\r\n");
+    }
+
     [Fact]
     public void Binds_ipv6_and_unix_sockets_too()
     {
