@@ -9,10 +9,13 @@ public sealed class ArbiterTests
 {
     private static int PidOf(HttpResponse r) => JsonDocument.Parse(r.Body).RootElement.GetProperty("pid").GetInt32();
 
-    [Fact]
-    public void Ten_HUPs_under_load_drop_no_request_replace_every_worker_and_apply_the_new_config()
+    [Theory]
+    [InlineData("sync")]
+    [InlineData("threads")]   // keep-alive connections held across the reload
+    [InlineData("epoll")]
+    public void Ten_HUPs_under_load_drop_no_request_replace_every_worker_and_apply_the_new_config(string workerClass)
     {
-        using var server = PreforkServer.Start(workers: 2);
+        using var server = PreforkServer.Start($"worker_class = \"{workerClass}\"", workers: 2);
         var first = server.WaitForWorkers(2);
         using var load = Wrk.Start(server.Port, connections: 20, seconds: 14);
         for (int i = 2; i <= 11; i++)
