@@ -7,6 +7,7 @@ namespace Prefork.SampleApp;
 /// <summary>
 /// The sample application: hello world, plus routes the tests and the benchmark rely on.
 ///   GET  /                 Hello, World!
+///   GET  /healthz          "ok": a cheap route for health checks (deploy/nginx.conf)
 ///   GET  /pid              this worker's pid, index and generation (JSON)
 ///   ANY  /echo             the request as the app saw it (JSON: method, path, query, headers, body)
 ///   POST /echo-body        the request body, as sent
@@ -34,6 +35,9 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
             case "/":
                 startResponse("200 OK", TextPlain);
                 return Hello;
+            case "/healthz":
+                startResponse("200 OK", TextPlain);
+                return "ok\n";
             case "/pid":
                 startResponse("200 OK", Json);
                 return JsonSerializer.SerializeToUtf8Bytes(new

@@ -38,8 +38,10 @@ public static class CommandLine
             {
                 case "-h" or "--help": Console.Write(Help()); return 0;
                 case "-v" or "--version": Console.WriteLine($"prefork {ServerInfo.Version}"); return 0;
+                case "--man": Console.Write(Manual.Roff()); return 0;
                 case "--check-config": check = true; continue;
                 case "--print-config": print = true; continue;
+                case "--settings-markdown": Console.Write(SettingsMarkdown()); return 0; // regenerates the README's table
                 case "-c" or "--config":
                     try { configPath = Value(); }
                     catch (ConfigException e) { return Fail(e.Message); }
@@ -102,32 +104,8 @@ public static class CommandLine
         return 1;
     }
 
-    /// <summary>The help text, settings included, generated from the declarations.</summary>
-    public static string Help()
-    {
-        var sb = new StringBuilder();
-        sb.AppendLine($"prefork {ServerInfo.Version}: a pre-fork process supervisor and HTTP/1.1 server for .NET");
-        sb.AppendLine();
-        sb.AppendLine("Usage: prefork [-c FILE] [OPTIONS]");
-        sb.AppendLine();
-        sb.AppendLine("  -c, --config FILE     TOML config file (default: ./gateway.toml if present)");
-        sb.AppendLine("      --check-config    validate the config and load the app, then exit 0 (ok) or 1");
-        sb.AppendLine("      --print-config    print the effective config as TOML and exit");
-        sb.AppendLine("  -v, --version         print the version and exit");
-        sb.AppendLine("  -h, --help            this text");
-        sb.AppendLine();
-        sb.AppendLine("Settings (each also a key in the config file; flags override the file):");
-        foreach (var s in Settings.All)
-        {
-            var flags = (s.ShortFlag is null ? "    " : s.ShortFlag + ", ") + Settings.LongFlag(s);
-            sb.AppendLine($"  {flags,-28} {s.Key} = {s.DefaultAsToml}");
-            sb.AppendLine($"  {"",-28} {s.Doc} ({s.Allowed})");
-        }
-        sb.AppendLine();
-        sb.AppendLine("Signals to the master: HUP reload, TERM graceful stop, INT/QUIT fast stop, TTIN/TTOU one worker more/less,");
-        sb.AppendLine("USR1 reopen logs, WINCH retire all workers (HUP brings them back).");
-        return sb.ToString();
-    }
+    /// <summary>The help text: the manual (settings included, generated from their declarations) as plain text.</summary>
+    public static string Help() => Manual.Text();
 
     /// <summary>The README's settings table, from the same declarations (a test keeps the README in step).</summary>
     public static string SettingsMarkdown()

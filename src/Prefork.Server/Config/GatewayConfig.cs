@@ -40,16 +40,40 @@ public sealed class GatewayConfig
     public int Keepalive => Int("keepalive");
     public int HeaderTimeout => Int("header_timeout");
     public int WorkerBootTimeout => Int("worker_boot_timeout");
+    public long MaxRequests => (long)_values["max_requests"];
+    public long MaxRequestsJitter => (long)_values["max_requests_jitter"];
+    public long MaxWorkerMemoryMiB => (long)_values["max_worker_memory"];
+    public long MaxWorkerAge => (long)_values["max_worker_age"];
     public int LimitRequestLine => Int("limit_request_line") is var v && v == 0 ? 8190 : v;
     public int LimitRequestFields => Int("limit_request_fields") is var v && v == 0 ? 32768 : v;
     public int LimitRequestFieldSize => Int("limit_request_field_size") is var v && v == 0 ? 65536 : v;
     public long LimitRequestBody => (long)_values["limit_request_body"];
     public string PidFile => Str("pidfile");
     public string ProcName => Str("proc_name");
+    public string User => Str("user");
+    public string Group => Str("group");
+    public string Umask => Str("umask");
+    public string Chdir => Str("chdir");
+    public IReadOnlyList<string> RawEnv => (string[])_values["raw_env"];
+    /// <summary>The shell command for a hook (on_starting, when_ready…), or "" when none.</summary>
+    public string Hook(string name) => Str(name);
     public string LogLevel => Str("loglevel");
     public string ErrorLog => Str("errorlog");
     public string AccessLog => Str("accesslog");
     public string AccessLogFormat => Str("access_log_format");
+    public IReadOnlyList<string> ForwardedAllowIps => (string[])_values["forwarded_allow_ips"];
+    /// <summary>secure_scheme_headers as (header, value meaning https) pairs.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> SecureSchemeHeaders =>
+        ((string[])_values["secure_scheme_headers"]).Select(ParseHeaderPair).ToArray();
+    public bool ProxyProtocol => (bool)_values["proxy_protocol"];
+    public IReadOnlyList<string> ProxyAllowIps => (string[])_values["proxy_allow_ips"];
+
+    /// <summary>"X-Forwarded-Proto=https" → (X-Forwarded-Proto, https); the loader has checked the form.</summary>
+    internal static KeyValuePair<string, string> ParseHeaderPair(string pair)
+    {
+        int equals = pair.IndexOf('=');
+        return new(pair[..equals].Trim(), pair[(equals + 1)..].Trim());
+    }
 
     /// <summary>The effective configuration as TOML, every key, for --print-config.</summary>
     public string ToToml()

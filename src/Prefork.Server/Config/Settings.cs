@@ -32,15 +32,34 @@ public static class Settings
         new("header_timeout", SettingType.Integer, 10L, "worker", "Seconds a client has to send a whole request head, from its first byte (and for the first request, from the connection); a slower one gets 408 and is closed. 0 disables.", Min: 0, Max: 3600),
         new("worker_boot_timeout", SettingType.Integer, 60L, "worker", "Seconds a new worker may take to load the application and report ready.", Min: 1, Max: 3600),
 
+        // Recycling: a worker past one of these is replaced first, then retired, so capacity never dips.
+        new("max_requests", SettingType.Integer, 0L, "recycling", "Recycle a worker after this many requests (guards against leaks). 0 disables.", Min: 0),
+        new("max_requests_jitter", SettingType.Integer, 0L, "recycling", "Add a random 0..N to each worker's max_requests, so workers do not all recycle at once.", Min: 0),
+        new("max_worker_memory", SettingType.Integer, 0L, "recycling", "Recycle a worker whose resident memory (RSS) exceeds this many MiB. 0 disables.", Min: 0),
+        new("max_worker_age", SettingType.Integer, 0L, "recycling", "Recycle a worker after this many seconds. 0 disables.", Min: 0),
+
         // Limits (Gunicorn's defaults)
         new("limit_request_line", SettingType.Integer, 4094L, "limits", "Longest request line in bytes; longer gets 414. 0 means 8190.", Min: 0, Max: 8190),
         new("limit_request_fields", SettingType.Integer, 100L, "limits", "Most header fields in a request; more gets 431. 0 means 32768.", Min: 0, Max: 32768),
-        new("limit_request_field_size", SettingType.Integer, 8190L, "limits", "Longest header field (name, colon and value) in bytes; longer gets 431. 0 means 65536.", Min: 0, Max: 65536),
+        new("limit_request_field_size", SettingType.Integer, 8190L, "limits", "Longest header field line in bytes, counting name, colon, value and the CRLF (as Gunicorn counts); longer gets 431. 0 means 65536.", Min: 0, Max: 65536),
         new("limit_request_body", SettingType.Integer, 104857600L, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called.", Min: 0),
 
         // Process
         new("pidfile", SettingType.String, "", "process", "File the master writes its pid to (atomically); removed on exit. Empty: none."),
-        new("proc_name", SettingType.String, "prefork", "process", "Name used in logs and in the worker's environment."),
+        new("proc_name", SettingType.String, "prefork", "process", "Process name shown by ps/top: the master is PROC_NAME, workers PROC_NAME-wN (15 bytes at most, a kernel limit)."),
+        new("user", SettingType.String, "", "process", "Run workers as this user (name or uid); the master keeps its own (e.g. root, to bind port 80). Empty: unchanged."),
+        new("group", SettingType.String, "", "process", "Run workers with this group (name or gid). Empty: the user's primary group, or unchanged."),
+        new("umask", SettingType.String, "", "process", "File mode mask (octal, e.g. \"0027\") for the master and workers. Empty: inherited."),
+        new("chdir", SettingType.String, "", "process", "Directory the master changes to before loading anything (relative paths in the config stay relative to the config file)."),
+        new("raw_env", SettingType.StringList, Array.Empty<string>(), "process", "Extra environment for workers, as \"KEY=value\" strings."),
+
+        // Hooks: shell commands the master runs (/bin/sh -c) with PREFORK_HOOK and the event's details in the environment.
+        new("on_starting", SettingType.String, "", "hooks", "Run before the master binds; waited for (30 s at most)."),
+        new("when_ready", SettingType.String, "", "hooks", "Run when the first generation of workers is all booted."),
+        new("on_reload", SettingType.String, "", "hooks", "Run on HUP after the new config is accepted."),
+        new("worker_boot", SettingType.String, "", "hooks", "Run when a worker reports ready (PREFORK_WORKER_PID, PREFORK_WORKER_INDEX, PREFORK_GENERATION)."),
+        new("worker_exit", SettingType.String, "", "hooks", "Run when a worker has exited (also PREFORK_EXIT_CODE or PREFORK_EXIT_SIGNAL)."),
+        new("on_exit", SettingType.String, "", "hooks", "Run just before the master exits; waited for (10 s at most)."),
 
         // Logging
         new("loglevel", SettingType.String, "info", "logging", "Error log verbosity.", Flag: "--log-level", Choices: ["debug", "info", "warning", "error", "critical"]),
@@ -48,6 +67,16 @@ public static class Settings
         new("accesslog", SettingType.String, "", "logging", "Access log: empty for none, \"-\" for stdout, or a file path."),
         new("access_log_format", SettingType.String, DefaultAccessLogFormat, "logging",
             "Access log line, Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, b/B bytes, f referer, a user agent, T/M/D duration in s/ms/us, p pid."),
+
+        // Proxies in front of Prefork (load balancers, TLS terminators)
+        new("forwarded_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
+            "Peers trusted to set X-Forwarded-For, Forwarded and the secure_scheme_headers: IP addresses, CIDR blocks such as \"10.0.0.0/8\", or \"*\" for any peer. Unix-socket peers are always trusted. Only then do REMOTE_ADDR and the URL scheme follow those headers; from other peers the headers reach the app but change nothing."),
+        new("secure_scheme_headers", SettingType.StringList, new[] { "X-FORWARDED-PROTOCOL=ssl", "X-FORWARDED-PROTO=https", "X-FORWARDED-SSL=on" }, "proxy",
+            "\"HEADER=value\" pairs by which a trusted proxy says the client used https (another value of the header means http). Headers that contradict each other, or Forwarded's proto, get 400. [] ignores them all."),
+        new("proxy_protocol", SettingType.Boolean, false, "proxy",
+            "Every connection starts with a PROXY protocol header (v1 text or v2 binary, as HAProxy and AWS NLB send); REMOTE_ADDR and REMOTE_PORT come from it. A connection without one gets 400."),
+        new("proxy_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
+            "Peers allowed to send a PROXY protocol header: IP addresses, CIDR blocks, or \"*\". Unix-socket peers are always allowed. Others get 403 when proxy_protocol is on."),
     ];
 
     private static readonly Dictionary<string, Setting> ByKey = All.ToDictionary(s => s.Key);

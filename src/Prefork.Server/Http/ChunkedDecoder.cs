@@ -16,8 +16,10 @@ public sealed class ChunkedDecoder
     private const int MaxSizeLine = 4096;
     private static readonly SearchValues<byte> TokenChars =
         SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
+    // RFC 9110 §6.5.1: framing, routing, authentication and request modifiers never come in trailers.
+    // (Content-Type is allowed, as Gunicorn allows it: we keep trailers apart from the headers anyway.)
     private static readonly string[] ForbiddenTrailers =
-        ["Content-Length", "Transfer-Encoding", "Host", "Content-Type", "Content-Encoding", "Content-Range", "Trailer",
+        ["Content-Length", "Transfer-Encoding", "Host", "Content-Encoding", "Content-Range", "Trailer",
          "Authorization", "Cache-Control", "Expect", "Max-Forwards", "Pragma", "Range", "TE", "Set-Cookie", "Cookie"];
 
     private State _state;
@@ -66,14 +68,12 @@ public sealed class ChunkedDecoder
                 case State.Size:
                 case State.Trailer:
                 {
+                    // A line counts with its CRLF (as a header field does), whether it arrived whole or in pieces.
                     int lf = rest.IndexOf((byte)'\n');
                     int max = _state == State.Size ? MaxSizeLine : _limits.FieldSize;
-                    if (lf < 0)
-                    {
-                        if (rest.Length > max + 1)
-                            throw _state == State.Size ? HttpError.InvalidChunk("chunk size line too long") : HttpError.LimitRequestFieldSize(max);
-                        return pos;
-                    }
+                    if (lf < 0 ? rest.Length >= max : lf + 1 > max)
+                        throw _state == State.Size ? HttpError.InvalidChunk("chunk size line too long") : HttpError.LimitRequestFieldSize(max);
+                    if (lf < 0) return pos;
                     if (lf == 0 || rest[lf - 1] != '\r') throw HttpError.InvalidChunk("line not terminated by CRLF");
                     var line = rest[..(lf - 1)];
                     pos += lf + 1;
@@ -106,21 +106,25 @@ public sealed class ChunkedDecoder
 
     private static int HexValue(byte b) => b <= '9' ? b - '0' : (b | 0x20) - 'a' + 10;
 
-    /// <summary>chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ).</summary>
+    /// <summary>
+    /// chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ). Whitespace is only
+    /// allowed before a ';' or around '=': "0 \r\n" is as invalid as " 0\r\n" (Gunicorn agrees).
+    /// </summary>
     private static void CheckExtensions(ReadOnlySpan<byte> ext)
     {
-        while (true)
+        while (!ext.IsEmpty)
         {
-            ext = ext.TrimStart(" \t"u8);
-            if (ext.IsEmpty) return;
-            if (ext[0] != ';') throw HttpError.InvalidChunk("junk after chunk size");
-            ext = ext[1..].TrimStart(" \t"u8);
+            var semicolon = ext.TrimStart(" \t"u8);
+            if (semicolon.IsEmpty) throw HttpError.InvalidChunk("whitespace after the chunk size without an extension");
+            if (semicolon[0] != ';') throw HttpError.InvalidChunk("junk after chunk size");
+            ext = semicolon[1..].TrimStart(" \t"u8);
             int nameLength = ext.IndexOfAnyExcept(TokenChars);
             if (nameLength < 0) nameLength = ext.Length;
             if (nameLength == 0) throw HttpError.InvalidChunk("empty chunk extension name");
-            ext = ext[nameLength..].TrimStart(" \t"u8);
-            if (ext.IsEmpty || ext[0] != '=') continue;
-            ext = ext[1..].TrimStart(" \t"u8);
+            ext = ext[nameLength..];
+            var equals = ext.TrimStart(" \t"u8);
+            if (equals.IsEmpty || equals[0] != '=') continue;
+            ext = equals[1..].TrimStart(" \t"u8);
             if (!ext.IsEmpty && ext[0] == '"')
             {
                 int i = 1;
@@ -135,7 +139,7 @@ public sealed class ChunkedDecoder
             else
             {
                 int valueLength = ext.IndexOfAnyExcept(TokenChars);
-                if (valueLength == 0) throw HttpError.InvalidChunk("empty chunk extension value");
+                if (valueLength == 0 || ext.IsEmpty) throw HttpError.InvalidChunk("empty chunk extension value");
                 ext = valueLength < 0 ? default : ext[valueLength..];
             }
         }
@@ -149,9 +153,8 @@ public sealed class ChunkedDecoder
         int colon = line.IndexOf((byte)':');
         if (colon <= 0 || line[..colon].IndexOfAnyExcept(TokenChars) >= 0) throw HttpError.InvalidHeaderName("bad trailer field name");
         var name = Encoding.ASCII.GetString(line[..colon]);
-        // RFC 9110 §6.5.1: framing, routing and authentication fields never come in trailers.
-        if (ForbiddenTrailers.Any(f => f.Equals(name, StringComparison.OrdinalIgnoreCase)))
-            throw HttpError.InvalidHeader($"'{name}' is not allowed in a trailer");
+        foreach (var forbidden in ForbiddenTrailers)
+            if (forbidden.Equals(name, StringComparison.OrdinalIgnoreCase)) throw HttpError.ForbiddenTrailer(name);
         var value = line[(colon + 1)..].Trim(" \t"u8);
         foreach (var b in value)
             if ((b < 0x20 && b != '\t') || b == 0x7f) throw HttpError.InvalidHeader("control character in trailer value");

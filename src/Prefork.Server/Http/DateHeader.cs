@@ -5,20 +5,24 @@ namespace Prefork.Http;
 /// <summary>The "Date: …\r\n" header line, formatted at most once a second and shared as bytes.</summary>
 public static class DateHeader
 {
-    private static long _tickSecond = -1;
-    private static byte[] _line = [];
+    private sealed record Cached(long Second, byte[] Line);
+
+    private static Cached _cached = new(-1, []);
 
     public static ReadOnlySpan<byte> Line
     {
         get
         {
-            long now = Environment.TickCount64 / 1000;
-            if (now != Volatile.Read(ref _tickSecond))
+            // Keyed on the wall-clock second (not a tick count), so the header turns over with the clock.
+            var now = DateTime.UtcNow;
+            long second = now.Ticks / TimeSpan.TicksPerSecond;
+            var cached = Volatile.Read(ref _cached);
+            if (cached.Second != second)
             {
-                _line = Encoding.ASCII.GetBytes("Date: " + DateTimeOffset.UtcNow.ToString("r") + "\r\n");
-                Volatile.Write(ref _tickSecond, now);
+                cached = new Cached(second, Encoding.ASCII.GetBytes("Date: " + now.ToString("r") + "\r\n"));
+                Volatile.Write(ref _cached, cached); // line and second change together, so threads never mix them
             }
-            return _line;
+            return cached.Line;
         }
     }
 }

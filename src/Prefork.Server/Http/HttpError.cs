@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Prefork.Http;
 
 /// <summary>
@@ -8,7 +10,14 @@ public sealed class HttpError : Exception
 {
     public int Status { get; }
 
-    private HttpError(int status, string message) : base(message) => Status = status;
+    /// <summary>Which error this is: the name of the factory that made it (e.g. "InvalidChunk"), for logs and tests.</summary>
+    public string Name { get; }
+
+    private HttpError(int status, string message, [CallerMemberName] string name = "") : base(message)
+    {
+        Status = status;
+        Name = name;
+    }
 
     public static HttpError InvalidRequestLine(string why) => new(400, "invalid request line: " + why);
     public static HttpError InvalidMethod(string why) => new(400, "invalid method: " + why);
@@ -17,14 +26,19 @@ public sealed class HttpError : Exception
     public static HttpError UnsupportedVersion(string version) => new(505, "HTTP version not supported: " + version);
     public static HttpError InvalidHeaderName(string why) => new(400, "invalid header name: " + why);
     public static HttpError InvalidHeader(string why) => new(400, "invalid header: " + why);
+    public static HttpError MissingHost() => new(400, "HTTP/1.1 request without Host");
     public static HttpError ObsoleteFolding() => new(400, "obsolete line folding (obs-fold) is not accepted");
     public static HttpError InvalidFraming(string why) => new(400, "ambiguous or invalid message framing: " + why);
     public static HttpError UnsupportedTransferCoding(string coding) => new(501, "unsupported transfer coding: " + coding);
     public static HttpError InvalidChunk(string why) => new(400, "invalid chunked body: " + why);
+    public static HttpError ForbiddenTrailer(string name) => new(400, $"'{name}' is not allowed in a trailer");
     public static HttpError LimitRequestLine(int limit) => new(414, $"request line longer than {limit} bytes");
     public static HttpError LimitRequestFields(int limit) => new(431, $"more than {limit} header fields");
     public static HttpError LimitRequestFieldSize(int limit) => new(431, $"header field longer than {limit} bytes");
     public static HttpError LimitRequestBody(long limit) => new(413, $"request body larger than {limit} bytes");
     public static HttpError IncompleteBody() => new(400, "connection closed before the body was complete");
     public static HttpError Timeout() => new(408, "timed out reading the request");
+    public static HttpError InvalidSchemeHeaders(string why) => new(400, "contradictory scheme headers from a trusted proxy: " + why);
+    public static HttpError InvalidProxyHeader(string why) => new(400, "invalid PROXY protocol header: " + why);
+    public static HttpError ForbiddenProxy(string peer) => new(403, $"PROXY protocol header from {peer}, which is not in proxy_allow_ips");
 }

@@ -25,6 +25,13 @@ public static class RequestParser
     private static readonly byte[][] KnownMethodBytes = KnownMethods.Select(Encoding.ASCII.GetBytes).ToArray();
     private static readonly byte[][] KnownHeaderBytes = KnownHeaderNames.Select(Encoding.ASCII.GetBytes).ToArray();
 
+    // Gunicorn's conventional-method rule (RFC 9110 only asks for a token): upper case, 3 to 20
+    // characters, no '#'. Lower-case "methods" are almost always garbage or a probe, never a real client.
+    private const int MinMethodLength = 3, MaxMethodLength = 20;
+    // RFC 9112 §2.2 asks us to skip "at least one" empty line before a request line; a few is generous,
+    // and a bound keeps a stream of CRLFs from being re-scanned forever.
+    private const int MaxEmptyLinesBeforeRequest = 4;
+
     /// <summary>
     /// Parses the head at the start of <paramref name="buffer"/> into <paramref name="head"/>.
     /// Returns false when the head is not complete yet (read more and call again with the whole
@@ -35,8 +42,8 @@ public static class RequestParser
         consumed = 0;
         head.Reset();
         int pos = 0;
-        // RFC 9112 §2.2: ignore at least one empty line before the request line (some clients send one after a POST body).
-        while (buffer.Length - pos >= 2 && buffer[pos] == '\r' && buffer[pos + 1] == '\n') pos += 2;
+        for (int empty = 0; buffer.Length - pos >= 2 && buffer[pos] == '\r' && buffer[pos + 1] == '\n'; empty++, pos += 2)
+            if (empty == MaxEmptyLinesBeforeRequest) throw HttpError.InvalidRequestLine("too many empty lines before the request line");
 
         int lineLength = buffer[pos..].IndexOf((byte)'\n');
         if (lineLength < 0)
@@ -44,7 +51,13 @@ public static class RequestParser
             if (buffer.Length - pos > limits.RequestLine + 1) throw HttpError.LimitRequestLine(limits.RequestLine);
             return false;
         }
-        var line = TrimCr(buffer.Slice(pos, lineLength), "request line");
+        // Limits are checked before anything else on a line, so that a line decides the same
+        // whether it arrived whole or in pieces (the partial checks above and below).
+        if (lineLength > limits.RequestLine + 1) throw HttpError.LimitRequestLine(limits.RequestLine);
+        var line = buffer.Slice(pos, lineLength);
+        // A bare LF is not a line ending here: RFC 9112 §2.2 allows it, but proxies disagree on it.
+        if (line.IsEmpty || line[^1] != '\r') throw HttpError.InvalidRequestLine("not terminated by CRLF");
+        line = line[..^1];
         if (line.Length > limits.RequestLine) throw HttpError.LimitRequestLine(limits.RequestLine);
         ParseRequestLine(line, head);
         pos += lineLength + 1;
@@ -52,17 +65,20 @@ public static class RequestParser
         int fields = 0;
         while (true)
         {
+            // limit_request_field_size counts the whole field line with its CRLF, as Gunicorn does.
             lineLength = buffer[pos..].IndexOf((byte)'\n');
             if (lineLength < 0)
             {
-                if (buffer.Length - pos > limits.FieldSize + 1) throw HttpError.LimitRequestFieldSize(limits.FieldSize);
+                if (buffer.Length - pos >= limits.FieldSize) throw HttpError.LimitRequestFieldSize(limits.FieldSize);
                 return false;
             }
-            line = TrimCr(buffer.Slice(pos, lineLength), "header line");
+            if (lineLength + 1 > limits.FieldSize) throw HttpError.LimitRequestFieldSize(limits.FieldSize); // CR, LF included
+            line = buffer.Slice(pos, lineLength);
+            if (line.IsEmpty || line[^1] != '\r') throw HttpError.InvalidHeader("field line not terminated by CRLF (bare LF)");
+            line = line[..^1];
             pos += lineLength + 1;
             if (line.IsEmpty) break;
             if (++fields > limits.Fields) throw HttpError.LimitRequestFields(limits.Fields);
-            if (line.Length > limits.FieldSize) throw HttpError.LimitRequestFieldSize(limits.FieldSize);
             if (line[0] is (byte)' ' or (byte)'\t') throw HttpError.ObsoleteFolding();
             ParseHeaderLine(line, head);
         }
@@ -71,56 +87,104 @@ public static class RequestParser
         return true;
     }
 
-    private static ReadOnlySpan<byte> TrimCr(ReadOnlySpan<byte> line, string what)
-    {
-        // A bare LF is not a line ending here: RFC 9112 allows it, but proxies disagree on it.
-        if (line.IsEmpty || line[^1] != '\r') throw HttpError.InvalidHeader($"{what} not terminated by CRLF");
-        return line[..^1];
-    }
-
     private static void ParseRequestLine(ReadOnlySpan<byte> line, RequestHead head)
     {
         int sp1 = line.IndexOf((byte)' ');
         if (sp1 <= 0) throw sp1 == 0 ? HttpError.InvalidRequestLine("starts with whitespace") : HttpError.InvalidRequestLine("no spaces");
         var method = line[..sp1];
-        if (method.IndexOfAnyExcept(TokenChars) >= 0) throw HttpError.InvalidMethod("not a token");
+        CheckMethod(method);
         var rest = line[(sp1 + 1)..];
         int sp2 = rest.IndexOf((byte)' ');
         if (sp2 < 0) throw HttpError.InvalidRequestLine("expected METHOD SP TARGET SP VERSION");
         var target = rest[..sp2];
         var version = rest[(sp2 + 1)..];
         if (target.IsEmpty) throw HttpError.InvalidRequestLine("empty target (two spaces?)");
+        // Raw bytes above 0x7f are let through (as Gunicorn does) and read as Latin-1; controls never are.
         foreach (var b in target)
-            if (b <= 0x20 || b >= 0x7f) throw HttpError.InvalidTarget("control, space or non-ASCII byte");
+            if (b <= 0x20 || b == 0x7f) throw HttpError.InvalidTarget("control character or space");
 
         head.Method = Intern(method, KnownMethods, KnownMethodBytes) ?? Encoding.ASCII.GetString(method);
         head.VersionMinor = ParseVersion(version);
-        head.Target = Encoding.ASCII.GetString(target);
+        head.Target = Encoding.Latin1.GetString(target);
         CheckTargetForm(head);
     }
 
+    private static void CheckMethod(ReadOnlySpan<byte> method)
+    {
+        if (method.IndexOfAnyExcept(TokenChars) >= 0) throw HttpError.InvalidMethod("not a token");
+        if (method.Length is < MinMethodLength or > MaxMethodLength)
+            throw HttpError.InvalidMethod($"not {MinMethodLength} to {MaxMethodLength} characters");
+        foreach (var b in method)
+            if (b is >= (byte)'a' and <= (byte)'z' or (byte)'#') throw HttpError.InvalidMethod("lower case or '#'");
+    }
+
+    /// <summary>HTTP/1.0 → 0, HTTP/1.1 → 1. A later 1.x is served as 1.1 (RFC 9110 §2.5); other majors get 505.</summary>
     private static int ParseVersion(ReadOnlySpan<byte> v)
     {
         if (v.Length != 8 || !v.StartsWith("HTTP/"u8) || !char.IsAsciiDigit((char)v[5]) || v[6] != '.' || !char.IsAsciiDigit((char)v[7]))
-            throw HttpError.InvalidVersion(v.Length > 16 ? "malformed" : $"'{Encoding.ASCII.GetString(v)}'");
-        if (v[5] == '1' && v[7] is (byte)'0' or (byte)'1') return v[7] - '0';
+            throw HttpError.InvalidVersion(v.Length > 16 ? "malformed" : $"'{Encoding.Latin1.GetString(v)}'");
+        if (v[5] == '1') return v[7] == '0' ? 0 : 1;
         throw HttpError.UnsupportedVersion(Encoding.ASCII.GetString(v));
     }
 
     /// <summary>RFC 9112 §3.2: each form of request-target goes with its methods.</summary>
     private static void CheckTargetForm(RequestHead head)
     {
-        var t = head.Target;
+        var t = head.Target.AsSpan();
         if (t[0] == '/') return; // origin-form
-        if (t == "*")
+        if (t is "*")
         {
             if (head.Method != "OPTIONS") throw HttpError.InvalidTarget("asterisk-form is only for OPTIONS");
             return;
         }
-        if (head.Method == "CONNECT") return; // authority-form: host:port
-        if (t.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || t.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
-            return; // absolute-form
-        throw HttpError.InvalidTarget("expected /path, an absolute URI, or * with OPTIONS");
+        if (head.Method == "CONNECT")
+        {
+            // authority-form: host:port and nothing else (§3.2.3)
+            if (!IsAuthority(t, out bool hasPort) || !hasPort) throw HttpError.InvalidTarget("CONNECT needs host:port");
+            return;
+        }
+        int schemeEnd = t.StartsWith("http://", StringComparison.OrdinalIgnoreCase) ? 7
+            : t.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? 8 : -1;
+        if (schemeEnd < 0) throw HttpError.InvalidTarget("expected /path, an http(s) absolute URI, or * with OPTIONS");
+        var afterScheme = t[schemeEnd..];
+        int authorityEnd = afterScheme.IndexOfAny('/', '?', '#');
+        var authority = authorityEnd < 0 ? afterScheme : afterScheme[..authorityEnd];
+        // RFC 9110 §4.2.4: userinfo in an http(s) URI is treated as an error; it serves to disguise the host.
+        if (authority.Contains('@')) throw HttpError.InvalidTarget("userinfo (user@) in an absolute URI");
+        if (authority.IsEmpty || !IsAuthority(authority, out _)) throw HttpError.InvalidTarget("invalid authority in an absolute URI");
+    }
+
+    /// <summary>
+    /// RFC 3986 host [":" port]: an IP literal in brackets, or reg-name characters (unreserved,
+    /// %-escapes, sub-delims), optionally followed by a port. Used for Host and the request-target.
+    /// </summary>
+    internal static bool IsAuthority(ReadOnlySpan<char> text, out bool hasPort)
+    {
+        hasPort = false;
+        ReadOnlySpan<char> port;
+        if (text.StartsWith('['))
+        {
+            int close = text.IndexOf(']');
+            if (close < 3) return false;
+            foreach (var c in text[1..close])
+                if (!char.IsAsciiHexDigit(c) && c is not ':' and not '.') return false;
+            port = text[(close + 1)..];
+            if (!port.IsEmpty && port[0] != ':') return false;
+        }
+        else
+        {
+            int colon = text.IndexOf(':');
+            var host = colon < 0 ? text : text[..colon];
+            foreach (var c in host)
+                if (!char.IsAsciiLetterOrDigit(c) && "-._~%!$&'()*+,;=".IndexOf(c) < 0) return false;
+            port = colon < 0 ? default : text[colon..];
+        }
+        if (port.IsEmpty) return true;
+        port = port[1..];
+        foreach (var c in port)
+            if (!char.IsAsciiDigit(c)) return false;
+        hasPort = port.Length is > 0 and <= 5;
+        return port.Length <= 5;
     }
 
     private static void ParseHeaderLine(ReadOnlySpan<byte> line, RequestHead head)
@@ -134,6 +198,9 @@ public static class RequestParser
         var value = line[(colon + 1)..].Trim(" \t"u8);
         foreach (var b in value)
             if ((b < 0x20 && b != '\t') || b == 0x7f) throw HttpError.InvalidHeader("control character in value");
+        // Gunicorn's header_map = "drop": CGI-style names map '-' and '_' alike (HTTP_X_Y), so a field
+        // named with '_' could pose as another one (Content_Length for Content-Length). It is dropped.
+        if (name.Contains((byte)'_')) return;
         var nameText = Intern(name, KnownHeaderNames, KnownHeaderBytes) ?? Encoding.ASCII.GetString(name);
         head.Headers.Add(nameText, value.IsEmpty ? "" : Encoding.Latin1.GetString(value));
     }
@@ -149,7 +216,7 @@ public static class RequestParser
     private static void DecideFraming(RequestHead head)
     {
         string? contentLength = null, transferEncoding = null, host = null;
-        int hosts = 0;
+        int hosts = 0, contentTypes = 0;
         bool close = false, keepAlive = false;
         foreach (var (name, value) in head.Headers)
         {
@@ -161,46 +228,78 @@ public static class RequestParser
             else if (name.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase))
                 transferEncoding = transferEncoding is null ? value : transferEncoding + "," + value;
             else if (name.Equals("Host", StringComparison.OrdinalIgnoreCase)) { hosts++; host = value; }
+            else if (name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase)) contentTypes++;
             else if (name.Equals("Connection", StringComparison.OrdinalIgnoreCase))
             {
-                foreach (var token in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
-                {
-                    if (token.Equals("close", StringComparison.OrdinalIgnoreCase)) close = true;
-                    else if (token.Equals("keep-alive", StringComparison.OrdinalIgnoreCase)) keepAlive = true;
-                }
+                close |= HasToken(value, "close");
+                keepAlive |= HasToken(value, "keep-alive");
             }
             else if (name.Equals("Expect", StringComparison.OrdinalIgnoreCase))
                 head.ExpectContinue = value.Equals("100-continue", StringComparison.OrdinalIgnoreCase);
         }
 
-        if (head.VersionMinor == 1 && hosts != 1)
-            throw HttpError.InvalidHeader(hosts == 0 ? "HTTP/1.1 request without Host" : "more than one Host");
         if (hosts > 1) throw HttpError.InvalidHeader("more than one Host");
-        if (host is not null && host.Length > 0 && host.AsSpan().IndexOfAny(" /?#@\\\t") >= 0)
-            throw HttpError.InvalidHeader("Host is not a host[:port]");
+        if (head.VersionMinor == 1 && hosts == 0) throw HttpError.MissingHost();
+        if (host is { Length: > 0 } && !IsAuthority(host, out _)) throw HttpError.InvalidHeader("Host is not host[:port]");
+        // A singleton field sent twice: which one the application would read is a guess.
+        if (contentTypes > 1) throw HttpError.InvalidHeader("more than one Content-Type");
 
         if (transferEncoding is not null)
         {
+            // RFC 9112 §6.1, §6.3: with both, the length cannot be trusted (the classic smuggling pair).
             if (contentLength is not null) throw HttpError.InvalidFraming("both Content-Length and Transfer-Encoding");
             if (head.VersionMinor == 0) throw HttpError.InvalidFraming("Transfer-Encoding in an HTTP/1.0 request");
-            var codings = transferEncoding.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            if (codings.Length == 0) throw HttpError.InvalidFraming("empty Transfer-Encoding");
-            if (!codings[^1].Equals("chunked", StringComparison.OrdinalIgnoreCase))
-                throw HttpError.InvalidFraming("Transfer-Encoding does not end in chunked");
-            if (codings.Length > 1)
-                throw codings[..^1].Any(c => c.Equals("chunked", StringComparison.OrdinalIgnoreCase))
-                    ? HttpError.InvalidFraming("chunked applied twice")
-                    : HttpError.UnsupportedTransferCoding(string.Join(", ", codings[..^1]));
+            CheckTransferCodings(transferEncoding);
             head.Chunked = true;
         }
         else if (contentLength is not null)
         {
-            if (contentLength.Length == 0 || contentLength.Length > 18 || !contentLength.All(char.IsAsciiDigit))
+            if (contentLength.Length is 0 or > 18 || contentLength.AsSpan().IndexOfAnyExceptInRange('0', '9') >= 0)
                 throw HttpError.InvalidFraming($"Content-Length '{(contentLength.Length > 20 ? contentLength[..20] + "…" : contentLength)}' is not a number");
             head.ContentLength = long.Parse(contentLength);
         }
 
         head.KeepAlive = head.VersionMinor == 1 ? !close : keepAlive && !close;
         if (head.VersionMinor == 0) head.ExpectContinue = false;
+    }
+
+    /// <summary>
+    /// RFC 9112 §6.3: chunked must be the final coding, exactly once. We decode no other coding, so
+    /// anything before chunked (gzip, identity…) is 501 rather than a body the app would misread.
+    /// </summary>
+    private static void CheckTransferCodings(string transferEncoding)
+    {
+        var rest = transferEncoding.AsSpan();
+        int codings = 0;
+        bool lastIsChunked = false, chunkedEarlier = false;
+        string? unsupported = null;
+        while (!rest.IsEmpty)
+        {
+            int comma = rest.IndexOf(',');
+            var coding = (comma < 0 ? rest : rest[..comma]).Trim(" \t");
+            rest = comma < 0 ? default : rest[(comma + 1)..];
+            if (coding.IsEmpty) continue; // empty list elements are allowed (RFC 9110 §5.6.1)
+            codings++;
+            chunkedEarlier |= lastIsChunked;
+            lastIsChunked = coding.Equals("chunked", StringComparison.OrdinalIgnoreCase);
+            if (!lastIsChunked) unsupported ??= coding.ToString();
+        }
+        if (codings == 0) throw HttpError.InvalidFraming("empty Transfer-Encoding");
+        if (!lastIsChunked) throw HttpError.InvalidFraming("Transfer-Encoding does not end in chunked");
+        if (chunkedEarlier) throw HttpError.InvalidFraming("chunked applied twice");
+        if (unsupported is not null) throw HttpError.UnsupportedTransferCoding(unsupported);
+    }
+
+    /// <summary>Whether a comma-separated list (Connection) holds <paramref name="token"/>, case-insensitively.</summary>
+    private static bool HasToken(string list, string token)
+    {
+        var rest = list.AsSpan();
+        while (true)
+        {
+            int comma = rest.IndexOf(',');
+            if ((comma < 0 ? rest : rest[..comma]).Trim(" \t").Equals(token, StringComparison.OrdinalIgnoreCase)) return true;
+            if (comma < 0) return false;
+            rest = rest[(comma + 1)..];
+        }
     }
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Prefork.Gateway;
 using Prefork.Logging;
 using Prefork.Worker;
@@ -16,6 +17,7 @@ public sealed class RequestProcessor
 {
     private readonly WorkerContext _worker;
     private readonly RequestEnvironment _env = new();
+    private readonly ForwardedHeaders _forwarded;
     private readonly StartResponse _startResponse;
     private string? _status;
     private IReadOnlyList<KeyValuePair<string, string>>? _headers;
@@ -23,6 +25,7 @@ public sealed class RequestProcessor
     public RequestProcessor(WorkerContext worker)
     {
         _worker = worker;
+        _forwarded = ForwardedHeaders.From(worker.Config);
         _startResponse = (status, headers) =>
         {
             _status = status;
@@ -38,9 +41,9 @@ public sealed class RequestProcessor
     /// workers). Returns true when the connection may carry another request.
     /// </summary>
     public bool Process(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection,
-        ResponseWriter writer, bool keepAlive, RequestSlot slot)
+        ResponseWriter writer, bool keepAlive, RequestSlot slot, RequestHeaders? trailers = null)
     {
-        var pending = ProcessAsync(head, body, bodyLength, connection, writer, keepAlive, slot);
+        var pending = ProcessAsync(head, body, bodyLength, connection, writer, keepAlive, slot, trailers);
         return pending.IsCompleted ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
     }
 
@@ -48,13 +51,25 @@ public sealed class RequestProcessor
     /// Serves one complete request. Completes synchronously (allocating nothing) unless the
     /// application's body is asynchronous or the transport asks a streamed body to wait; then the
     /// continuations run on the caller's SynchronizationContext (the epoll worker's loop).
-    /// Returns true when the connection may carry another request.
+    /// Returns true when the connection may carry another request. <paramref name="trailers"/> are
+    /// a chunked body's trailer fields, shown to the app as <c>env.Items["gateway.trailers"]</c>.
     /// </summary>
     public async ValueTask<bool> ProcessAsync(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection,
-        ResponseWriter writer, bool keepAlive, RequestSlot slot)
+        ResponseWriter writer, bool keepAlive, RequestSlot slot, RequestHeaders? trailers = null)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
-        FillEnvironment(head, body, bodyLength, connection);
+        try
+        {
+            FillEnvironment(head, body, bodyLength, connection, trailers);
+        }
+        catch (HttpError e)
+        {
+            // A trusted proxy contradicting itself: refused like a malformed request, never shown to the app.
+            Log.Debug("Bad request from {Remote}: {Error}", connection.RemoteAddr, e.Message);
+            writer.WriteError(e.Status, head.Method == "HEAD");
+            _worker.AccessLog?.Write(_env, head, writer.Status, writer.BodyBytes, started);
+            return false;
+        }
         slot.Begin(head.Method, _env.PathInfo);
         _status = null;
         _headers = null;
@@ -140,7 +155,7 @@ public sealed class RequestProcessor
     private string RequireStatus() =>
         _status ?? throw new InvalidOperationException("the application returned without calling start_response");
 
-    private void FillEnvironment(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection)
+    private void FillEnvironment(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection, RequestHeaders? trailers)
     {
         var env = _env;
         env.Method = head.Method;
@@ -150,14 +165,15 @@ public sealed class RequestProcessor
         foreach (var field in head.Headers) env.Headers.Add(field.Key, field.Value);
         env.Input = body;
         env.ContentLength = head.HasBody || head.ContentLength is not null ? bodyLength : null;
-        env.RemoteAddr = connection.RemoteAddr;
-        env.RemotePort = connection.RemotePort;
-        env.UrlScheme = "http";
+        // The environment is reused for the next request: nothing an app or the last request put in Items may leak.
+        if (env.Items.Count > 0) env.Items.Clear();
+        if (trailers is { Count: > 0 }) env.Items["gateway.trailers"] = trailers;
         SplitTarget(head.Target, out var path, out var query);
         env.PathInfo = path;
         env.QueryString = query;
         env.ScriptName = "";
-        var host = head.Headers["Host"];
+        // RFC 9112 §3.2.2: with an absolute-form target its authority, not Host, names the server.
+        var host = AbsoluteFormAuthority(head.Target) ?? head.Headers["Host"];
         if (!string.IsNullOrEmpty(host))
         {
             int colon = host.LastIndexOf(':');
@@ -170,6 +186,17 @@ public sealed class RequestProcessor
             env.ServerName = connection.LocalAddr;
             env.ServerPort = connection.LocalPort;
         }
+        _forwarded.Apply(head.Headers, connection, env);
+    }
+
+    /// <summary>"example.com:8080" for "http://example.com:8080/x"; null for origin-form and the rest.</summary>
+    private static string? AbsoluteFormAuthority(string target)
+    {
+        if (target.Length == 0 || target[0] == '/' || target[0] == '*') return null;
+        int scheme = target.IndexOf("://", StringComparison.Ordinal);
+        if (scheme < 0) return null;
+        int end = target.AsSpan(scheme + 3).IndexOfAny('/', '?', '#');
+        return end < 0 ? target[(scheme + 3)..] : target.Substring(scheme + 3, end);
     }
 
     /// <summary>Path (percent-decoded) and query from an origin-form or absolute-form target.</summary>
@@ -183,32 +210,48 @@ public sealed class RequestProcessor
             if (scheme > 0)
             {
                 var afterAuthority = t[(scheme + 3)..];
-                int slash = afterAuthority.IndexOfAny('/', '?');
+                int slash = afterAuthority.IndexOfAny('/', '?', '#');
                 t = slash < 0 ? "/" : afterAuthority[slash..];
-                if (t[0] == '?') t = ("/" + t.ToString()).AsSpan();
+                if (t[0] != '/') t = ("/" + t.ToString()).AsSpan();
             }
         }
+        // A fragment is never sent by a correct client; if one is, it is neither path nor query.
+        int hash = t.IndexOf('#');
+        if (hash >= 0) t = t[..hash];
         int q = t.IndexOf('?');
         var rawPath = q < 0 ? t : t[..q];
         query = q < 0 ? "" : t[(q + 1)..].ToString();
-        int hash = query.IndexOf('#');
-        if (hash >= 0) query = query[..hash];
         path = rawPath.Contains('%') ? Uri.UnescapeDataString(rawPath.ToString())
             : rawPath.Length == target.Length ? target : rawPath.ToString(); // the common case allocates nothing
     }
 }
 
-/// <summary>The addresses of one connection, as strings the environment needs.</summary>
+/// <summary>The addresses of one connection, as strings the environment needs (and the peer's IP, for trust checks).</summary>
 public sealed class ConnectionInfo
 {
     public string RemoteAddr = "";
     public string RemotePort = "";
     public string LocalAddr = "";
     public string LocalPort = "";
+    /// <summary>The peer's address; null on a unix socket.</summary>
+    public IPAddress? RemoteIp;
+    public bool IsUnixSocket;
 
     public void Set(EndPoint? remote, EndPoint? local)
     {
+        RemoteIp = (remote as IPEndPoint)?.Address;
+        IsUnixSocket = remote is UnixDomainSocketEndPoint || local is UnixDomainSocketEndPoint;
         (RemoteAddr, RemotePort) = remote is IPEndPoint r ? (r.Address.ToString(), r.Port.ToString()) : ("", "");
         (LocalAddr, LocalPort) = local is IPEndPoint l ? (l.Address.ToString(), l.Port.ToString()) : ("localhost", "");
+    }
+
+    /// <summary>A PROXY protocol header replaces the addresses with the ones the proxy saw (the client is now the peer).</summary>
+    public void Apply(ProxyHeader header)
+    {
+        if (header.Source is null || header.Destination is null) return;
+        IsUnixSocket = false;
+        RemoteIp = header.Source.Address;
+        (RemoteAddr, RemotePort) = (header.Source.Address.ToString(), header.Source.Port.ToString());
+        (LocalAddr, LocalPort) = (header.Destination.Address.ToString(), header.Destination.Port.ToString());
     }
 }

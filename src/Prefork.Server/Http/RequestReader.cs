@@ -197,11 +197,30 @@ public sealed class RequestReader
         return false;
     }
 
+    /// <summary>The taken request's trailer fields (chunked bodies only), or null.</summary>
+    public Gateway.RequestHeaders? Trailers => Head.Chunked ? _chunked?.Trailers : null;
+
+    /// <summary>Bytes received and not yet taken: for what precedes the first request (a PROXY protocol header).</summary>
+    public ReadOnlySpan<byte> Unconsumed => _buffer.AsSpan(_start, _end - _start);
+
+    /// <summary>Takes <paramref name="count"/> bytes of <see cref="Unconsumed"/> as handled elsewhere.</summary>
+    public void Consume(int count)
+    {
+        _start += count;
+        _scanned = _lineStart = _start;
+        _lineEnded = false;
+    }
+
     /// <summary>At EOF: throws if the client went away in the middle of a request; false if between requests.</summary>
     public void CheckEndOfInput()
     {
         if (_inBody) throw HttpError.IncompleteBody();
-        if (_end > _start) throw HttpError.InvalidRequestLine("connection closed in the middle of the request head");
+        if (_end > _start)
+        {
+            // The head will never complete; if what came is already over a limit, say which (414/431), as the parser would.
+            RequestParser.TryParseHead(_buffer.AsSpan(_start, _end - _start), Head, _limits, out _);
+            throw HttpError.InvalidRequestLine("connection closed in the middle of the request head");
+        }
     }
 
     /// <summary>Gives the receive buffer back to the pool when nothing is buffered (the connection goes idle).</summary>

@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Mono.Unix.Native;
 using Prefork.Config;
+using Prefork.Systemd;
 using Prefork.Worker;
 using Serilog;
 
@@ -19,6 +20,8 @@ namespace Prefork.Master;
 public sealed class Arbiter
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(2);
+    private static readonly PosixSignal SigUsr1 = (PosixSignal)10, SigUsr2 = (PosixSignal)12;
 
     private readonly string? _configPath;
     private readonly IReadOnlyList<KeyValuePair<string, string>> _overrides;
@@ -28,18 +31,19 @@ public sealed class Arbiter
     private readonly ConcurrentQueue<PosixSignal> _signals = new();
     private readonly WakeUp _wake = new();
     private PidFile? _pidFile;
+    private readonly SystemdNotifier _notify = SystemdNotifier.FromEnvironment(); // systemd: sd_notify
 
     private int _generation = 1;
     private int _targetWorkers;
     private bool _winched;           // WINCH: no workers until HUP
     private int _bootFailures;       // consecutive workers that died before booting
     private DateTime _nextSpawnAllowed = DateTime.MinValue;
-    private bool _announcedReady;
+    private int _readyGeneration;    // the last generation announced as fully serving
 
     public Arbiter(GatewayConfig config, string? configPath, IReadOnlyList<KeyValuePair<string, string>> overrides)
     {
         _config = config;
-        _configPath = configPath;
+        _configPath = configPath is null ? null : Path.GetFullPath(configPath);
         _overrides = overrides;
         _targetWorkers = config.Workers;
     }
@@ -47,7 +51,11 @@ public sealed class Arbiter
     /// <summary>Runs the master until it is told to stop. Returns the process exit code.</summary>
     public int Run()
     {
-        Log.Information("Starting prefork {Version} (master pid {Pid})", ServerInfo.Version, Environment.ProcessId);
+        var upgrade = InPlaceUpgrade.Take();
+        Log.Information(upgrade is null ? "Starting prefork {Version} (master pid {Pid})" : "Upgraded in place to prefork {Version} (master pid {Pid} kept)",
+            ServerInfo.Version, Environment.ProcessId);
+        ApplyProcessSettings();
+        if (upgrade is null) Hooks.Run(_config, "on_starting", wait: TimeSpan.FromSeconds(30));
         try
         {
             if (_config.PidFile.Length > 0)
@@ -55,12 +63,7 @@ public sealed class Arbiter
                 _pidFile = new PidFile(Path.GetFullPath(_config.PidFile, _config.BaseDirectory));
                 _pidFile.Create();
             }
-            foreach (var text in _config.Bind)
-            {
-                var listener = Listener.Bind(ListenAddress.Parse(text), _config.Backlog, _config.UnixSocketMode);
-                _listeners.Add(listener);
-                Log.Information("Listening at: {Address} (fd {Fd})", listener.Describe(), listener.Fd);
-            }
+            OpenListeners(SocketActivation.Addresses(_config.Bind), upgrade?.Listeners); // systemd: passed sockets replace bind
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
         {
@@ -68,26 +71,78 @@ public sealed class Arbiter
             Cleanup();
             return 1;
         }
+        if (upgrade is not null) Adopt(upgrade);
         Log.Information("Using worker class {Class}, {Workers} workers, app {App}", _config.WorkerClass, _targetWorkers, _config.App);
         using var registrations = TrapSignals();
+        ManageWorkers(); // spawn the first workers now, not after the first second's sleep
 
         while (true)
         {
-            Sleep();
-            while (_signals.TryDequeue(out var signal))
+            try
             {
-                var stop = HandleSignal(signal);
-                if (stop is not null) return Stop(graceful: stop.Value);
+                Sleep();
+                while (_signals.TryDequeue(out var signal))
+                {
+                    var stop = HandleSignal(signal);
+                    if (stop is not null) return Stop(graceful: stop.Value);
+                }
+                Reap();
+                MurderWorkers();
+                RecycleWorkers();
+                ManageWorkers();
+                _notify.Tick(_workers, _generation); // systemd: watchdog ping, STATUS=
             }
-            Reap();
-            MurderWorkers();
-            ManageWorkers();
+            catch (Exception e)
+            {
+                // The master must outlive its own bugs: workers depend on it. Log, pause, go on.
+                Log.Error(e, "Unexpected error in the master loop; continuing");
+                Thread.Sleep(1000);
+            }
+        }
+    }
+
+    private void ApplyProcessSettings()
+    {
+        if (_config.Chdir.Length > 0) Directory.SetCurrentDirectory(Path.GetFullPath(_config.Chdir, _config.BaseDirectory));
+        if (_config.Umask.Length > 0) Libc.umask(Convert.ToUInt32(_config.Umask, 8)); // inherited by workers
+        Libc.SetProcessName(_config.ProcName);
+    }
+
+    // ---- listeners -------------------------------------------------------------------------
+
+    /// <summary>Binds each address, reusing an already-open listener (after HUP or an in-place upgrade) where the address is unchanged.</summary>
+    private void OpenListeners(IReadOnlyList<ListenAddress> addresses, List<InPlaceUpgrade.ListenerState>? inherited)
+    {
+        foreach (var address in addresses)
+        {
+            if (_listeners.Any(l => l.Address.Text == address.Text)) continue;
+            var handed = inherited?.FirstOrDefault(l => l.Text == address.Text);
+            var listener = handed is not null ? Listener.Adopt(address, handed.Fd) : Listener.Bind(address, _config.Backlog, _config.UnixSocketMode);
+            _listeners.Add(listener);
+            Log.Information("Listening at: {Address} (fd {Fd}{How})", listener.Describe(), listener.Fd, handed is null ? "" : ", kept across the upgrade");
+        }
+        foreach (var stale in inherited?.Where(l => !addresses.Any(a => a.Text == l.Text)) ?? [])
+            Syscall.close(stale.Fd);
+    }
+
+    /// <summary>HUP with a changed `bind`: open the new addresses first, then close the ones no longer wanted.</summary>
+    private void Rebind(IReadOnlyList<string> binds)
+    {
+        if (SocketActivation.PassedSockets().Count > 0)
+        {
+            Log.Warning("bind changed, but the sockets come from systemd: change the .socket unit instead");
+            return;
+        }
+        OpenListeners(binds.Select(ListenAddress.Parse).ToList(), null);
+        foreach (var gone in _listeners.Where(l => !binds.Contains(l.Address.Text)).ToList())
+        {
+            Log.Information("No longer listening at {Address}", gone.Describe());
+            _listeners.Remove(gone);
+            gone.Dispose(); // old workers keep their copy until they retire
         }
     }
 
     // ---- signals -------------------------------------------------------------------------
-
-    private static readonly PosixSignal SigUsr1 = (PosixSignal)10, SigUsr2 = (PosixSignal)12;
 
     private IDisposable TrapSignals()
     {
@@ -117,7 +172,11 @@ public sealed class Arbiter
             case PosixSignal.SIGTERM: Log.Information("Handling signal: TERM (graceful stop)"); return true;
             case PosixSignal.SIGINT: Log.Information("Handling signal: INT (fast stop)"); return false;
             case PosixSignal.SIGQUIT: Log.Information("Handling signal: QUIT (fast stop)"); return false;
-            case PosixSignal.SIGHUP: Log.Information("Handling signal: HUP (reload)"); Reload(); return null;
+            case PosixSignal.SIGHUP:
+                Log.Information("Handling signal: HUP (reload)");
+                _notify.Reloading(_workers, _generation); // systemd: RELOADING=1 now, READY=1 once the new generation serves
+                Reload();
+                return null;
             case PosixSignal.SIGTTIN:
                 _targetWorkers++;
                 Log.Information("Handling signal: TTIN; workers now {Workers}", _targetWorkers);
@@ -138,7 +197,10 @@ public sealed class Arbiter
             foreach (var w in _workers) Syscall.kill(w.Pid, Signum.SIGUSR1);
         }
         else if (signal == SigUsr2)
-            Log.Warning("Handling signal: USR2; in-place upgrade is not supported yet, ignoring");
+        {
+            Log.Information("Handling signal: USR2 (upgrade the program in place)");
+            Upgrade();
+        }
         return null;
     }
 
@@ -152,14 +214,14 @@ public sealed class Arbiter
         try
         {
             next = ConfigLoader.Load(_configPath, _overrides);
+            if (!next.Bind.SequenceEqual(_config.Bind)) Rebind(next.Bind);
         }
-        catch (ConfigException e)
+        catch (Exception e) when (e is ConfigException or IOException or System.Net.Sockets.SocketException)
         {
             Log.Error("Reload refused, keeping the running configuration: {Reason}", e.Message);
+            _notify.ReloadRefused(e.Message); // systemd: the reload is over
             return;
         }
-        if (!next.Bind.SequenceEqual(_config.Bind))
-            Log.Warning("bind changed in the config; the listeners are kept as they are until a restart");
         _config = next;
         Logging.Logging.Configure(_config, "");
         _targetWorkers = next.Workers;
@@ -168,6 +230,42 @@ public sealed class Arbiter
         _bootFailures = 0;
         _nextSpawnAllowed = DateTime.MinValue;
         Log.Information("Reloaded configuration; starting generation {Generation} with {Workers} workers", _generation, _targetWorkers);
+        Hooks.Run(_config, "on_reload", new Dictionary<string, string> { ["PREFORK_GENERATION"] = _generation.ToString() });
+    }
+
+    /// <summary>USR2: check the program on disk, then exec it in place; on any failure, go on serving and say why.</summary>
+    private void Upgrade()
+    {
+        if (InPlaceUpgrade.Preflight(_configPath, _overrides) is { } why)
+        {
+            Log.Error("Upgrade refused, the running master goes on: {Reason}", why);
+            return;
+        }
+        var state = new InPlaceUpgrade.State(_generation,
+            _listeners.Select(l => new InPlaceUpgrade.ListenerState(l.Address.Text, l.Fd)).ToList(),
+            _workers.Where(w => !w.Retiring).Select(w => new InPlaceUpgrade.WorkerState(
+                w.Pid, w.Index, w.Generation, w.PipeFd, w.Booted, w.Requests, w.MaxRequests, w.SpawnedAt)).ToList());
+        // Workers already retiring are left to finish on their own; they exit when done.
+        var failure = InPlaceUpgrade.Exec(state, _workers.Where(w => !w.Retiring).Select(w => w.PipeFd));
+        Logging.Logging.Configure(_config, "");
+        Log.Error("Upgrade failed, the running master goes on: {Reason}", failure);
+    }
+
+    /// <summary>After an upgrade: take over the previous image's workers, and start a generation of the new program.</summary>
+    private void Adopt(InPlaceUpgrade.State state)
+    {
+        foreach (var w in state.Workers)
+        {
+            Syscall.fcntl(w.PipeFd, FcntlCommand.F_SETFD, 1);
+            _workers.Add(new WorkerHandle
+            {
+                Pid = w.Pid, Index = w.Index, Generation = w.Generation, PipeFd = w.PipeFd, MaxRequests = w.MaxRequests,
+                SpawnedAt = w.SpawnedAt, Booted = w.Booted, Requests = w.Requests,
+            });
+        }
+        _generation = state.Generation + 1;
+        _readyGeneration = state.Generation;
+        Log.Information("Adopted {Count} workers; starting generation {Generation} on the new program", state.Workers.Count, _generation);
     }
 
     // ---- the loop's steps ----------------------------------------------------------------
@@ -178,7 +276,7 @@ public sealed class Arbiter
         var fds = new Pollfd[_workers.Count + 1];
         fds[0] = new Pollfd { fd = _wake.ReadFd, events = PollEvents.POLLIN };
         for (int i = 0; i < _workers.Count; i++) fds[i + 1] = new Pollfd { fd = _workers[i].PipeFd, events = PollEvents.POLLIN };
-        Syscall.poll(fds, 1000);
+        Syscall.poll(fds, _notify.SleepMs(1000)); // systemd: wake in time for the watchdog
         _wake.Drain();
         foreach (var w in _workers) ReadMessages(w);
     }
@@ -210,11 +308,12 @@ public sealed class Arbiter
                 w.Booted = true;
                 _bootFailures = 0;
                 Log.Information("Booted {Worker}, generation {Generation}, in {Ms} ms", w, w.Generation, (int)(DateTime.UtcNow - w.SpawnedAt).TotalMilliseconds);
+                Hooks.Run(_config, "worker_boot", Hooks.WorkerDetails(w));
                 break;
-            case "ping" when parts.Length == 5:
-                w.Requests = long.Parse(parts[1]);
-                w.BusyMs = long.Parse(parts[2]);
-                w.BusyRequest = w.BusyMs < 0 ? "" : $"{parts[3]} {parts[4]}";
+            case "ping" when parts.Length == 5 && long.TryParse(parts[1], out var requests) && long.TryParse(parts[2], out var busyMs):
+                w.Requests = requests;
+                w.BusyMs = busyMs;
+                w.BusyRequest = busyMs < 0 ? "" : $"{parts[3]} {parts[4]}";
                 break;
             case "bootfail":
                 w.BootFailure = line.Length > 9 ? line[9..] : "unknown";
@@ -228,13 +327,12 @@ public sealed class Arbiter
         for (int i = _workers.Count - 1; i >= 0; i--)
         {
             var w = _workers[i];
-            if (!w.Process.HasExited) continue;
+            if (!w.HasExited(out int code, out int signal)) continue;
             ReadMessages(w); // a boot failure report may have arrived with the exit
             _workers.RemoveAt(i);
             Syscall.close(w.PipeFd);
-            int code = w.Process.ExitCode;
-            w.Process.Dispose();
-            string how = code > 128 ? $"was killed by signal {code - 128} ({SignalName(code - 128)})" : $"exited with code {code}";
+            w.Process?.Dispose();
+            string how = signal != 0 ? $"was killed by signal {signal} ({SignalName(signal)})" : $"exited with code {code}";
             if (w.Retiring) Log.Information("{Worker} {How} (retired)", w, how);
             else if (!w.Booted)
             {
@@ -244,37 +342,41 @@ public sealed class Arbiter
                 Log.Error("{Worker} failed to boot and {How}: {Reason}. Boot failure {Count} in a row; next attempt in {Delay} s",
                     w, how, w.BootFailure ?? "no reason given (see the worker's log above)", _bootFailures, delay.TotalSeconds);
             }
-            else if (code - 128 == 9 && !w.TimedOut)
-                Log.Error("{Worker} {How}; perhaps out of memory (check dmesg). Replacing it", w, how);
+            else if (signal == 9 && !w.Condemned)
+                Log.Error("{Worker} {How}, which the master did not send: out of memory? (check dmesg). Replacing it", w, how);
             else Log.Warning("{Worker} {How}; replacing it", w, how);
+            var details = Hooks.WorkerDetails(w);
+            details[signal != 0 ? "PREFORK_EXIT_SIGNAL" : "PREFORK_EXIT_CODE"] = (signal != 0 ? signal : code).ToString();
+            Hooks.Run(_config, "worker_exit", details);
         }
     }
 
     /// <summary>
-    /// Kills workers that overran `timeout`: silent for too long, or stuck on one request; and
-    /// those that did not boot within `worker_boot_timeout`; and retired ones past their grace.
+    /// Kills workers that overran `timeout` (silent for too long, or stuck on one request: ABRT,
+    /// then KILL), those that did not boot within `worker_boot_timeout`, and retired ones past
+    /// their grace.
     /// </summary>
     private void MurderWorkers()
     {
         var now = DateTime.UtcNow;
         foreach (var w in _workers)
         {
-            if (w.TimedOut) continue;
             if (w.KillAt is { } killAt && now >= killAt)
             {
-                Log.Warning("{Worker} did not finish within graceful_timeout ({Seconds} s); killing it", w, _config.GracefulTimeout);
+                if (!w.Condemned) Log.Warning("{Worker} did not finish within graceful_timeout ({Seconds} s); killing it", w, _config.GracefulTimeout);
                 Kill(w, Signum.SIGKILL);
-                w.TimedOut = true;
+                w.KillAt = null;
+                w.Condemned = true;
                 continue;
             }
+            if (w.Condemned) continue;
             if (!w.Booted)
             {
                 if ((now - w.SpawnedAt).TotalSeconds > _config.WorkerBootTimeout)
                 {
                     w.BootFailure = $"did not report ready within worker_boot_timeout ({_config.WorkerBootTimeout} s)";
                     Log.Error("{Worker} {Reason}; killing it", w, w.BootFailure);
-                    Kill(w, Signum.SIGKILL);
-                    w.TimedOut = true;
+                    Condemn(w, Signum.SIGKILL);
                 }
                 continue;
             }
@@ -282,43 +384,77 @@ public sealed class Arbiter
             double silent = (now - w.LastHeard).TotalSeconds;
             double busy = w.BusyMs < 0 ? -1 : w.BusyMs / 1000.0 + silent;
             if (busy > _config.Timeout)
-                Log.Error("WORKER TIMEOUT: {Worker} spent {Busy:F1} s on {Request} (timeout {Timeout} s); killing it",
+                Log.Error("WORKER TIMEOUT: {Worker} spent {Busy:F1} s on {Request} (timeout {Timeout} s); aborting it",
                     w, busy, w.BusyRequest, _config.Timeout);
             else if (silent > _config.Timeout)
-                Log.Error("WORKER TIMEOUT: {Worker} silent for {Silent:F1} s (timeout {Timeout} s){Doing}; killing it",
+                Log.Error("WORKER TIMEOUT: {Worker} silent for {Silent:F1} s (timeout {Timeout} s){Doing}; aborting it",
                     w, silent, _config.Timeout, w.BusyRequest.Length > 0 ? $", last seen serving {w.BusyRequest}" : ", idle when last heard");
             else continue;
-            Kill(w, Signum.SIGKILL);
-            w.TimedOut = true;
+            Condemn(w, Signum.SIGABRT);
+        }
+    }
+
+    /// <summary>Gives up on a worker: this signal now, KILL shortly after if it lingers. Its replacement is spawned at once.</summary>
+    private void Condemn(WorkerHandle w, Signum signal)
+    {
+        Kill(w, signal);
+        // The CLR swallows the first SIGABRT sent from outside and only restores the default
+        // action (dotnet/runtime#99495); the second one aborts the process.
+        if (signal == Signum.SIGABRT) { Thread.Sleep(20); Kill(w, signal); }
+        w.Condemned = true;
+        w.KillAt = DateTime.UtcNow + AbortGrace;
+        w.RecycleReason ??= "condemned";
+    }
+
+    /// <summary>max_requests, max_worker_memory, max_worker_age: mark workers for replacement (they serve until it is ready).</summary>
+    private void RecycleWorkers()
+    {
+        foreach (var w in _workers)
+        {
+            if (w.Retiring || w.RecycleReason is not null || !w.Booted) continue;
+            if (w.MaxRequests > 0 && w.Requests >= w.MaxRequests)
+                w.RecycleReason = $"served {w.Requests} requests (max_requests {w.MaxRequests})";
+            else if (_config.MaxWorkerAge > 0 && (DateTime.UtcNow - w.SpawnedAt).TotalSeconds > _config.MaxWorkerAge)
+                w.RecycleReason = $"older than max_worker_age ({_config.MaxWorkerAge} s)";
+            else if (_config.MaxWorkerMemoryMiB > 0 && ResidentMiB(w.Pid) is var rss && rss > _config.MaxWorkerMemoryMiB)
+                w.RecycleReason = $"resident memory {rss} MiB over max_worker_memory ({_config.MaxWorkerMemoryMiB} MiB)";
+            else continue;
+            Log.Information("Recycling {Worker}: {Reason}", w, w.RecycleReason);
         }
     }
 
     /// <summary>
-    /// Brings the workers to the target: for every index 0..N-1 one booted worker of the current
-    /// generation. A replacement is spawned first and the worker it replaces is retired only once
-    /// the replacement reports ready, so capacity never dips during a reload.
+    /// Brings the workers to the target: for every index 0..N-1 one booted, current worker (of the
+    /// current generation, not marked for recycling). A replacement is spawned first and the worker
+    /// it replaces is retired only once the replacement reports ready, so capacity never dips.
     /// </summary>
     private void ManageWorkers()
     {
         int target = _winched ? 0 : _targetWorkers;
         var active = _workers.Where(w => !w.Retiring).ToList();
-        foreach (var extra in active.Where(w => w.Index >= target)) Retire(extra, "fewer workers wanted");
+        foreach (var extra in active.Where(w => w.Index >= target)) Retire(extra, _winched ? "WINCH" : "fewer workers wanted");
+        bool allReady = true;
         for (int index = 0; index < target; index++)
         {
-            var holders = active.Where(w => w.Index == index).ToList();
-            var current = holders.FirstOrDefault(w => w.Generation == _generation);
+            var holders = active.Where(w => w.Index == index && !w.Condemned).ToList();
+            var current = holders.FirstOrDefault(w => w.Generation == _generation && w.RecycleReason is null);
             if (current is null)
             {
+                allReady = false;
                 if (DateTime.UtcNow >= _nextSpawnAllowed) Spawn(index);
                 continue;
             }
-            if (current.Booted)
-                foreach (var old in holders.Where(w => w != current)) Retire(old, $"replaced by generation {_generation}");
+            if (!current.Booted) { allReady = false; continue; }
+            foreach (var old in holders.Where(w => w != current))
+                Retire(old, old.RecycleReason ?? $"replaced by generation {_generation}");
         }
-        if (!_announcedReady && _workers.Count(w => w.Booted && !w.Retiring) >= target && target > 0)
+        if (allReady && target > 0 && _readyGeneration != _generation)
         {
-            _announcedReady = true;
-            Log.Information("Ready: {Workers} workers serving", target);
+            bool first = _readyGeneration == 0;
+            _readyGeneration = _generation;
+            Log.Information("Ready: generation {Generation}, {Workers} workers serving", _generation, target);
+            _notify.Ready(_workers, _generation); // systemd: READY=1
+            if (first) Hooks.Run(_config, "when_ready");
         }
     }
 
@@ -326,7 +462,7 @@ public sealed class Arbiter
     {
         if (w.Retiring) return;
         w.RetiringSince = DateTime.UtcNow;
-        w.KillAt = DateTime.UtcNow.AddSeconds(_config.GracefulTimeout);
+        w.KillAt ??= DateTime.UtcNow.AddSeconds(_config.GracefulTimeout);
         Log.Information("Retiring {Worker}: {Why}", w, why);
         Kill(w, Signum.SIGTERM);
     }
@@ -346,6 +482,8 @@ public sealed class Arbiter
         try
         {
             var psi = WorkerStartInfo();
+            SocketActivation.RemoveFromWorkerEnvironment(psi.Environment); // systemd: LISTEN_*, NOTIFY_SOCKET are the master's
+            foreach (var pair in _config.RawEnv) psi.Environment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
             psi.Environment[WorkerProcess.EnvListenFds] = string.Join(",", _listeners.Select(l => l.Fd));
             psi.Environment[WorkerProcess.EnvPipeFd] = writeFd.ToString();
             psi.Environment[WorkerProcess.EnvMasterPid] = Environment.ProcessId.ToString();
@@ -354,7 +492,8 @@ public sealed class Arbiter
             psi.Environment[WorkerProcess.EnvConfig] = _config.ToToml();
             psi.Environment[WorkerProcess.EnvConfigPath] = _config.FilePath is null ? "" : Path.GetFullPath(_config.FilePath);
             var process = Process.Start(psi)!;
-            _workers.Add(new WorkerHandle { Process = process, Pid = process.Id, Index = index, Generation = _generation, PipeFd = readFd });
+            long maxRequests = _config.MaxRequests == 0 ? 0 : _config.MaxRequests + Random.Shared.NextInt64(_config.MaxRequestsJitter + 1);
+            _workers.Add(new WorkerHandle { Process = process, Pid = process.Id, Index = index, Generation = _generation, PipeFd = readFd, MaxRequests = maxRequests });
             Log.Debug("Spawned worker {Index} (pid {Pid}), generation {Generation}", index, process.Id, _generation);
         }
         catch (Exception e)
@@ -388,24 +527,37 @@ public sealed class Arbiter
     /// </summary>
     private int Stop(bool graceful)
     {
+        _notify.Stopping(_workers, _generation); // systemd: STOPPING=1
+        // Stop accepting: the master's copies close now, so once the workers have drained the queue and
+        // closed theirs, a new client is refused (safe for a proxy to retry) rather than accepted and reset.
+        foreach (var l in _listeners) l.Dispose();
         var deadline = DateTime.UtcNow.AddSeconds(graceful ? _config.GracefulTimeout : 5);
         foreach (var w in _workers)
         {
-            w.RetiringSince = DateTime.UtcNow;
+            w.RetiringSince ??= DateTime.UtcNow;
             Kill(w, graceful ? Signum.SIGTERM : Signum.SIGQUIT);
         }
         while (_workers.Count > 0 && DateTime.UtcNow < deadline)
         {
+            // INT or QUIT during a graceful stop hurries it up, as in Gunicorn.
+            if (graceful && _signals.TryDequeue(out var more) && more is PosixSignal.SIGINT or PosixSignal.SIGQUIT)
+            {
+                Log.Information("Handling signal: {Signal} during graceful stop; stopping fast", more);
+                foreach (var w in _workers) Kill(w, Signum.SIGQUIT);
+                deadline = DateTime.UtcNow.AddSeconds(5);
+            }
             Thread.Sleep(50);
             foreach (var w in _workers) ReadMessages(w);
             Reap();
+            _notify.Tick(_workers, _generation); // systemd: keep the watchdog fed while workers finish
         }
         foreach (var w in _workers)
         {
             Log.Warning("{Worker} still running at shutdown; killing it", w);
             Kill(w, Signum.SIGKILL);
-            w.Process.WaitForExit(2000);
+            w.Process?.WaitForExit(2000);
         }
+        Hooks.Run(_config, "on_exit", wait: TimeSpan.FromSeconds(10));
         Cleanup();
         Log.Information("Shutting down: master {Pid} exits", Environment.ProcessId);
         return 0;
@@ -421,6 +573,18 @@ public sealed class Arbiter
     {
         if (Syscall.kill(w.Pid, signal) != 0 && Stdlib.GetLastError() != Errno.ESRCH)
             Log.Warning("kill({Pid}, {Signal}) failed: {Error}", w.Pid, signal, Stdlib.GetLastError());
+    }
+
+    private static long ResidentMiB(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
+        }
+        catch (IOException) { }
+        return 0;
     }
 
     private static string SignalName(int signal) =>

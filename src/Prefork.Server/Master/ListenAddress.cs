@@ -34,9 +34,9 @@ public sealed record ListenAddress(string Text, EndPoint? EndPoint, int? Inherit
                 throw new FormatException($"'{host}' is not an IPv6 address");
             return new(text, new IPEndPoint(v6, port), null);
         }
+        if (host.Contains(':')) throw new FormatException("write IPv6 addresses in brackets: [::1]:8000");
         if (IPAddress.TryParse(host, out var ip)) return new(text, new IPEndPoint(ip, port), null);
         if (host == "localhost") return new(text, new IPEndPoint(IPAddress.Loopback, port), null);
-        if (host.Contains(':')) throw new FormatException("write IPv6 addresses in brackets: [::1]:8000");
         // A host name: resolved when the master binds (DnsEndPoint).
         return new(text, new DnsEndPoint(host, port), null);
     }

@@ -30,12 +30,23 @@ public sealed class Listener : IDisposable
         var other => other?.ToString() ?? Address.Text,
     };
 
+    /// <summary>A listener handed over by the previous image of this master (in-place upgrade).</summary>
+    public static Listener Adopt(ListenAddress address, int fd)
+    {
+        var listener = new Listener(address, new Socket(new SafeSocketHandle(fd, ownsHandle: true)));
+        listener.SetInheritable(true);
+        return listener;
+    }
+
     public static Listener Bind(ListenAddress address, int backlog, string unixMode)
     {
         Socket socket;
         if (address.InheritedFd is int fd)
         {
             socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+            // A datagram socket or one nobody called listen() on would only fail later, in every worker.
+            if (socket.SocketType != SocketType.Stream || (int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.AcceptConnection)! == 0)
+                throw new IOException($"fd {fd} is not a listening stream socket");
         }
         else if (address.EndPoint is UnixDomainSocketEndPoint unix)
         {

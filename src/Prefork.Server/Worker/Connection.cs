@@ -50,6 +50,8 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     private ManualResetValueTaskSourceCore<bool> _drain = new() { RunContinuationsAsynchronously = true };
     private bool _drainWaiting;
     private long _headStartedAt;
+    private readonly IpAllowList? _proxyAllowList; // set when proxy_protocol is on
+    private bool _proxyPending;                    // the PROXY header has not been read yet
 
     /// <param name="queueOutput">
     /// False: <see cref="Send"/> blocks (polling for writability) until the kernel took every byte
@@ -65,6 +67,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
         _headerTimeoutMs = c.HeaderTimeout * 1000;
         _keepaliveMs = c.Keepalive * 1000;
         _ioTimeoutMs = c.Timeout > 0 ? c.Timeout * 1000 : -1;
+        if (c.ProxyProtocol) _proxyAllowList = IpAllowList.Parse(c.ProxyAllowIps);
         _drain.SetResult(true); // so the first Reset starts from a completed state
     }
 
@@ -97,6 +100,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
         Interest = 0;
         Deadline = 0;
         _headStartedAt = 0;
+        _proxyPending = _proxyAllowList is not null;
     }
 
     // ---- the hot path -----------------------------------------------------------------------------
@@ -119,7 +123,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
                 bool ready;
                 try
                 {
-                    ready = Reader.TryTakeRequest();
+                    ready = (!_proxyPending || TryTakeProxyHeader()) && Reader.TryTakeRequest();
                     if (!ready && PeerClosed) Reader.CheckEndOfInput();
                 }
                 catch (HttpError e)
@@ -139,7 +143,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
                 _headStartedAt = 0;
                 ServedAny = true;
                 bool keepAlive = keepAliveAllowed && _keepaliveMs > 0 && !_worker.IsStopping;
-                var pending = x.Processor.ProcessAsync(Reader.Head, Reader.Body, Reader.BodyLength, Info, writer, keepAlive, x.Slot);
+                var pending = x.Processor.ProcessAsync(Reader.Head, Reader.Body, Reader.BodyLength, Info, writer, keepAlive, x.Slot, Reader.Trailers);
                 if (!pending.IsCompleted)
                 {
                     if (!blocking)
@@ -161,6 +165,28 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
         {
             writer.Discard();
             return ServeStep.Close;
+        }
+    }
+
+    /// <summary>
+    /// proxy_protocol: the connection must open with a PROXY v1/v2 header from an allowed peer; the
+    /// client's addresses are taken from it. False while more bytes are needed.
+    /// </summary>
+    private bool TryTakeProxyHeader()
+    {
+        if (!Info.IsUnixSocket && !_proxyAllowList!.Contains(Info.RemoteIp)) throw HttpError.ForbiddenProxy(Info.RemoteAddr);
+        switch (ProxyProtocol.TryParse(Reader.Unconsumed, out var header, out int consumed, out var error))
+        {
+            case ProxyHeaderStatus.Parsed:
+                Reader.Consume(consumed);
+                Info.Apply(header);
+                _proxyPending = false;
+                return true;
+            case ProxyHeaderStatus.Invalid:
+                throw HttpError.InvalidProxyHeader(error);
+            default:
+                if (PeerClosed && !Reader.Unconsumed.IsEmpty) throw HttpError.InvalidProxyHeader("connection closed in the middle of the header");
+                return false;
         }
     }
 

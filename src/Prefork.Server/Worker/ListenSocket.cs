@@ -20,6 +20,7 @@ internal sealed unsafe class ListenSocket
     // The last peer address formatted: a few clients (proxies, load balancers) make most connections.
     private UInt128 _lastPeer = UInt128.MaxValue;
     private string _lastPeerText = "";
+    private IPAddress? _lastPeerIp;
 
     public ListenSocket(Socket socket)
     {
@@ -66,12 +67,14 @@ internal sealed unsafe class ListenSocket
 
     private void FillAddresses(int fd, byte* addr, ConnectionInfo info)
     {
+        info.IsUnixSocket = !_tcp;
         if (!_tcp)
         {
-            (info.RemoteAddr, info.RemotePort, info.LocalAddr, info.LocalPort) = ("", "", _localAddr, _localPort);
+            (info.RemoteAddr, info.RemotePort, info.LocalAddr, info.LocalPort, info.RemoteIp) = ("", "", _localAddr, _localPort, null);
             return;
         }
         (info.RemoteAddr, info.RemotePort) = Format(addr, cache: true);
+        info.RemoteIp = _lastPeerIp; // trust checks (forwarded_allow_ips, proxy_allow_ips) need the address, not its text
         if (_wildcard)
         {
             byte* local = stackalloc byte[128];
@@ -94,8 +97,9 @@ internal sealed unsafe class ListenSocket
         {
             var key = (UInt128)(*(uint*)(sockaddr + 4));
             if (cache && key == _lastPeer) return (_lastPeerText, portText);
-            var text = new IPAddress(new ReadOnlySpan<byte>(sockaddr + 4, 4)).ToString();
-            if (cache) (_lastPeer, _lastPeerText) = (key, text);
+            var ip = new IPAddress(new ReadOnlySpan<byte>(sockaddr + 4, 4));
+            var text = ip.ToString();
+            if (cache) (_lastPeer, _lastPeerText, _lastPeerIp) = (key, text, ip);
             return (text, portText);
         }
         if (family == Native.AF_INET6)
@@ -103,8 +107,9 @@ internal sealed unsafe class ListenSocket
             var bytes = new ReadOnlySpan<byte>(sockaddr + 8, 16);
             var key = BinaryPrimitives.ReadUInt128LittleEndian(bytes) ^ ((UInt128)1 << 127); // never equal to an IPv4 key
             if (cache && key == _lastPeer) return (_lastPeerText, portText);
-            var text = new IPAddress(bytes).ToString();
-            if (cache) (_lastPeer, _lastPeerText) = (key, text);
+            var ip = new IPAddress(bytes);
+            var text = ip.ToString();
+            if (cache) (_lastPeer, _lastPeerText, _lastPeerIp) = (key, text, ip);
             return (text, portText);
         }
         return ("", "");

@@ -6,13 +6,12 @@ namespace Prefork.Worker;
 /// <summary>
 /// worker_class = "sync": Gunicorn's sync worker. One connection at a time, blocking. It keeps a
 /// connection alive only while nobody else waits in the accept queue: a response is sent with
-/// Connection: close when someone does, and an idle keep-alive connection is closed as soon as
-/// someone arrives, so keep-alive clients cannot starve the others.
+/// Connection: close when someone does, so keep-alive clients cannot starve the others. An idle
+/// keep-alive connection is never closed under the client (it may be sending its next request
+/// that very moment): it is ended by its next response, or by `keepalive` running out.
 /// </summary>
 public sealed unsafe class SyncWorker : IWorkerEngine
 {
-    private const int YieldGraceMs = 10;
-
     private WorkerContext _context = null!;
     private ListenSocket[] _listeners = [];
     private WakeUp _wake = null!;
@@ -83,8 +82,8 @@ public sealed unsafe class SyncWorker : IWorkerEngine
 
     /// <summary>
     /// Blocks until the client sent more bytes (true), or the connection should close (false): the
-    /// wait timed out, the client went away, or — between requests — someone is waiting in the
-    /// accept queue or the worker is stopping.
+    /// wait timed out or the client went away. A stopping worker keeps waiting too: the request
+    /// that arrives is answered with Connection: close (closing first would race the client).
     /// </summary>
     private bool WaitForInput(Connection c)
     {
@@ -92,12 +91,9 @@ public sealed unsafe class SyncWorker : IWorkerEngine
         {
             long now = Environment.TickCount64;
             c.SetReadDeadline(now);
-            bool idle = !c.Reader.HasPartialRequest;
-            if (idle && _context.IsStopping) return false;
             _fds[0] = new Native.PollFd { Fd = c.Fd, Events = Native.POLLIN };
             int timeout = c.Deadline == 0 ? -1 : (int)Math.Clamp(c.Deadline - now, 0, int.MaxValue);
-            // Between requests, a client arriving in the accept queue ends this connection's turn.
-            int n = Poll(timeout, watchListeners: idle && c.ServedAny);
+            int n = Poll(timeout, watchListeners: false);
             if (n == 0)
             {
                 c.OnReadTimeout();
@@ -112,13 +108,6 @@ public sealed unsafe class SyncWorker : IWorkerEngine
                 continue;
             }
             if ((_fds[1].Revents & Native.POLLIN) != 0) _wake.Drain();
-            if (idle && c.ServedAny && AnyListenerReady())
-            {
-                // Someone waits. Our client may be sending its next request right now: a moment's grace
-                // lets it be answered (with Connection: close) instead of cut off mid-flight.
-                if ((Native.PollOne(c.Fd, Native.POLLIN, YieldGraceMs) & (Native.POLLIN | Native.POLLHUP | Native.POLLERR)) == 0) return false;
-                return c.Receive() is Connection.ReceiveResult.Data or Connection.ReceiveResult.Eof;
-            }
         }
     }
 
@@ -127,13 +116,6 @@ public sealed unsafe class SyncWorker : IWorkerEngine
         for (int i = 0; i < _listeners.Length; i++)
             if ((Native.PollOne(_listeners[i].Fd, Native.POLLIN, 0) & Native.POLLIN) != 0) return false;
         return true;
-    }
-
-    private bool AnyListenerReady()
-    {
-        for (int i = 0; i < _listeners.Length; i++)
-            if ((_fds[2 + i].Revents & Native.POLLIN) != 0) return true;
-        return false;
     }
 
     /// <summary>

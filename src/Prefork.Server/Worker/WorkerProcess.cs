@@ -40,11 +40,13 @@ public static class WorkerProcess
         IGatewayApplication app;
         try
         {
+            Master.Libc.SetProcessName($"{config.ProcName}-w{info.Index}");
+            DropPrivileges(config);
             app = AppLoader.Load(config);
         }
         catch (Exception e)
         {
-            var why = e is AppLoadException ? e.Message : e.ToString();
+            var why = e is AppLoadException or UnauthorizedAccessException ? e.Message : e.ToString();
             Log.Error("Worker failed to boot: {Reason}", why);
             channel.Send("bootfail " + why.ReplaceLineEndings(" | "));
             Log.CloseAndFlush();
@@ -79,6 +81,30 @@ public static class WorkerProcess
         accessLog?.Flush();
         Log.CloseAndFlush();
         return 0;
+    }
+
+    /// <summary>`user`/`group`: workers give up the master's identity before they load any application code.</summary>
+    private static void DropPrivileges(GatewayConfig config)
+    {
+        if (config.User.Length == 0 && config.Group.Length == 0) return;
+        uint uid = Syscall.getuid(), gid = Syscall.getgid();
+        if (config.User.Length > 0)
+        {
+            var pw = uint.TryParse(config.User, out var n) ? Syscall.getpwuid(n) : Syscall.getpwnam(config.User);
+            if (pw is null && !uint.TryParse(config.User, out _)) throw new UnauthorizedAccessException($"user = \"{config.User}\": no such user");
+            uid = pw?.pw_uid ?? n;
+            gid = pw?.pw_gid ?? gid;
+        }
+        if (config.Group.Length > 0)
+        {
+            var gr = uint.TryParse(config.Group, out var n) ? null : Syscall.getgrnam(config.Group);
+            if (gr is null && !uint.TryParse(config.Group, out _)) throw new UnauthorizedAccessException($"group = \"{config.Group}\": no such group");
+            gid = gr?.gr_gid ?? n;
+        }
+        // Order matters: supplementary groups and gid while still privileged, uid last.
+        if (Syscall.setgroups(1, [gid]) != 0 || Syscall.setgid(gid) != 0 || Syscall.setuid(uid) != 0)
+            throw new UnauthorizedAccessException($"cannot switch to uid {uid} gid {gid}: {Stdlib.GetLastError()} (the master must run as root to change user)");
+        Log.Information("Running as uid {Uid}, gid {Gid}", uid, gid);
     }
 
     private static IWorkerEngine CreateEngine(GatewayConfig config) => config.WorkerClass switch

@@ -51,8 +51,9 @@ public sealed class ServingTests
         Assert.Contains(before[1], after);
         server.WaitForLog("was killed by signal 9 (SIGKILL)", TimeSpan.FromSeconds(10));
         var indexes = new HashSet<int>();
-        // Until the replacement has booted and taken its share (bounded: booting takes a while on a busy machine).
-        for (var until = DateTime.UtcNow.AddSeconds(30); indexes.Count < 2 && DateTime.UtcNow < until;)
+        // Until the replacement has booted only the survivor answers; on a loaded machine that takes a while.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (indexes.Count < 2 && DateTime.UtcNow < deadline)
             Parallel.For(0, 4, _ =>
             {
                 var index = JsonDocument.Parse(server.Get("/pid").Body).RootElement.GetProperty("index").GetInt32();
@@ -138,6 +139,26 @@ public sealed class ServingTests
         var old = RawHttp.Send(server.Port, "GET / HTTP/1.0\r\n\r\n");
         Assert.Equal(200, old.Status);
         Assert.True(old.Closed);
+    }
+
+    [Theory]
+    [InlineData("/bytes/1m")]
+    [InlineData("/pid")]
+    [InlineData("/slow-async?ms=200")]
+    public void A_response_the_client_reset_never_reaches_the_next_client(string path)
+    {
+        // Found by the bench: unsent bytes of a reset connection once led the next client's answer.
+        using var server = PreforkServer.Start(workers: 1);
+        using (var gone = RawHttp.Connect(server.Port))
+        {
+            gone.LingerState = new System.Net.Sockets.LingerOption(true, 0); // close = RST
+            gone.Send(System.Text.Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        }
+        Thread.Sleep(500);
+        var next = server.Get("/");
+        Assert.Equal(200, next.Status);
+        Assert.Equal("Hello, World!", next.BodyText);
+        Assert.StartsWith("HTTP/1.1 200 OK\r\n", next.Head + "\r\n");
     }
 
     [Fact]

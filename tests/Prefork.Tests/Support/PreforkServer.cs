@@ -34,7 +34,7 @@ public sealed class PreforkServer : IDisposable
     public static string Executable => Path.Combine(AppContext.BaseDirectory, "prefork");
 
     /// <summary>Starts a master with `bind` on a free port plus the given TOML lines; waits until it serves.</summary>
-    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, params string[] extraArgs)
+    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, string? executable = null, params string[] extraArgs)
     {
         int port = FreePort();
         var dir = Path.Combine(Path.GetTempPath(), "prefork-test-" + Guid.NewGuid().ToString("N")[..8]);
@@ -49,7 +49,7 @@ public sealed class PreforkServer : IDisposable
         text.AppendLine(toml.Replace("{port}", port.ToString()));
         File.WriteAllText(config, text.ToString());
 
-        var server = new PreforkServer(Launch(dir, ["-c", config, .. extraArgs]), port, dir, config);
+        var server = new PreforkServer(Launch(dir, ["-c", config, .. extraArgs], executable), port, dir, config);
         server.Pump();
         if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(60));
         return server;
@@ -65,9 +65,9 @@ public sealed class PreforkServer : IDisposable
         return (p.ExitCode, stdout.Result + stderr.Result);
     }
 
-    private static Process Launch(string workDir, string[] args)
+    private static Process Launch(string workDir, string[] args, string? executable = null)
     {
-        var psi = new ProcessStartInfo(Executable)
+        var psi = new ProcessStartInfo(executable ?? Executable)
         {
             WorkingDirectory = workDir,
             RedirectStandardOutput = true,

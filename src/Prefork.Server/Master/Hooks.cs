@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using Prefork.Config;
+using Serilog;
+
+namespace Prefork.Master;
+
+/// <summary>
+/// Operators' hooks: shell commands from the config, run by the master with `/bin/sh -c` and the
+/// event in the environment (PREFORK_HOOK, PREFORK_MASTER_PID, and the worker's details where
+/// there is one). Those that gate a step (on_starting, on_exit) are waited for; the rest run
+/// beside the master so a slow hook never stalls supervision.
+/// </summary>
+public static class Hooks
+{
+    public static void Run(GatewayConfig config, string hook, IReadOnlyDictionary<string, string>? details = null, TimeSpan? wait = null)
+    {
+        var command = config.Hook(hook);
+        if (command.Length == 0) return;
+        try
+        {
+            var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, WorkingDirectory = config.BaseDirectory };
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add(command);
+            psi.Environment["PREFORK_HOOK"] = hook;
+            psi.Environment["PREFORK_MASTER_PID"] = Environment.ProcessId.ToString();
+            foreach (var (k, v) in details ?? new Dictionary<string, string>()) psi.Environment[k] = v;
+            var process = Process.Start(psi)!;
+            if (wait is { } limit)
+            {
+                if (!process.WaitForExit(limit))
+                {
+                    Log.Warning("Hook {Hook} still running after {Seconds} s; going on without it", hook, limit.TotalSeconds);
+                    return;
+                }
+                if (process.ExitCode != 0) Log.Warning("Hook {Hook} exited with code {Code}", hook, process.ExitCode);
+                process.Dispose();
+            }
+            else
+            {
+                process.EnableRaisingEvents = true;
+                process.Exited += (_, _) =>
+                {
+                    if (process.ExitCode != 0) Log.Warning("Hook {Hook} exited with code {Code}", hook, process.ExitCode);
+                    process.Dispose();
+                };
+            }
+        }
+        catch (Exception e)
+        {
+            Log.Error("Hook {Hook} could not run: {Reason}", hook, e.Message);
+        }
+    }
+
+    public static Dictionary<string, string> WorkerDetails(WorkerHandle w) => new()
+    {
+        ["PREFORK_WORKER_PID"] = w.Pid.ToString(),
+        ["PREFORK_WORKER_INDEX"] = w.Index.ToString(),
+        ["PREFORK_GENERATION"] = w.Generation.ToString(),
+    };
+}

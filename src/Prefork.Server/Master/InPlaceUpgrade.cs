@@ -1,0 +1,82 @@
+using System.Collections;
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Mono.Unix.Native;
+using Prefork.Config;
+using Serilog;
+
+namespace Prefork.Master;
+
+/// <summary>
+/// USR2: replace the master's program with the one now on disk, keeping its pid (exec in place,
+/// as Puma and einhorn do), so systemd and pidfiles need no special dance. The listening
+/// sockets and the pipes to the running workers survive the exec (FD_CLOEXEC cleared); the new
+/// image adopts the workers and replaces them, readiness-gated, with workers of the new program.
+/// A new program that cannot even check its config is refused before anything is touched.
+/// </summary>
+public static class InPlaceUpgrade
+{
+    private const string StateVariable = "PREFORK_UPGRADE_STATE";
+
+    public sealed record ListenerState(string Text, int Fd);
+    public sealed record WorkerState(int Pid, int Index, int Generation, int PipeFd, bool Booted, long Requests, long MaxRequests, DateTime SpawnedAt);
+    public sealed record State(int Generation, List<ListenerState> Listeners, List<WorkerState> Workers);
+
+    /// <summary>The state handed over by the previous image, if this process is the result of an upgrade; cleared from the environment.</summary>
+    public static State? Take()
+    {
+        var json = Environment.GetEnvironmentVariable(StateVariable);
+        if (string.IsNullOrEmpty(json)) return null;
+        Environment.SetEnvironmentVariable(StateVariable, null); // workers must not see it
+        return JsonSerializer.Deserialize<State>(json);
+    }
+
+    /// <summary>Runs the new program's --check-config; returns null when it passed, or why not.</summary>
+    public static string? Preflight(string? configPath, IReadOnlyList<KeyValuePair<string, string>> overrides)
+    {
+        var (exe, args) = CurrentCommand();
+        var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (Path.GetFileNameWithoutExtension(exe) == "dotnet" && args.Count > 1) psi.ArgumentList.Add(args[1]);
+        psi.ArgumentList.Add("--check-config");
+        if (configPath is not null) { psi.ArgumentList.Add("-c"); psi.ArgumentList.Add(configPath); }
+        foreach (var (key, value) in overrides) psi.ArgumentList.Add($"--{key.Replace('_', '-')}={value}");
+        try
+        {
+            using var p = Process.Start(psi)!;
+            var output = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            if (!p.WaitForExit(60_000)) { p.Kill(); return "the new program's --check-config did not finish within 60 s"; }
+            return p.ExitCode == 0 ? null : $"the new program's --check-config exited {p.ExitCode}: {output.Result.Trim()}";
+        }
+        catch (Exception e)
+        {
+            return $"the new program could not be started: {e.Message}";
+        }
+    }
+
+    /// <summary>Execs the program on disk with the state in its environment. Returns only if exec failed, with why.</summary>
+    public static string Exec(State state, IEnumerable<int> inheritedFds)
+    {
+        var fds = inheritedFds.ToList();
+        foreach (var fd in fds) Syscall.fcntl(fd, FcntlCommand.F_SETFD, 0);
+        var environment = new List<string>();
+        foreach (DictionaryEntry e in Environment.GetEnvironmentVariables())
+            if ((string)e.Key != StateVariable) environment.Add($"{e.Key}={e.Value}");
+        environment.Add($"{StateVariable}={JsonSerializer.Serialize(state)}");
+        var (exe, argv) = CurrentCommand();
+        Log.Information("Executing {Exe} in place (pid {Pid} stays)", exe, Environment.ProcessId);
+        Log.CloseAndFlush();
+        int errno = Libc.Exec(exe, argv, environment);
+        foreach (var fd in fds) Syscall.fcntl(fd, FcntlCommand.F_SETFD, 1); // back to private
+        return $"execve({exe}) failed: {NativeConvert.ToErrno(errno)}";
+    }
+
+    /// <summary>The program and the exact argv this process was started with (from /proc/self/cmdline).</summary>
+    private static (string Exe, List<string> Argv) CurrentCommand()
+    {
+        var raw = File.ReadAllBytes("/proc/self/cmdline");
+        var argv = Encoding.UTF8.GetString(raw).TrimEnd('\0').Split('\0').ToList();
+        return (Environment.ProcessPath!, argv);
+    }
+}

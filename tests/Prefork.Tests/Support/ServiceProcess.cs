@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Text;
+using Mono.Unix.Native;
+
+namespace Prefork.Tests.Support;
+
+/// <summary>
+/// `prefork` started the way a service manager starts it: with an environment the test chooses
+/// (NOTIFY_SOCKET, WATCHDOG_USEC…) and optionally under a launcher that execs it, such as
+/// Debian's systemd-socket-activate (which keeps the pid, so <see cref="Pid"/> is the master).
+/// Disposing stops the master and every worker it was seen with, by pid.
+/// </summary>
+public sealed class ServiceProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _log = new();
+    private readonly HashSet<int> _seenWorkers = [];
+
+    public string Directory { get; }
+    public string ConfigPath { get; }
+    public int Pid => _process.Id;
+    public Process Process => _process;
+    public string Log { get { lock (_log) return _log.ToString(); } }
+
+    private ServiceProcess(Process process, string directory, string configPath)
+    {
+        _process = process;
+        Directory = directory;
+        ConfigPath = configPath;
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    /// <summary>
+    /// Writes <paramref name="toml"/> (plus the sample app and a short graceful_timeout) to a
+    /// config file and runs `[launcher...] prefork -c FILE` with <paramref name="environment"/> added.
+    /// </summary>
+    public static ServiceProcess Start(string toml, IReadOnlyDictionary<string, string> environment, params string[] launcher) =>
+        Launch(ConfigText(toml), environment, [.. launcher, PreforkServer.Executable]);
+
+    /// <summary>Runs another `prefork` (an installed one) with the config file <paramref name="configPath"/>.</summary>
+    public static ServiceProcess StartExecutable(string executable, string configPath) =>
+        Launch(null, new Dictionary<string, string>(), [executable], configPath);
+
+    private static ServiceProcess Launch(string? configText, IReadOnlyDictionary<string, string> environment, string[] command, string? configPath = null)
+    {
+        var dir = System.IO.Directory.CreateTempSubdirectory("prefork-service-").FullName;
+        var config = configPath ?? Path.Combine(dir, "gateway.toml");
+        if (configText is not null) File.WriteAllText(config, configText);
+        var psi = new ProcessStartInfo(command[0])
+        {
+            WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var arg in command.Skip(1)) psi.ArgumentList.Add(arg);
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(config);
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
+        return new ServiceProcess(Process.Start(psi)!, dir, config);
+    }
+
+    public static string ConfigText(string toml) =>
+        toml + "\n" +
+        (toml.Contains("app =") ? "" : "app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"\n") +
+        $"app_path = [\"{AppContext.BaseDirectory}\"]\n" +
+        (toml.Contains("graceful_timeout") ? "" : "graceful_timeout = 10\n");
+
+    public void Signal(Signum signal) => Syscall.kill(Pid, signal);
+
+    /// <summary>Waits (bounded) for the process to exit, and then for its last output lines to reach <see cref="Log"/>.</summary>
+    public bool WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout)) return false;
+        _process.WaitForExit(); // the timed overload does not wait for the redirected output
+        return true;
+    }
+
+    public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1)
+    {
+        var until = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < until)
+        {
+            if (CountInLog(text) >= occurrences) return;
+            if (_process.HasExited) throw new InvalidOperationException($"process exited ({_process.ExitCode}) before logging '{text}'. Log:\n{Log}");
+            Thread.Sleep(50);
+        }
+        throw new TimeoutException($"'{text}' (x{occurrences}) not logged within {timeout}. Log:\n{Log}");
+    }
+
+    public int CountInLog(string text)
+    {
+        var log = Log;
+        int count = 0;
+        for (int i = log.IndexOf(text, StringComparison.Ordinal); i >= 0; i = log.IndexOf(text, i + 1, StringComparison.Ordinal)) count++;
+        return count;
+    }
+
+    /// <summary>The master's live children (its workers), remembered for <see cref="Dispose"/>.</summary>
+    public IReadOnlyList<int> Workers()
+    {
+        var pids = PreforkServer.ChildrenOf(Pid);
+        lock (_seenWorkers) _seenWorkers.UnionWith(pids);
+        return pids;
+    }
+
+    public void Dispose()
+    {
+        try { Workers(); } catch (IOException) { }
+        if (!_process.HasExited)
+        {
+            Syscall.kill(Pid, Signum.SIGTERM);
+            if (!_process.WaitForExit(15_000)) Syscall.kill(Pid, Signum.SIGKILL);
+        }
+        _process.WaitForExit(5_000);
+        lock (_seenWorkers)
+            foreach (var pid in _seenWorkers)
+                if (PreforkServer.IsAlive(pid)) Syscall.kill(pid, Signum.SIGKILL);
+        _process.Dispose();
+        try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
+    }
+}

@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace Prefork.Tests.Support;
+
+/// <summary>What wrk reported: how many requests, and every kind of failure it counts.</summary>
+public sealed record WrkResult(long Requests, long ConnectErrors, long ReadErrors, long WriteErrors, long Timeouts, long Non2xx, string Output)
+{
+    public long Failures => ConnectErrors + ReadErrors + WriteErrors + Timeouts + Non2xx;
+    public override string ToString() => $"{Requests} requests, {Failures} failed (connect {ConnectErrors}, read {ReadErrors}, write {WriteErrors}, timeout {Timeouts}, non-2xx {Non2xx})";
+}
+
+/// <summary>Runs Debian's wrk against 127.0.0.1 for a bounded time, in the background, and parses its counts.</summary>
+public sealed partial class Wrk : IDisposable
+{
+    private readonly Process _process;
+    private readonly Task<string> _output;
+
+    private Wrk(Process process)
+    {
+        _process = process;
+        _output = process.StandardOutput.ReadToEndAsync();
+    }
+
+    public static Wrk Start(int port, string path = "/", int connections = 20, int seconds = 10, int threads = 2)
+    {
+        var psi = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { $"-t{threads}", $"-c{connections}", $"-d{seconds}s", "--timeout", "10s", $"http://127.0.0.1:{port}{path}" })
+            psi.ArgumentList.Add(a);
+        return new Wrk(Process.Start(psi) ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk)"));
+    }
+
+    public WrkResult Wait()
+    {
+        if (!_process.WaitForExit(120_000)) { _process.Kill(); throw new TimeoutException("wrk did not finish"); }
+        var text = _output.Result;
+        long Find(Regex re) => re.Match(text) is { Success: true } m ? long.Parse(m.Groups[1].Value) : 0;
+        var errors = SocketErrors().Match(text);
+        return new WrkResult(
+            Find(RequestsLine()),
+            errors.Success ? long.Parse(errors.Groups[1].Value) : 0,
+            errors.Success ? long.Parse(errors.Groups[2].Value) : 0,
+            errors.Success ? long.Parse(errors.Groups[3].Value) : 0,
+            errors.Success ? long.Parse(errors.Groups[4].Value) : 0,
+            Find(Non2xx()),
+            text);
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited) _process.Kill();
+        _process.Dispose();
+    }
+
+    [GeneratedRegex(@"(\d+) requests in")] private static partial Regex RequestsLine();
+    [GeneratedRegex(@"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")] private static partial Regex SocketErrors();
+    [GeneratedRegex(@"Non-2xx or 3xx responses: (\d+)")] private static partial Regex Non2xx();
+}
