@@ -17,8 +17,8 @@ public static class Settings
 
         // Workers
         new("workers", SettingType.Integer, 1L, "worker", "Number of worker processes. A usual start is 2 x cores + 1 for sync, one per core for threads/epoll.", ShortFlag: "-w", Min: 1, Max: 1024),
-        new("worker_class", SettingType.String, "threads", "worker",
-            "Concurrency model of each worker: sync (one connection at a time, blocking), threads (`threads` threads serve requests; a connection holds a thread only while it has bytes to serve, idle and slow clients wait in epoll), epoll (one thread, a non-blocking event loop; asynchronous bodies run on the loop, blocking apps stall it). With sync and threads > 1, threads is used (as Gunicorn switches to gthread).",
+        new("worker_class", SettingType.String, "sync", "worker",
+            "Concurrency model of each worker: sync (one connection at a time, blocking), threads (a pool of `threads` blocking threads; idle keep-alive connections wait in a poller, not on a thread), epoll (one thread, a non-blocking event loop; asynchronous bodies run on the loop). With sync and threads > 1, threads is used (as Gunicorn switches to gthread).",
             ShortFlag: "-k", Choices: ["sync", "threads", "epoll"]),
         new("threads", SettingType.Integer, 1L, "worker", "Threads serving requests in each worker of the threads class (each runs one request at a time). More than 1 with worker_class sync selects threads.", Min: 1, Max: 4096),
         new("worker_connections", SettingType.Integer, 1000L, "worker", "Most connections one threads or epoll worker holds open; beyond it the worker stops accepting (others may) and answers with Connection: close.", Min: 1, Max: 1000000),
@@ -26,7 +26,7 @@ public static class Settings
             "The application, ASSEMBLY:TYPE. ASSEMBLY is a path to a .dll (relative to the config file) or an assembly name looked up in app_path, the config file's folder and prefork's own folder; TYPE implements IGatewayApplication.",
             ShortFlag: "-a"),
         new("app_path", SettingType.StringList, Array.Empty<string>(), "worker", "Extra folders to search for the application's assembly (like Gunicorn's --pythonpath)."),
-        new("timeout", SettingType.Integer, 30L, "worker", "Seconds a worker may spend on one request, or stay silent, before the master kills and replaces it (epoll: time the loop spends in it; awaiting does not count). 0 disables.", Min: 0, Max: 86400),
+        new("timeout", SettingType.Integer, 30L, "worker", "Seconds a worker may spend on one request, or stay silent, before the master kills and replaces it. 0 disables.", Min: 0, Max: 86400),
         new("graceful_timeout", SettingType.Integer, 30L, "worker", "Seconds workers get to finish in-flight requests on TERM or reload before they are killed.", Min: 0, Max: 86400),
         new("keepalive", SettingType.Integer, 2L, "worker", "Seconds an idle keep-alive connection is held open waiting for its next request. 0 closes after every response.", Min: 0, Max: 3600),
         new("header_timeout", SettingType.Integer, 10L, "worker", "Seconds a client has to send a whole request head, from its first byte (and for the first request, from the connection); a slower one gets 408 and is closed. 0 disables.", Min: 0, Max: 3600),
