@@ -18,6 +18,7 @@ namespace Prefork.Http;
 public sealed class RequestReader
 {
     private const int InitialBufferSize = 4096;
+    private const int BodyBufferSize = 64 * 1024; // a body streams through: fewer, larger reads
     private const int MaxRetainedBodyCapacity = 1024 * 1024;
 
     private readonly HttpLimits _limits;
@@ -56,7 +57,8 @@ public sealed class RequestReader
     public Span<byte> GetReadSpace()
     {
         if (_start == _end) _start = _end = _scanned = _lineStart = 0;
-        if (_buffer.Length == 0) _buffer = ArrayPool<byte>.Shared.Rent(InitialBufferSize);
+        if (_buffer.Length == 0) _buffer = ArrayPool<byte>.Shared.Rent(_inBody ? BodyBufferSize : InitialBufferSize);
+        else if (_inBody && _buffer.Length < BodyBufferSize) Grow(BodyBufferSize);
         if (_end == _buffer.Length)
         {
             if (_start > 0)
@@ -71,13 +73,18 @@ public sealed class RequestReader
             {
                 // Only a head can be this long (bodies are moved out as they arrive); TryTakeRequest
                 // refuses heads over the limit before the buffer grows far.
-                var bigger = ArrayPool<byte>.Shared.Rent(_buffer.Length * 2);
-                Buffer.BlockCopy(_buffer, 0, bigger, 0, _end);
-                ArrayPool<byte>.Shared.Return(_buffer);
-                _buffer = bigger;
+                Grow(_buffer.Length * 2);
             }
         }
         return _buffer.AsSpan(_end);
+    }
+
+    private void Grow(int size)
+    {
+        var bigger = ArrayPool<byte>.Shared.Rent(size);
+        Buffer.BlockCopy(_buffer, 0, bigger, 0, _end);
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = bigger;
     }
 
     /// <summary>Records that <paramref name="count"/> bytes were received into <see cref="GetReadSpace"/>.</summary>

@@ -37,6 +37,20 @@ internal sealed unsafe class Epoll : IDisposable
         throw new IOException($"epoll_wait failed: errno {errno}");
     }
 
+    /// <summary>
+    /// Waits for one event, into the caller's own stack: several threads may wait on one epoll set,
+    /// and epoll gives each event to one of them. False on timeout (or EINTR).
+    /// </summary>
+    public bool WaitOne(int timeoutMs, out uint flags, out ulong token)
+    {
+        byte* ev = stackalloc byte[16];
+        int n = Native.epoll_wait(_fd, ev, 1, timeoutMs);
+        if (n < 0 && Native.Errno != Native.EINTR) throw new IOException($"epoll_wait failed: errno {Native.Errno}");
+        flags = n > 0 ? Native.EventFlags(ev, 0) : 0;
+        token = n > 0 ? Native.EventData(ev, 0) : 0;
+        return n > 0;
+    }
+
     public uint Flags(int i) => Native.EventFlags(_events, i);
     public ulong Token(int i) => Native.EventData(_events, i);
 

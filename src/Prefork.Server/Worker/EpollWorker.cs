@@ -40,7 +40,7 @@ public sealed class EpollWorker : IWorkerEngine
         _ioTimeoutMs = context.Config.Timeout > 0 ? context.Config.Timeout * 1000 : 0;
         _table = new ConnectionTable(context.Config.WorkerConnections, () => new Connection(context, queueOutput: true));
         _exchange = new Exchange(context);
-        using var loop = new EventLoopContext();
+        using var loop = new EventLoopContext(context.NewSlot());
         SynchronizationContext.SetSynchronizationContext(loop);
         using var epoll = _epoll = new Epoll(1024);
         _listeners = new ListenerSet(listeners, _epoll, FirstListenerToken);
@@ -174,6 +174,8 @@ public sealed class EpollWorker : IWorkerEngine
         if (step == ServeStep.InFlight)
         {
             c.Lent = _exchange;
+            // Awaiting is not being stuck: `timeout` watches the loop (continuations are timed as they run).
+            c.Lent.Slot.End();
             _exchange = _spareExchanges.Count > 0 ? _spareExchanges.Pop() : new Exchange(_context);
             c.State = ConnectionState.InFlight;
             WatchInFlight(c);

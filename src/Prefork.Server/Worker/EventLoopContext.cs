@@ -14,10 +14,13 @@ public sealed unsafe class EventLoopContext : SynchronizationContext, IDisposabl
 {
     private readonly ConcurrentQueue<(SendOrPostCallback Callback, object? State)> _queue = new();
     private readonly Thread _loopThread;
+    private readonly RequestSlot _slot;
     private int _signalled; // 1 while the eventfd holds a wake-up the loop has not read
 
-    public EventLoopContext()
+    /// <param name="slot">Marks the loop busy while a continuation runs, so the heartbeat reports a loop stuck in one.</param>
+    public EventLoopContext(RequestSlot slot)
     {
+        _slot = slot;
         _loopThread = Thread.CurrentThread;
         EventFd = Native.eventfd(0, Native.EFD_NONBLOCK | Native.EFD_CLOEXEC);
         if (EventFd < 0) throw new IOException($"eventfd failed: errno {Native.Errno}");
@@ -63,11 +66,13 @@ public sealed unsafe class EventLoopContext : SynchronizationContext, IDisposabl
     /// <summary>On the loop thread: runs the continuations queued so far (those they queue wait for the next round).</summary>
     public void RunPending()
     {
+        if (Volatile.Read(ref _signalled) == 0 && _queue.IsEmpty) return; // the common turn: nothing posted, no syscall
         Volatile.Write(ref _signalled, 0);
         ulong count;
         Native.read(EventFd, (byte*)&count, sizeof(ulong));
         for (int n = _queue.Count; n > 0 && _queue.TryDequeue(out var work); n--)
         {
+            _slot.Begin("ASYNC", "(continuation)");
             try
             {
                 work.Callback(work.State);
@@ -76,6 +81,10 @@ public sealed unsafe class EventLoopContext : SynchronizationContext, IDisposabl
             {
                 // An exception escaping a continuation (an async void method of the app, say) must not stop the loop.
                 Log.Error(e, "Unhandled exception in a continuation on the event loop");
+            }
+            finally
+            {
+                _slot.End();
             }
         }
     }

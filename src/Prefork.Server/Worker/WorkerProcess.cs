@@ -61,7 +61,7 @@ public static class WorkerProcess
         var context = new WorkerContext
         {
             Config = config, App = app, Info = info, Limits = HttpLimits.From(config),
-            ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = engine is ThreadWorker,
+            ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = engine is ThreadWorker && config.Threads > 1,
         };
         using var wake = new WakeUp();
         using var signals = TrapSignals(context, wake, accessLog, config);

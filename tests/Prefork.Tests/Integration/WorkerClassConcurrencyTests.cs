@@ -159,6 +159,18 @@ public sealed class WorkerClassConcurrencyTests
     }
 
     [Fact]
+    public void An_epoll_request_that_awaits_longer_than_timeout_does_not_get_its_worker_killed()
+    {
+        // `timeout` is for a worker stuck in one request; an await holds nothing up.
+        using var server = WorkerClassTests.Start("epoll", "timeout = 2");
+        var pids = server.WaitForWorkers(1);
+        var r = RawHttp.Send(server.Port, "GET /slow-async?ms=4500 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 20_000);
+        Assert.Equal(200, r.Status);
+        Assert.Equal(pids, server.WorkerPids());
+        Assert.DoesNotContain("WORKER TIMEOUT", server.Log);
+    }
+
+    [Fact]
     public void One_epoll_worker_serves_50_slow_async_requests_at_once()
     {
         using var server = WorkerClassTests.Start("epoll");
