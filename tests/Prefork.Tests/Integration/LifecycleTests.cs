@@ -48,13 +48,14 @@ public sealed class LifecycleTests
     public void TERM_also_serves_the_connections_already_waiting_in_the_accept_queue()
     {
         using var server = PreforkServer.Start(workers: 1);
-        var busy = Task.Run(() => server.Get("/slow?ms=1500"));
-        Thread.Sleep(300);
+        using var busy = RawHttp.Connect(server.Port);
+        busy.Send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"u8.ToArray());
+        Thread.Sleep(300); // the worker takes it
         // These wait in the kernel's accept queue behind the busy sync worker: connected, request sent.
         var queued = Enumerable.Range(0, 5).Select(_ => RawHttp.Connect(server.Port)).ToList();
         foreach (var socket in queued) socket.Send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"u8.ToArray());
         server.Signal(Signum.SIGTERM);
-        Assert.Equal(200, busy.Result.Status);
+        Assert.Equal("slept\n", new ResponseReader(busy).Read().BodyText);
         Assert.All(queued, socket => Assert.Equal("Hello, World!", new ResponseReader(socket).Read().BodyText));
         queued.ForEach(socket => socket.Dispose());
         Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
