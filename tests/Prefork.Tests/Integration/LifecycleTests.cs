@@ -50,12 +50,15 @@ public sealed class LifecycleTests
         using var server = PreforkServer.Start(workers: 1);
         var busy = Task.Run(() => server.Get("/slow?ms=1500"));
         Thread.Sleep(300);
-        // These wait in the kernel's accept queue behind the busy sync worker.
-        var queued = Enumerable.Range(0, 5).Select(_ => Task.Run(() => server.Get("/"))).ToList();
-        Thread.Sleep(300);
+        // These wait in the kernel's accept queue behind the busy sync worker. Connected and sent
+        // here, before TERM (clients started on a busy thread pool might connect only after the
+        // worker has drained the queue and left, and be refused, as by any server that stopped).
+        var queued = Enumerable.Range(0, 5).Select(_ => RawHttp.Connect(server.Port)).ToList();
+        foreach (var socket in queued) socket.Send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"u8.ToArray());
         server.Signal(Signum.SIGTERM);
         Assert.Equal(200, busy.Result.Status);
-        Assert.All(queued, t => Assert.Equal("Hello, World!", t.Result.BodyText));
+        Assert.All(queued, socket => Assert.Equal("Hello, World!", new ResponseReader(socket).Read().BodyText));
+        queued.ForEach(socket => socket.Dispose());
         Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
         Assert.Equal(0, server.Master.ExitCode);
     }
