@@ -27,6 +27,7 @@ public sealed class EpollWorker : IWorkerEngine
     private Epoll _epoll = null!;
     private ListenerSet _listeners = null!;
     private bool _stopBegun;
+    private long _stopDeadline;
     private int _ioTimeoutMs;
     // The exchange requests that complete at once use; one whose request awaits is lent to its connection.
     private Exchange _exchange = null!;
@@ -224,12 +225,13 @@ public sealed class EpollWorker : IWorkerEngine
     private void AfterServe(Connection c, ServeStep step)
     {
         long now = Environment.TickCount64;
-        if (step == ServeStep.Close || (_stopBegun && !c.Reader.HasPartialRequest))
+        // A stopping worker keeps an idle connection too: closing it now would race the client's next
+        // request; that request is answered with Connection: close, or `keepalive` ends the wait.
+        if (step == ServeStep.Close)
         {
             if (c.QueuedBytes == 0)
             {
-                if (step == ServeStep.Close) Linger(c);
-                else CloseNow(c); // idle, and the worker is leaving
+                Linger(c);
                 return;
             }
             c.State = ConnectionState.Active; // the last response is still going out
@@ -328,7 +330,9 @@ public sealed class EpollWorker : IWorkerEngine
         for (int slot = 0; slot < _table.Used; slot++)
         {
             var c = _table[slot];
-            if (c is null || c.State == ConnectionState.Free || c.Deadline == 0 || now < c.Deadline) continue;
+            if (c is null || c.State == ConnectionState.Free) continue;
+            bool due = (c.Deadline != 0 && now >= c.Deadline) || (_stopBegun && now >= _stopDeadline && c.State != ConnectionState.InFlight);
+            if (!due) continue;
             switch (c.State)
             {
                 case ConnectionState.Lingering:
@@ -354,18 +358,17 @@ public sealed class EpollWorker : IWorkerEngine
     private void BeginStop()
     {
         _stopBegun = true;
+        _stopDeadline = StopDeadline(_context);
         _listeners.Pause();
         // What already waits in the accept queue is served (keep-alive is off from now on).
         foreach (var listener in _listeners.Sockets)
             while (AcceptOne(listener)) { }
-        // Idle keep-alive connections: a request already received is answered (with Connection: close), the rest closed.
-        for (int slot = 0; slot < _table.Used; slot++)
-            if (_table[slot] is { State: ConnectionState.Parked } c && !c.Reader.HasPartialRequest)
-            {
-                if (c.QueuedBytes == 0) Read(c);
-                else AfterServe(c, ServeStep.NeedInput);
-            }
     }
 
-
+    /// <summary>
+    /// When a stopping worker stops waiting for idle and slow clients: just before the master's
+    /// graceful_timeout, so the worker still ends on its own.
+    /// </summary>
+    internal static long StopDeadline(WorkerContext context) =>
+        Environment.TickCount64 + Math.Max(0, context.Config.GracefulTimeout * 1000L - 1000);
 }

@@ -22,8 +22,13 @@ internal sealed unsafe class ListenSocket
     private string _lastPeerText = "";
     private IPAddress? _lastPeerIp;
 
+    // Held so the Socket (and the SafeHandle that owns the fd) is never finalized while the worker
+    // accepts on the bare fd: a finalizer would close the listener under it.
+    private readonly Socket _socket;
+
     public ListenSocket(Socket socket)
     {
+        _socket = socket;
         Fd = (int)socket.Handle;
         _tcp = socket.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6;
         if (socket.LocalEndPoint is IPEndPoint ip)

@@ -32,6 +32,7 @@ public sealed class ThreadWorker : IWorkerEngine
     private long _nextScan;
     private int _scanning;
     private volatile bool _stopBegun, _finished;
+    private long _stopDeadline;
 
     public string Describe(GatewayConfig config) => $"threads ({config.Threads} threads, {config.WorkerConnections} connections)";
 
@@ -79,7 +80,7 @@ public sealed class ThreadWorker : IWorkerEngine
                 try
                 {
                     Volatile.Write(ref _nextScan, now + ScanIntervalMs);
-                    ScanDeadlines(now, exchange);
+                    ScanDeadlines(now);
                     if (!_stopBegun) lock (_acceptLock) if (_listeners.MayResume(now) && _table.Open < _table.Capacity) _listeners.Start();
                 }
                 finally
@@ -157,8 +158,9 @@ public sealed class ThreadWorker : IWorkerEngine
                 return;
             }
             var step = c.Serve(x, keepAliveAllowed: _table.Open < _table.Capacity, blocking: true, out _);
+            // A stopping worker parks an idle connection too: closing it now would race the client's
+            // next request; that request is answered with Connection: close, or `keepalive` ends the wait.
             if (step == ServeStep.Close) Linger(c);
-            else if (_context.IsStopping && !c.Reader.HasPartialRequest) CloseNow(c); // idle, and the worker is leaving
             else Park(c);
         }
         catch (Exception e)
@@ -219,31 +221,24 @@ public sealed class ThreadWorker : IWorkerEngine
 
     // ---- timeouts and stopping ---------------------------------------------------------------------
 
-    /// <summary>Times out parked connections past their deadline; once stopping, closes the idle ones.</summary>
-    private void ScanDeadlines(long now, Exchange x)
+    /// <summary>Times out parked connections past their deadline (once stopping, at the latest just before graceful_timeout).</summary>
+    private void ScanDeadlines(long now)
     {
         for (int slot = 0; slot < _table.Used; slot++)
         {
             var c = _table[slot];
             if (c is null) continue;
-            bool expired, idleAtStop = false;
             lock (c)
             {
                 if (c.State is not (ConnectionState.Parked or ConnectionState.Lingering)) continue;
-                expired = c.Deadline != 0 && now >= c.Deadline;
-                if (c.State == ConnectionState.Parked) idleAtStop = _stopBegun && !c.Reader.HasPartialRequest;
-                if (!expired && !idleAtStop) continue;
+                bool due = (c.Deadline != 0 && now >= c.Deadline) || (_stopBegun && now >= _stopDeadline);
+                if (!due) continue;
                 if (c.State == ConnectionState.Lingering)
                 {
                     CloseNow(c);
                     continue;
                 }
                 c.State = ConnectionState.Active; // claimed by this thread
-            }
-            if (idleAtStop && !expired)
-            {
-                Serve(c, x); // a request that arrived at the last moment is still answered (with Connection: close)
-                continue;
             }
             c.OnReadTimeout();
             if (c.Reader.HasPartialRequest) Linger(c);
@@ -257,6 +252,7 @@ public sealed class ThreadWorker : IWorkerEngine
         lock (_acceptLock)
         {
             if (_stopBegun) return;
+            _stopDeadline = EpollWorker.StopDeadline(_context);
             _stopBegun = true;
             _listeners.Pause();
             // What already waits in the accept queue is served (keep-alive is off from now on).
@@ -264,6 +260,5 @@ public sealed class ThreadWorker : IWorkerEngine
                 while (AcceptOne(listener) is { } c) waiting.Add(c);
         }
         foreach (var c in waiting) Serve(c, x);
-        Volatile.Write(ref _nextScan, 0); // the idle connections are closed at the next scan, by whichever thread
     }
 }

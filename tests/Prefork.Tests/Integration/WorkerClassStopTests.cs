@@ -8,9 +8,10 @@ namespace Prefork.Tests.Integration;
 public sealed class WorkerClassStopTests
 {
     [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
-    public void TERM_finishes_in_flight_answers_the_next_request_with_close_and_closes_idle_connections(string workerClass)
+    public void TERM_finishes_in_flight_and_answers_the_next_request_on_each_keep_alive_connection_with_close(string workerClass)
     {
-        using var server = WorkerClassTests.Start(workerClass);
+        // sync serves one connection at a time: a second worker holds the other connection.
+        using var server = WorkerClassTests.Start(workerClass, "keepalive = 10", workers: workerClass == "sync" ? 2 : 1);
 
         // An idle keep-alive connection.
         using var idle = RawHttp.Connect(server.Port);
@@ -34,10 +35,30 @@ public sealed class WorkerClassStopTests
         Assert.Equal("close", next.Header("Connection")); // ...with Connection: close...
         Assert.True(busyReader.WaitForClose());          // ...then the connection ends
 
-        Assert.True(idleReader.WaitForClose());          // the idle connection is closed, not left hanging
+        // The idle connection was not cut under its client: its next request is answered, with close.
+        idle.Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+        var late = idleReader.Read();
+        Assert.Equal(200, late.Status);
+        Assert.Equal("close", late.Header("Connection"));
+        Assert.True(idleReader.WaitForClose());
+
         Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)), server.Log);
         Assert.Equal(0, server.Master.ExitCode);
         Assert.DoesNotContain("did not finish within graceful_timeout", server.Log);
+    }
+
+    [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
+    public void A_stopping_worker_ends_an_idle_connection_with_keepalive_and_exits(string workerClass)
+    {
+        using var server = WorkerClassTests.Start(workerClass, "keepalive = 1");
+        using var idle = RawHttp.Connect(server.Port);
+        var reader = new ResponseReader(idle);
+        idle.Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+        Assert.False(reader.Read().Closed);
+        server.Signal(Signum.SIGTERM);
+        Assert.True(reader.WaitForClose()); // nothing more sent: keepalive ends it (EOF, within the 10 s read timeout)
+        Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)), server.Log);
+        Assert.Equal(0, server.Master.ExitCode);
     }
 
     [Theory]
