@@ -27,7 +27,7 @@ public sealed class ArbiterTests
         }
         var result = load.Wait();
         Assert.True(result.Requests > 1000, result.Output);
-        Assert.True(result.Failures == 0, result.ToString());
+        Assert.True(result.Failures == 0, result + "\n" + string.Join("\n", server.Log.Split('\n').Where(l => l.Contains("WARN") || l.Contains("EROR"))));
         Assert.Contains("Ready: generation 11, 3 workers serving", server.Log);
         var last = server.WaitForWorkers(3);
         Assert.Empty(first.Intersect(last));
