@@ -84,6 +84,8 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     /// <summary>The socket failed (reset, broken pipe, or a write timed out): nothing more can be sent.</summary>
     public bool Broken { get; private set; }
     public bool ServedAny { get; private set; }
+    /// <summary>Requests taken on this connection so far (a deadline check tells whether a read brought one).</summary>
+    public int RequestsTaken { get; private set; }
     /// <summary>epoll: the exchange a request in flight is using, and its completion.</summary>
     public Exchange? Lent { get; set; }
     /// <summary>Registered with the worker's epoll set, and for which events (maintained by the worker class).</summary>
@@ -97,6 +99,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
         Fd = fd;
         State = ConnectionState.Active;
         PeerClosed = Broken = ServedAny = Registered = false;
+        RequestsTaken = 0;
         Interest = 0;
         Deadline = 0;
         _headStartedAt = 0;
@@ -142,6 +145,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
 
                 _headStartedAt = 0;
                 ServedAny = true;
+                RequestsTaken++;
                 bool keepAlive = keepAliveAllowed && _keepaliveMs > 0 && !_worker.IsStopping;
                 var pending = x.Processor.ProcessAsync(Reader.Head, Reader.Body, Reader.BodyLength, Info, writer, keepAlive, x.Slot, Reader.Trailers);
                 if (!pending.IsCompleted)

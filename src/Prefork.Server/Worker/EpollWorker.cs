@@ -347,6 +347,13 @@ public sealed class EpollWorker : IWorkerEngine
                         CloseNow(c); // a client that stopped reading its responses
                         break;
                     }
+                    if (!c.Reader.HasPartialRequest && c.State == ConnectionState.Parked && !_stopBegun)
+                    {
+                        // Bytes may wait unread (a loop held up by a blocking app): read before calling it idle.
+                        int before = c.RequestsTaken;
+                        Read(c);
+                        if (c.RequestsTaken > before || c.State == ConnectionState.Free) break;
+                    }
                     c.OnReadTimeout();
                     if (c.Reader.HasPartialRequest) Linger(c);
                     else CloseNow(c);

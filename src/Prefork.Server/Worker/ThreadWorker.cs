@@ -80,7 +80,7 @@ public sealed class ThreadWorker : IWorkerEngine
                 try
                 {
                     Volatile.Write(ref _nextScan, now + ScanIntervalMs);
-                    ScanDeadlines(now);
+                    ScanDeadlines(now, exchange);
                     if (!_stopBegun) lock (_acceptLock) if (_listeners.MayResume(now) && _table.Open < _table.Capacity) _listeners.Start();
                 }
                 finally
@@ -222,7 +222,7 @@ public sealed class ThreadWorker : IWorkerEngine
     // ---- timeouts and stopping ---------------------------------------------------------------------
 
     /// <summary>Times out parked connections past their deadline (once stopping, at the latest just before graceful_timeout).</summary>
-    private void ScanDeadlines(long now)
+    private void ScanDeadlines(long now, Exchange x)
     {
         for (int slot = 0; slot < _table.Used; slot++)
         {
@@ -240,10 +240,27 @@ public sealed class ThreadWorker : IWorkerEngine
                 }
                 c.State = ConnectionState.Active; // claimed by this thread
             }
+            if (!c.Reader.HasPartialRequest && ServeWaitingRequest(c, x)) continue;
             c.OnReadTimeout();
             if (c.Reader.HasPartialRequest) Linger(c);
             else CloseNow(c);
         }
+    }
+
+    /// <summary>
+    /// An idle connection whose time is up may not be idle at all: with every thread busy, its next
+    /// request can wait unread in the kernel past `keepalive`. Read first; serve what came. True when
+    /// that took a request (the connection is served, parked or closed as usual).
+    /// </summary>
+    private bool ServeWaitingRequest(Connection c, Exchange x)
+    {
+        int before = c.RequestsTaken;
+        if (c.Receive() != Connection.ReceiveResult.Data) return false;
+        var step = c.Serve(x, keepAliveAllowed: _table.Open < _table.Capacity, blocking: true, out _);
+        if (step == ServeStep.Close) Linger(c);
+        else if (c.RequestsTaken > before) Park(c);
+        else return false; // only part of a head: it is timed out like one
+        return true;
     }
 
     private void BeginStop(Exchange x)

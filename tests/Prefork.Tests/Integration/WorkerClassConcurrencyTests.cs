@@ -171,6 +171,26 @@ public sealed class WorkerClassConcurrencyTests
     }
 
     [Fact]
+    public void Threads_a_keep_alive_request_waiting_for_a_busy_thread_past_keepalive_is_answered_not_dropped()
+    {
+        using var server = PreforkServer.Start("worker_class = \"threads\"\nthreads = 1\nkeepalive = 1", workers: 1);
+        var waiting = Enumerable.Range(0, 2).Select(_ => RawHttp.Connect(server.Port)).ToList();
+        var readers = waiting.Select(s => new ResponseReader(s)).ToList();
+        for (int i = 0; i < 2; i++)
+        {
+            waiting[i].Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+            Assert.False(readers[i].Read().Closed); // now idle keep-alive, with 1 s to send the next one
+        }
+        using var busy = RawHttp.Connect(server.Port);
+        busy.Send("GET /slow?ms=2500 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"u8.ToArray());
+        Thread.Sleep(300); // the only thread is busy now
+        foreach (var s in waiting) s.Send("GET /pid HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray()); // sent in time, read late
+        Assert.Equal(200, new ResponseReader(busy).Read().Status);
+        foreach (var r in readers) Assert.Equal(200, r.Read().Status); // not closed as if idle
+        waiting.ForEach(s => s.Dispose());
+    }
+
+    [Fact]
     public void One_epoll_worker_serves_50_slow_async_requests_at_once()
     {
         using var server = WorkerClassTests.Start("epoll");
