@@ -17,7 +17,7 @@ public static class Settings
 
         // Workers
         new("workers", SettingType.Integer, 1L, "worker", "Number of worker processes. A usual start is 2 x cores + 1 for sync, one per core for threads/epoll.", ShortFlag: "-w", Min: 1, Max: 1024),
-        new("worker_class", SettingType.String, "sync", "worker",
+        new("worker_class", SettingType.String, "threads", "worker",
             "Concurrency model of each worker: sync (one connection at a time, blocking), threads (a pool of `threads` blocking threads; idle keep-alive connections wait in a poller, not on a thread), epoll (one thread, a non-blocking event loop; asynchronous bodies run on the loop). With sync and threads > 1, threads is used (as Gunicorn switches to gthread).",
             ShortFlag: "-k", Choices: ["sync", "threads", "epoll"]),
         new("threads", SettingType.Integer, 1L, "worker", "Threads serving requests in each worker of the threads class (each runs one request at a time). More than 1 with worker_class sync selects threads.", Min: 1, Max: 4096),

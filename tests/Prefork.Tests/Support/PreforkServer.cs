@@ -43,6 +43,8 @@ public sealed class PreforkServer : IDisposable
         var text = new StringBuilder();
         if (!toml.Contains("bind")) text.AppendLine($"bind = [\"127.0.0.1:{port}\"]");
         if (!toml.Contains("workers")) text.AppendLine($"workers = {workers}");
+        // The classic model unless a test says otherwise: each class has its own tests (WorkerClassTests).
+        if (!toml.Contains("worker_class")) text.AppendLine("worker_class = \"sync\"");
         if (!toml.Contains("app =")) text.AppendLine("app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"");
         text.AppendLine($"app_path = [\"{AppContext.BaseDirectory}\"]");
         if (!toml.Contains("graceful_timeout")) text.AppendLine("graceful_timeout = 10");
