@@ -17,12 +17,6 @@ for tool in wrk gunicorn; do command -v $tool >/dev/null || { apt-get update -qq
 dotnet build src/Prefork.Cli -c Release -v q -nologo >/dev/null
 prefork=src/Prefork.Cli/bin/Release/net10.0/prefork
 
-cat > "$work/wsgi_app.py" <<'PY'
-def app(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
-    return [b"Hello, World!"]
-PY
-
 wait_for() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/" >/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; return 1; }
 
 # run NAME PORT PID: wrk for $seconds while HUPing PID every second; prints a table row.
@@ -46,14 +40,14 @@ port=18400
 for class in $classes; do
   port=$((port + 1))
   if ! $prefork --check-config -k "$class" >/dev/null 2>&1; then echo "skipping worker class $class (not available)" >&2; continue; fi
-  $prefork -c gateway.toml -b "127.0.0.1:$port" -w 2 -k "$class" --accesslog "" --loglevel warning > "$work/prefork-$class.log" 2>&1 &
+  $prefork -c gateway.toml -b "127.0.0.1:$port" -w 2 -k "$class" --accesslog "" --log-level warning > "$work/prefork-$class.log" 2>&1 &
   pids+=($!); wait_for $port
   rows+=("$(run "prefork $class (2 workers)" $port "${pids[-1]}")")
 done
 for kind in "sync --workers 5" "gthread --workers 2 --threads 4"; do
   port=$((port + 1))
   set -- $kind
-  (cd "$work" && exec gunicorn --bind "127.0.0.1:$port" --worker-class "$@" --log-level warning wsgi_app:app) > "$work/gunicorn-$1.log" 2>&1 &
+  (cd bench/apps && exec gunicorn --bind "127.0.0.1:$port" --worker-class "$@" --log-level warning wsgi_app:app) > "$work/gunicorn-$1.log" 2>&1 &
   pids+=($!); wait_for $port
   rows+=("$(run "gunicorn $1 ($*)" $port "${pids[-1]}")")
 done
