@@ -92,20 +92,7 @@ public sealed class EpollWorker : IWorkerEngine
 
     private bool AcceptOne(ListenSocket listener)
     {
-        var c = _table.Rent();
-        if (c is null)
-        {
-            _listeners.Pause(); // worker_connections reached; resumes when one closes
-            return false;
-        }
-        var result = listener.TryAccept(out int fd, c.Info);
-        if (result != ListenSocket.Result.Accepted)
-        {
-            _table.Return(c);
-            if (result == ListenSocket.Result.Failed) _listeners.Pause(resumeAfterMs: 1000);
-            return false;
-        }
-        c.Open(fd);
+        if (_listeners.Accept(listener, _table) is not { } c) return false;
         Read(c); // most clients send the request with the handshake
         return true;
     }

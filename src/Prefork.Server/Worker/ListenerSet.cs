@@ -66,4 +66,28 @@ internal sealed class ListenerSet
         try { _epoll.Add(Sockets[i].Fd, Native.EPOLLIN | Native.EPOLLEXCLUSIVE, _firstToken + (ulong)i); }
         catch (IOException) { _epoll.Add(Sockets[i].Fd, Native.EPOLLIN, _firstToken + (ulong)i); } // kernels before 4.5
     }
+
+    /// <summary>
+    /// Accepts one waiting connection into a free slot of <paramref name="table"/>. Null when none
+    /// waits, or when there is no room (worker_connections reached: accepting pauses until one
+    /// closes) or accept failed (out of descriptors: accepting pauses a second).
+    /// </summary>
+    public Connection? Accept(ListenSocket listener, ConnectionTable table)
+    {
+        var c = table.Rent();
+        if (c is null)
+        {
+            Pause(); // worker_connections reached; resumes when one closes
+            return null;
+        }
+        var result = listener.TryAccept(out int fd, c.Info);
+        if (result != ListenSocket.Result.Accepted)
+        {
+            table.Return(c);
+            if (result == ListenSocket.Result.Failed) Pause(resumeAfterMs: 1000);
+            return null;
+        }
+        c.Open(fd);
+        return c;
+    }
 }

@@ -107,24 +107,7 @@ public sealed class ThreadWorker : IWorkerEngine
     }
 
     /// <summary>Under the accept lock: a newly accepted connection, or null (none waiting, or no room).</summary>
-    private Connection? AcceptOne(ListenSocket listener)
-    {
-        var c = _table.Rent();
-        if (c is null)
-        {
-            _listeners.Pause(); // worker_connections reached; resumes when one closes
-            return null;
-        }
-        var result = listener.TryAccept(out int fd, c.Info);
-        if (result != ListenSocket.Result.Accepted)
-        {
-            _table.Return(c);
-            if (result == ListenSocket.Result.Failed) _listeners.Pause(resumeAfterMs: 1000);
-            return null;
-        }
-        c.Open(fd);
-        return c;
-    }
+    private Connection? AcceptOne(ListenSocket listener) => _listeners.Accept(listener, _table);
 
     // ---- serving -----------------------------------------------------------------------------------
 

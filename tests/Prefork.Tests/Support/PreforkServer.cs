@@ -16,15 +16,16 @@ public sealed class PreforkServer : IDisposable
     public int Port { get; }
     public string Directory { get; }
     public string ConfigPath { get; }
-    private readonly StringBuilder _log = new();
+    private readonly CapturedOutput _output;
     private readonly HashSet<int> _seenPids = [];
 
-    public string Log { get { lock (_log) return _log.ToString(); } }
+    public string Log => _output.Text;
     public int MasterPid => Master.Id;
 
     private PreforkServer(Process master, int port, string directory, string configPath)
     {
         Master = master;
+        _output = new CapturedOutput(master);
         Port = port;
         Directory = directory;
         ConfigPath = configPath;
@@ -52,7 +53,6 @@ public sealed class PreforkServer : IDisposable
         File.WriteAllText(config, text.ToString());
 
         var server = new PreforkServer(Launch(dir, ["-c", config, .. extraArgs], executable), port, dir, config);
-        server.Pump();
         if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(60));
         return server;
     }
@@ -80,33 +80,9 @@ public sealed class PreforkServer : IDisposable
         return Process.Start(psi)!;
     }
 
-    private void Pump()
-    {
-        Master.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
-        Master.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
-        Master.BeginOutputReadLine();
-        Master.BeginErrorReadLine();
-    }
+    public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1) => _output.WaitFor(text, timeout, occurrences);
 
-    public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1)
-    {
-        var until = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < until)
-        {
-            if (CountInLog(text) >= occurrences) return;
-            if (Master.HasExited) throw new InvalidOperationException($"prefork exited ({Master.ExitCode}) before logging '{text}'. Log:\n{Log}");
-            Thread.Sleep(50);
-        }
-        throw new TimeoutException($"'{text}' (x{occurrences}) not logged within {timeout}. Log:\n{Log}");
-    }
-
-    public int CountInLog(string text)
-    {
-        var log = Log;
-        int count = 0;
-        for (int i = log.IndexOf(text, StringComparison.Ordinal); i >= 0; i = log.IndexOf(text, i + 1, StringComparison.Ordinal)) count++;
-        return count;
-    }
+    public int CountInLog(string text) => _output.Count(text);
 
     /// <summary>Live worker pids: the master's child processes, from /proc.</summary>
     public IReadOnlyList<int> WorkerPids()
@@ -161,7 +137,12 @@ public sealed class PreforkServer : IDisposable
 
     public void Signal(Signum signal) => Syscall.kill(MasterPid, signal);
 
-    public bool WaitForExit(TimeSpan timeout) => Master.WaitForExit(timeout);
+    public bool WaitForExit(TimeSpan timeout)
+    {
+        if (!Master.WaitForExit(timeout)) return false;
+        Master.WaitForExit(); // the timed overload does not wait for the redirected output's last lines
+        return true;
+    }
 
     public HttpResponse Get(string path, string? extraHeaders = null) =>
         RawHttp.Send(Port, $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extraHeaders}\r\n");

@@ -13,24 +13,21 @@ namespace Prefork.Tests.Support;
 public sealed class ServiceProcess : IDisposable
 {
     private readonly Process _process;
-    private readonly StringBuilder _log = new();
+    private readonly CapturedOutput _output;
     private readonly HashSet<int> _seenWorkers = [];
 
     public string Directory { get; }
     public string ConfigPath { get; }
     public int Pid => _process.Id;
     public Process Process => _process;
-    public string Log { get { lock (_log) return _log.ToString(); } }
+    public string Log => _output.Text;
 
     private ServiceProcess(Process process, string directory, string configPath)
     {
         _process = process;
         Directory = directory;
         ConfigPath = configPath;
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        _output = new CapturedOutput(process);
     }
 
     /// <summary>
@@ -76,25 +73,9 @@ public sealed class ServiceProcess : IDisposable
         return true;
     }
 
-    public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1)
-    {
-        var until = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < until)
-        {
-            if (CountInLog(text) >= occurrences) return;
-            if (_process.HasExited) throw new InvalidOperationException($"process exited ({_process.ExitCode}) before logging '{text}'. Log:\n{Log}");
-            Thread.Sleep(50);
-        }
-        throw new TimeoutException($"'{text}' (x{occurrences}) not logged within {timeout}. Log:\n{Log}");
-    }
+    public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1) => _output.WaitFor(text, timeout, occurrences);
 
-    public int CountInLog(string text)
-    {
-        var log = Log;
-        int count = 0;
-        for (int i = log.IndexOf(text, StringComparison.Ordinal); i >= 0; i = log.IndexOf(text, i + 1, StringComparison.Ordinal)) count++;
-        return count;
-    }
+    public int CountInLog(string text) => _output.Count(text);
 
     /// <summary>The master's live children (its workers), remembered for <see cref="Dispose"/>.</summary>
     public IReadOnlyList<int> Workers()
