@@ -236,9 +236,11 @@ public sealed class Arbiter
     /// <summary>USR2: check the program on disk, then exec it in place; on any failure, go on serving and say why.</summary>
     private void Upgrade()
     {
+        _notify.Reloading(_workers, _generation); // systemd: the new image says READY=1 when its generation serves
         if (InPlaceUpgrade.Preflight(_configPath, _overrides) is { } why)
         {
             Log.Error("Upgrade refused, the running master goes on: {Reason}", why);
+            _notify.ReloadRefused("upgrade refused: " + why);
             return;
         }
         var state = new InPlaceUpgrade.State(_generation,
@@ -249,6 +251,7 @@ public sealed class Arbiter
         var failure = InPlaceUpgrade.Exec(state, _workers.Where(w => !w.Retiring).Select(w => w.PipeFd));
         Logging.Logging.Configure(_config, "");
         Log.Error("Upgrade failed, the running master goes on: {Reason}", failure);
+        _notify.ReloadRefused("upgrade failed: " + failure);
     }
 
     /// <summary>After an upgrade: take over the previous image's workers, and start a generation of the new program.</summary>

@@ -17,7 +17,7 @@ public sealed class SystemdTests
     private sealed record Step(string Name, Action<ServiceProcess> Act, params string[] States);
 
     [Fact]
-    public void Notify_sequence_over_start_HUP_refused_HUP_and_TERM()
+    public void Notify_sequence_over_start_HUP_USR2_refused_HUP_and_TERM()
     {
         using var notify = new NotifySocket(@abstract: true);
         int port = PreforkServer.FreePort();
@@ -29,13 +29,13 @@ public sealed class SystemdTests
         {
             new("start", _ => { }, "READY=1"),
             new("HUP", s => { hupSentUsec = MonotonicUsec(); s.Signal(Signum.SIGHUP); }, "RELOADING=1", "READY=1"),
+            // In-place re-exec: the same pid says READY=1 again once the new program's workers serve.
+            new("USR2", s => s.Signal(Signum.SIGUSR2), "RELOADING=1", "READY=1"),
             new("HUP with a broken config", s =>
             {
                 File.WriteAllText(s.ConfigPath, "workers = \"many\"\n");
                 s.Signal(Signum.SIGHUP);
             }, "RELOADING=1", "READY=1"),
-            // USR2 (in-place re-exec keeping the pid) goes here once it lands:
-            // new("USR2", s => s.Signal(Signum.SIGUSR2), "RELOADING=1", "READY=1"),
             new("TERM", s => s.Signal(Signum.SIGTERM), "STOPPING=1"),
         };
 
@@ -56,8 +56,11 @@ public sealed class SystemdTests
         Assert.Equal(service.Pid.ToString(), NotifySocket.Field(ready[0], "MAINPID"));
         Assert.Contains("Serving: 2 workers of generation 1 booted", NotifySocket.Field(ready[0], "STATUS"));
         Assert.Contains("Serving: 2 workers of generation 2 booted", NotifySocket.Field(ready[1], "STATUS"));
-        Assert.Contains("Reload refused", NotifySocket.Field(ready[2], "STATUS"));
-        Assert.Contains("'workers'", NotifySocket.Field(ready[2], "STATUS"));
+        Assert.Equal(service.Pid.ToString(), NotifySocket.Field(ready[2], "MAINPID")); // after USR2: the same pid
+        Assert.Contains("Serving: 2 workers of generation 3 booted", NotifySocket.Field(ready[2], "STATUS"));
+        Assert.Contains("Upgraded in place", service.Log);
+        Assert.Contains("Reload refused", NotifySocket.Field(ready[3], "STATUS"));
+        Assert.Contains("'workers'", NotifySocket.Field(ready[3], "STATUS"));
 
         // MONOTONIC_USEC is CLOCK_MONOTONIC, taken after the signal was sent (what Type=notify-reload checks).
         var reloading = messages.First(m => m.StartsWith("RELOADING=1"));
