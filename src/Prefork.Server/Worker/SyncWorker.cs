@@ -42,8 +42,11 @@ public sealed unsafe class SyncWorker : IWorkerEngine
         }
 
         // Graceful stop: answer what already waits in the accept queue (with Connection: close), then leave.
+        // Bounded: under steady load the queue never empties, and a worker still draining at
+        // graceful_timeout would be killed in the middle of a response.
+        long drainUntil = Environment.TickCount64 + 1000;
         foreach (var listener in _listeners)
-            while (AcceptAndServe(listener, connection, exchange)) { }
+            while (Environment.TickCount64 < drainUntil && AcceptAndServe(listener, connection, exchange)) { }
     }
 
     private bool AcceptAndServe(ListenSocket listener, Connection c, Exchange x)
