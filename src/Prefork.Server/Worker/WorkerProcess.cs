@@ -66,7 +66,18 @@ public static class WorkerProcess
         using var wake = new WakeUp();
         using var signals = TrapSignals(context, wake, accessLog, config);
 
-        (app as IWorkerLifecycle)?.OnWorkerStart(info);
+        try
+        {
+            (app as IWorkerLifecycle)?.OnWorkerStart(info);
+        }
+        catch (Exception e)
+        {
+            // The app's own start-up failing is a boot failure: reported, and retried with backoff.
+            Log.Error(e, "OnWorkerStart of the application threw");
+            channel.Send("bootfail OnWorkerStart threw " + e.GetType().Name + ": " + e.Message.ReplaceLineEndings(" | "));
+            Log.CloseAndFlush();
+            return ExitAppLoadError;
+        }
         channel.Send("ready");
         Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, engine.Describe(config), config.App);
         var heartbeat = new Thread(() => Heartbeat(context, channel, masterPid)) { IsBackground = true, Name = "heartbeat" };
