@@ -62,34 +62,6 @@ public sealed class ServingTests
         Assert.Equal([0, 1], indexes.Order());
     }
 
-    [Fact]
-    public void An_app_exception_is_a_500_and_the_worker_survives()
-    {
-        using var server = PreforkServer.Start(workers: 1);
-        var pids = server.WaitForWorkers(1);
-        var r = server.Get("/crash");
-        Assert.Equal(500, r.Status);
-        Assert.Equal(200, server.Get("/").Status);
-        Assert.Equal(pids, server.WorkerPids());
-        server.WaitForLog("failed on purpose", TimeSpan.FromSeconds(5)); // the traceback is in the error log
-    }
-
-    [Fact]
-    public void A_malformed_request_gets_400_the_connection_closes_and_the_worker_lives()
-    {
-        using var server = PreforkServer.Start(workers: 1);
-        var pids = server.WaitForWorkers(1);
-        using var socket = RawHttp.Connect(server.Port);
-        socket.Send("GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n"u8.ToArray());
-        var reader = new ResponseReader(socket);
-        var r = reader.Read();
-        Assert.Equal(400, r.Status);
-        Assert.Equal("close", r.Header("Connection"));
-        Assert.True(reader.WaitForClose());
-        Assert.Equal(200, server.Get("/").Status);
-        Assert.Equal(pids, server.WorkerPids());
-    }
-
     [Theory]
     [InlineData(5000, 0, 414)]    // request line over limit_request_line (4094)
     [InlineData(10, 101, 431)]    // more than limit_request_fields (100)
