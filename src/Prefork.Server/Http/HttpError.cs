@@ -37,7 +37,6 @@ public sealed class HttpError : Exception
     public static HttpError LimitRequestFieldSize(int limit) => new(431, $"header field longer than {limit} bytes");
     public static HttpError LimitRequestBody(long limit) => new(413, $"request body larger than {limit} bytes");
     public static HttpError IncompleteBody() => new(400, "connection closed before the body was complete");
-    public static HttpError Timeout() => new(408, "timed out reading the request");
     public static HttpError InvalidSchemeHeaders(string why) => new(400, "contradictory scheme headers from a trusted proxy: " + why);
     public static HttpError InvalidProxyHeader(string why) => new(400, "invalid PROXY protocol header: " + why);
     public static HttpError ForbiddenProxy(string peer) => new(403, $"PROXY protocol header from {peer}, which is not in proxy_allow_ips");

@@ -165,19 +165,26 @@ public sealed class ResponseWriter
     /// <summary>Writes a complete error response from the server itself (400, 500…) with Connection: close.</summary>
     public void WriteError(int status, bool headRequest = false)
     {
-        var reason = StatusLine.Reason(status);
-        var body = Encoding.ASCII.GetBytes($"{status} {reason}\n");
-        Append(StatusLine.For($"{status} {reason}"));
-        Append(DateHeader.Line);
-        Append(ServerLine);
-        Append("Content-Type: text/plain\r\nConnection: close\r\n"u8);
-        AppendNumberHeader("Content-Length: "u8, body.Length);
-        Append("\r\n"u8);
-        if (!headRequest) Append(body);
+        Append(ErrorResponse(status, headRequest, out int bodyLength));
         Status = status;
-        BodyBytes = headRequest ? 0 : body.Length;
+        BodyBytes = bodyLength;
         KeepAlive = false;
         HeadSent = false;
+    }
+
+    /// <summary>
+    /// A complete response from the server itself ("400 Bad Request\n" as text/plain,
+    /// Connection: close), for <see cref="WriteError"/> and for whoever must answer without a
+    /// writer (a connection timing out in the middle of a request).
+    /// </summary>
+    public static byte[] ErrorResponse(int status, bool headRequest, out int bodyLength)
+    {
+        var reason = StatusLine.Reason(status);
+        var body = $"{status} {reason}\n";
+        bodyLength = headRequest ? 0 : body.Length;
+        return Encoding.ASCII.GetBytes(
+            $"HTTP/1.1 {status} {reason}\r\n{Encoding.ASCII.GetString(DateHeader.Line)}Server: prefork\r\n" +
+            $"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: {body.Length}\r\n\r\n{(headRequest ? "" : body)}");
     }
 
     public void WriteRaw(ReadOnlySpan<byte> bytes) => Append(bytes);
@@ -202,8 +209,6 @@ public sealed class ResponseWriter
         _responseStart = 0;
         _flushedSinceHead = HeadSent;
     }
-
-    public bool HasPending => _length > 0;
 
     /// <summary>Drops whatever was not sent yet (the connection is lost).</summary>
     public void Discard()

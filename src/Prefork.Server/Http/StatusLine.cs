@@ -19,21 +19,18 @@ public static class StatusLine
         [505] = "HTTP Version Not Supported",
     };
 
-    private static readonly Dictionary<string, byte[]> Cache = new();
-    private static readonly Lock CacheLock = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte[]> Cache = new();
 
     public static string Reason(int status) => Reasons.GetValueOrDefault(status, "Unknown");
 
     /// <summary>"HTTP/1.1 200 OK\r\n" for an application's status string such as "200 OK".</summary>
+    /// <remarks>Called for every response: reads take no lock (threads workers would contend on one).</remarks>
     public static byte[] For(string status)
     {
-        lock (CacheLock)
-        {
-            if (Cache.TryGetValue(status, out var line)) return line;
-            line = Encoding.Latin1.GetBytes("HTTP/1.1 " + status + "\r\n");
-            if (Cache.Count < 256) Cache[status] = line;
-            return line;
-        }
+        if (Cache.TryGetValue(status, out var line)) return line;
+        line = Encoding.Latin1.GetBytes("HTTP/1.1 " + status + "\r\n");
+        if (Cache.Count < 256) Cache.TryAdd(status, line); // bounded: an app inventing statuses cannot grow it
+        return line;
     }
 
     /// <summary>Parses the three-digit code at the start of a PEP 3333 status string.</summary>

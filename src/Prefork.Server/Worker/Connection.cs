@@ -246,8 +246,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     {
         if (!Reader.HasPartialRequest || Broken) return;
         Log.Debug("Timed out reading a request from {Remote}", Info.RemoteAddr);
-        var response = System.Text.Encoding.ASCII.GetBytes(
-            $"HTTP/1.1 408 Request Timeout\r\n{System.Text.Encoding.ASCII.GetString(DateHeader.Line)}Server: prefork\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 20\r\n\r\n408 Request Timeout\n");
+        var response = ResponseWriter.ErrorResponse(408, headRequest: false, out _);
         fixed (byte* p = response) Native.send(Fd, p, response.Length, Native.MSG_NOSIGNAL | Native.MSG_DONTWAIT);
     }
 
