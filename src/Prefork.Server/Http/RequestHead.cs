@@ -10,6 +10,8 @@ public sealed class RequestHead
     /// <summary>1 for HTTP/1.1, 0 for HTTP/1.0.</summary>
     public int VersionMinor;
     public readonly RequestHeaders Headers = new();
+    /// <summary>Makes the head's strings, reusing those the previous requests on this connection had.</summary>
+    public readonly RecentStrings Strings = new();
 
     /// <summary>Body length from Content-Length; null when absent (or chunked).</summary>
     public long? ContentLength;

@@ -105,7 +105,7 @@ public static class RequestParser
 
         head.Method = Intern(method, KnownMethods, KnownMethodBytes) ?? Encoding.ASCII.GetString(method);
         head.VersionMinor = ParseVersion(version);
-        head.Target = Encoding.Latin1.GetString(target);
+        head.Target = head.Strings.Get(target);
         CheckTargetForm(head);
     }
 
@@ -201,8 +201,8 @@ public static class RequestParser
         // Gunicorn's header_map = "drop": CGI-style names map '-' and '_' alike (HTTP_X_Y), so a field
         // named with '_' could pose as another one (Content_Length for Content-Length). It is dropped.
         if (name.Contains((byte)'_')) return;
-        var nameText = Intern(name, KnownHeaderNames, KnownHeaderBytes) ?? Encoding.ASCII.GetString(name);
-        head.Headers.Add(nameText, value.IsEmpty ? "" : Encoding.Latin1.GetString(value));
+        var nameText = Intern(name, KnownHeaderNames, KnownHeaderBytes) ?? head.Strings.Get(name);
+        head.Headers.Add(nameText, head.Strings.Get(value));
     }
 
     private static string? Intern(ReadOnlySpan<byte> text, string[] known, byte[][] knownBytes)

@@ -21,6 +21,7 @@ public sealed class RequestProcessor
     private readonly StartResponse _startResponse;
     private string? _status;
     private IReadOnlyList<KeyValuePair<string, string>>? _headers;
+    private (string Value, string Name, string? Port) _host = ("", "", null); // the last Host, split
 
     public RequestProcessor(WorkerContext worker)
     {
@@ -176,10 +177,15 @@ public sealed class RequestProcessor
         var host = AbsoluteFormAuthority(head.Target) ?? head.Headers["Host"];
         if (!string.IsNullOrEmpty(host))
         {
-            int colon = host.LastIndexOf(':');
-            bool hasPort = colon > 0 && host.IndexOf(']', colon) < 0;
-            env.ServerName = hasPort ? host[..colon] : host;
-            env.ServerPort = hasPort ? host[(colon + 1)..] : connection.LocalPort;
+            // Clients send the same Host request after request: split it once, not per request.
+            if (host != _host.Value)
+            {
+                int colon = host.LastIndexOf(':');
+                bool hasPort = colon > 0 && host.IndexOf(']', colon) < 0;
+                _host = (host, hasPort ? host[..colon] : host, hasPort ? host[(colon + 1)..] : null);
+            }
+            env.ServerName = _host.Name;
+            env.ServerPort = _host.Port ?? connection.LocalPort;
         }
         else
         {
