@@ -38,6 +38,8 @@ public sealed class Listener : IDisposable
         return listener;
     }
 
+    private const int SolSocket = 1, SoReuseAddr = 2; // <asm-generic/socket.h>
+
     public static Listener Bind(ListenAddress address, int backlog, string unixMode)
     {
         Socket socket;
@@ -63,11 +65,21 @@ public sealed class Listener : IDisposable
                 ? new IPEndPoint(Dns.GetHostAddresses(dns.Host).First(), dns.Port)
                 : (IPEndPoint)address.EndPoint!;
             socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            // SO_REUSEADDR alone, set raw: .NET's ReuseAddress also sets SO_REUSEPORT on Linux, which
+            // would let a second master bind the same port and silently take half its connections.
+            socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
             if (endPoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
             socket.NoDelay = true; // inherited by accepted sockets on Linux
-            socket.Bind(endPoint);
-            socket.Listen(backlog);
+            try
+            {
+                socket.Bind(endPoint);
+                socket.Listen(backlog);
+            }
+            catch (SocketException e)
+            {
+                socket.Dispose();
+                throw new IOException($"cannot listen at {address.Text}: {e.Message}", e);
+            }
         }
         var listener = new Listener(address, socket);
         listener.SetInheritable(true);

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Mono.Unix.Native;
 using Prefork.Tests.Support;
 
@@ -71,6 +72,19 @@ public sealed class LifecycleTests
         var until = DateTime.UtcNow.AddSeconds(10);
         while (workers.Any(PreforkServer.IsAlive) && DateTime.UtcNow < until) Thread.Sleep(100);
         Assert.All(workers, pid => Assert.False(PreforkServer.IsAlive(pid), $"orphan worker {pid} survived its master"));
+    }
+
+    [Fact]
+    public void A_second_master_on_a_port_in_use_exits_1_naming_it_and_the_first_keeps_serving()
+    {
+        using var first = PreforkServer.Start(workers: 1);
+        var worker = first.WaitForWorkers(1).Single();
+        var (code, output) = PreforkServer.RunToExit("-b", $"127.0.0.1:{first.Port}", "-w", "1", "--app-path", AppContext.BaseDirectory);
+        Assert.Equal(1, code);
+        Assert.Contains($"cannot listen at 127.0.0.1:{first.Port}: Address already in use", output);
+        var served = JsonDocument.Parse(first.Get("/pid").Body).RootElement;
+        Assert.Equal(first.MasterPid, served.GetProperty("master").GetInt32());
+        Assert.Equal(worker, served.GetProperty("pid").GetInt32());
     }
 
     [Fact]
