@@ -147,11 +147,27 @@ public sealed class PreforkServer : IDisposable
     public HttpResponse Get(string path, string? extraHeaders = null) =>
         RawHttp.Send(Port, $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extraHeaders}\r\n");
 
+    // Test ports come from below the kernel's ephemeral range (32768+), so neither a client's
+    // outgoing connection nor another bind(0) can take one between choosing it and the master
+    // binding it; each is handed out once per test run. (bench/ uses 18400 and up.)
+    private const int FirstTestPort = 20000, TestPorts = 12000;
+    private static int _nextPort = Environment.ProcessId * 97 % TestPorts;
+
+    /// <summary>A loopback port nobody listens on, never handed out twice in this test run.</summary>
     public static int FreePort()
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        for (int attempt = 0; attempt < TestPorts; attempt++)
+        {
+            int port = FirstTestPort + Interlocked.Increment(ref _nextPort) % TestPorts;
+            using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                probe.Bind(new IPEndPoint(IPAddress.Loopback, port));
+                return port;
+            }
+            catch (SocketException) { } // in use (or lingering): try the next one
+        }
+        throw new InvalidOperationException("no free test port");
     }
 
     /// <summary>Stops the master (TERM, then KILL) and every worker it ever had, by pid.</summary>
