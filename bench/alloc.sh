@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Allocation per request: one worker of each class under wrk, then TERM; each worker logs, as it
+# exits, the bytes it allocated per request and its gen0 collections. A steady keep-alive client
+# should cost 0 bytes per request.
+#   bench/alloc.sh [SECONDS] [CLASSES]        e.g. bench/alloc.sh 5 "sync threads epoll"
+# Writes bench/results/alloc-<date>-<host>.md. Loopback only; everything started is stopped by pid.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-5}
+classes=${2:-"sync threads epoll"}
+work=bench/.work/alloc
+mkdir -p "$work" bench/results
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+dotnet build src/Prefork.Cli -c Release -v q -nologo >/dev/null
+prefork=src/Prefork.Cli/bin/Release/net10.0/prefork
+
+wait_for() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/" >/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; return 1; }
+
+rows=()
+port=18450
+for class in $classes; do
+  port=$((port + 1))
+  log="$work/prefork-$class.log"
+  $prefork -c gateway.toml -b "127.0.0.1:$port" -w 1 -k "$class" --accesslog "" --log-level info > "$log" 2>&1 &
+  pid=$!; pids+=($pid); wait_for $port
+  rps=$(wrk -t2 -c50 -d"${seconds}s" "http://127.0.0.1:$port/" | grep -oP 'Requests/sec:\s*\K[\d.]+')
+  kill -TERM $pid; wait $pid || true
+  line=$(grep -oP 'Exiting after \K.*' "$log" | tail -1)   # "N requests (B bytes allocated per request, G gen0 GCs)"
+  [ -n "$line" ] || { echo "no exit line from the $class worker; see $log" >&2; exit 1; }
+  [[ $line =~ ^([0-9]+)\ requests\ \(([0-9]+)\ bytes.*,\ ([0-9]+)\ gen0 ]]
+  requests=${BASH_REMATCH[1]} bytes=${BASH_REMATCH[2]} gcs=${BASH_REMATCH[3]}
+  rows+=("| $class | $requests | $rps | $bytes | $gcs |")
+done
+
+out="bench/results/alloc-$(date +%F)-$(hostname).md"
+{
+  echo "# Allocation per request ($(date -u '+%F %H:%M UTC'), $(nproc) cores, $(hostname))"
+  echo
+  echo "One worker, wrk -t2 -c50 -d${seconds}s keep-alive against hello world, then TERM; the worker's own exit line."
+  echo "Command: \`bench/alloc.sh $seconds \"$classes\"\`."
+  echo
+  echo "| worker class | requests | req/s | bytes allocated per request | gen0 GCs |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+} | tee "$out"
