@@ -59,7 +59,7 @@ public static class Settings
         new("on_reload", SettingType.String, "", "hooks", "Run on HUP after the new config is accepted."),
         new("worker_boot", SettingType.String, "", "hooks", "Run when a worker reports ready (PREFORK_WORKER_PID, PREFORK_WORKER_INDEX, PREFORK_GENERATION)."),
         new("worker_exit", SettingType.String, "", "hooks", "Run when a worker has exited (also PREFORK_EXIT_CODE or PREFORK_EXIT_SIGNAL)."),
-        new("on_exit", SettingType.String, "", "hooks", "Run just before the master exits; waited for (10 s at most)."),
+        new("on_exit", SettingType.String, "", "hooks", "Run just before the master exits, after every other hook has finished; waited for (10 s at most)."),
 
         // Logging
         new("loglevel", SettingType.String, "info", "logging", "Error log verbosity.", Flag: "--log-level", Choices: ["debug", "info", "warning", "error", "critical"]),

@@ -560,6 +560,7 @@ public sealed class Arbiter
             Kill(w, Signum.SIGKILL);
             w.Process?.WaitForExit(2000);
         }
+        Hooks.WaitForBackground(TimeSpan.FromSeconds(10)); // the last worker_exit hooks come before on_exit
         Hooks.Run(_config, "on_exit", wait: TimeSpan.FromSeconds(10));
         Cleanup();
         Log.Information("Shutting down: master {Pid} exits", Environment.ProcessId);

@@ -12,6 +12,9 @@ namespace Prefork.Master;
 /// </summary>
 public static class Hooks
 {
+    // Hooks running beside the master; on_exit waits for them, so it is always the last to run.
+    private static readonly HashSet<Process> Background = [];
+
     public static void Run(GatewayConfig config, string hook, IReadOnlyDictionary<string, string>? details = null, TimeSpan? wait = null)
     {
         var command = config.Hook(hook);
@@ -37,10 +40,12 @@ public static class Hooks
             }
             else
             {
+                lock (Background) Background.Add(process);
                 process.EnableRaisingEvents = true;
                 process.Exited += (_, _) =>
                 {
                     if (process.ExitCode != 0) Log.Warning("Hook {Hook} exited with code {Code}", hook, process.ExitCode);
+                    lock (Background) Background.Remove(process);
                     process.Dispose();
                 };
             }
@@ -49,6 +54,18 @@ public static class Hooks
         {
             Log.Error("Hook {Hook} could not run: {Reason}", hook, e.Message);
         }
+    }
+
+    /// <summary>Waits, up to <paramref name="limit"/>, for the hooks still running beside the master.</summary>
+    public static void WaitForBackground(TimeSpan limit)
+    {
+        var deadline = DateTime.UtcNow + limit;
+        while (DateTime.UtcNow < deadline)
+        {
+            lock (Background) if (Background.Count == 0) return;
+            Thread.Sleep(20);
+        }
+        Log.Warning("Hooks still running after {Seconds} s; going on without them", limit.TotalSeconds);
     }
 
     public static Dictionary<string, string> WorkerDetails(WorkerHandle w) => new()
