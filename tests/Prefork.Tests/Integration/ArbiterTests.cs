@@ -97,14 +97,14 @@ public sealed class ArbiterTests
     }
 
     [Fact]
-    public void A_hung_request_gets_its_worker_aborted_after_timeout_and_the_log_names_the_request()
+    public async Task A_hung_request_gets_its_worker_aborted_after_timeout_and_the_log_names_the_request()
     {
         using var server = PreforkServer.Start("timeout = 2", workers: 1);
         var before = server.WaitForWorkers(1);
         var hung = Task.Run(() => { try { return server.Get("/slow?ms=60000").Status; } catch (IOException) { return -1; } });
         server.WaitForLog("WORKER TIMEOUT", TimeSpan.FromSeconds(20));
         Assert.Matches(@"WORKER TIMEOUT: worker 0 \(pid \d+\) spent [\d.]+ s on GET /slow \(timeout 2 s\)", server.Log);
-        Assert.Equal(-1, hung.Result); // its connection died with the worker
+        Assert.Equal(-1, await hung); // its connection died with the worker
         var after = server.WaitForWorkers(1, also: p => !p.Contains(before[0]));
         Assert.Equal(200, server.Get("/").Status);
         server.WaitForLog("was killed by signal 6 (SIGABRT)", TimeSpan.FromSeconds(10));

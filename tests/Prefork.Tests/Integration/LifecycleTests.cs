@@ -32,13 +32,13 @@ public sealed class LifecycleTests
     }
 
     [Fact]
-    public void TERM_lets_an_in_flight_request_finish()
+    public async Task TERM_lets_an_in_flight_request_finish()
     {
         using var server = PreforkServer.Start(workers: 1);
         var slow = Task.Run(() => server.Get("/slow?ms=2000"));
         Thread.Sleep(500);
         server.Signal(Signum.SIGTERM);
-        var r = slow.Result;
+        var r = await slow;
         Assert.Equal(200, r.Status);
         Assert.Equal("slept\n", r.BodyText);
         Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));

@@ -27,7 +27,7 @@ public sealed class NginxTests
     }
 
     [Fact]
-    public void Nginx_spreads_requests_over_both_masters_and_forwards_client_address_and_scheme()
+    public async Task Nginx_spreads_requests_over_both_masters_and_forwards_client_address_and_scheme()
     {
         using var a = PreforkServer.Start(BackendToml, workers: 2);
         using var b = PreforkServer.Start(BackendToml, workers: 2);
@@ -36,14 +36,15 @@ public sealed class NginxTests
 
         var masters = new HashSet<int>();
         for (int i = 0; i < 20; i++)
-            masters.Add(JsonDocument.Parse(client.GetStringAsync("/pid").Result).RootElement.GetProperty("master").GetInt32());
+            masters.Add(JsonDocument.Parse(await client.GetStringAsync("/pid")).RootElement.GetProperty("master").GetInt32());
         Assert.Equal(new[] { a.MasterPid, b.MasterPid }.Order(), masters.Order());
 
         // A client's own X-Forwarded-* are replaced by what nginx knows: they cannot be forged.
         using var request = new HttpRequestMessage(HttpMethod.Get, "/echo");
         request.Headers.Add("X-Forwarded-For", "203.0.113.9");
         request.Headers.Add("X-Forwarded-Proto", "https");
-        var echo = JsonDocument.Parse(client.Send(request).Content.ReadAsStringAsync().Result).RootElement;
+        using var response = await client.SendAsync(request);
+        var echo = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         var headers = echo.GetProperty("headers").EnumerateArray()
             .Select(h => (Name: h[0].GetString()!.ToLowerInvariant(), Value: h[1].GetString()!)).ToList();
         Assert.Equal([("x-forwarded-for", "127.0.0.1")], headers.Where(h => h.Name == "x-forwarded-for"));
@@ -54,12 +55,12 @@ public sealed class NginxTests
         Assert.Equal("HTTP/1.1", echo.GetProperty("protocol").GetString());
         Assert.DoesNotContain(headers, h => h.Name == "connection");
 
-        Assert.Equal("ok\n", client.GetStringAsync("/healthz").Result);
-        Assert.Equal("ok\n", client.GetStringAsync("/nginx-health").Result);
+        Assert.Equal("ok\n", await client.GetStringAsync("/healthz"));
+        Assert.Equal("ok\n", await client.GetStringAsync("/nginx-health"));
     }
 
     [Fact]
-    public void No_request_is_lost_through_nginx_while_one_master_reloads_and_the_other_stops()
+    public async Task No_request_is_lost_through_nginx_while_one_master_reloads_and_the_other_stops()
     {
         using var a = PreforkServer.Start(BackendToml, workers: 2);
         using var b = PreforkServer.Start(BackendToml, workers: 2);
@@ -75,14 +76,14 @@ public sealed class NginxTests
         var failures = new ConcurrentQueue<string>();
         var served = new ConcurrentQueue<(int Pid, int Master)>();
         using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(3));
-        var load = Enumerable.Range(0, 6).Select(_ => Task.Run(() =>
+        var load = Enumerable.Range(0, 6).Select(_ => Task.Run(async () =>
         {
             while (!stop.IsCancellationRequested)
             {
                 try
                 {
-                    using var response = client.GetAsync("/pid").Result;
-                    var body = response.Content.ReadAsStringAsync().Result;
+                    using var response = await client.GetAsync("/pid");
+                    var body = await response.Content.ReadAsStringAsync();
                     if (response.StatusCode != HttpStatusCode.OK) failures.Enqueue($"{(int)response.StatusCode}: {body}");
                     else
                     {
@@ -119,7 +120,7 @@ public sealed class NginxTests
             WaitForMore(200);
 
             stop.Cancel();
-            Task.WaitAll(load, Bound);
+            await Task.WhenAny(Task.WhenAll(load), Task.Delay(Bound));
             var newWorkersOfA = a.WorkerPids();
             Assert.True(failures.IsEmpty, $"{failures.Count} of {failures.Count + served.Count} requests failed through nginx: " +
                 string.Join("; ", failures.Distinct().Take(10)) + "\nnginx error log:\n" + nginx.ErrorLog);
@@ -129,7 +130,7 @@ public sealed class NginxTests
         finally
         {
             stop.Cancel();
-            Task.WaitAll(load, Bound);
+            await Task.WhenAny(Task.WhenAll(load), Task.Delay(Bound));
         }
     }
 }

@@ -187,6 +187,6 @@ public sealed class RequestHandlingTests(EchoServerFixture fixture) : IClassFixt
     public void Underscored_field_names_are_dropped_before_the_app()
     {
         var e = Echo(RawHttp.Send(Port, "GET / HTTP/1.1\r\nHost: x\r\nX_Forwarded_For: 6.6.6.6\r\nX-Real: 1\r\nConnection: close\r\n\r\n"));
-        Assert.Equal(["Host", "X-Real", "Connection"], e.GetProperty("headers").EnumerateArray().Select(h => h[0].GetString()).ToArray());
+        Assert.Equal(["Host", "X-Real", "Connection"], e.GetProperty("headers").EnumerateArray().Select(h => h[0].GetString()!).ToArray());
     }
 }
