@@ -21,7 +21,9 @@ public sealed class WorkerClassTests
         Assert.Equal("Hello, World!", r.BodyText);
         Assert.Equal("13", r.Header("Content-Length"));
         Assert.NotNull(r.Header("Date"));
-        Assert.Contains($", {workerClass}", server.Log); // "Booted: generation 1, epoll (1000 connections) worker"
+        // "Booted: generation 1, epoll (1000 connections) worker": the worker's own line, which may
+        // reach the shared output after the master's "Ready".
+        server.WaitForLog($"Booted: generation 1, {workerClass}", TimeSpan.FromSeconds(10));
     }
 
     [Fact]
