@@ -372,7 +372,13 @@ public sealed class Arbiter
                 w.Condemned = true;
                 continue;
             }
-            if (w.Condemned) continue;
+            if (w.Condemned)
+            {
+                // Repeats of one signal merge while the worker is not scheduled, so the pair Condemn
+                // sent may have counted once (and the CLR swallows the first): send it again.
+                if (w.Aborting) Kill(w, Signum.SIGABRT);
+                continue;
+            }
             if (!w.Booted)
             {
                 if ((now - w.SpawnedAt).TotalSeconds > _config.WorkerBootTimeout)
@@ -403,7 +409,7 @@ public sealed class Arbiter
         Kill(w, signal);
         // The CLR swallows the first SIGABRT sent from outside and only restores the default
         // action (dotnet/runtime#99495); the second one aborts the process.
-        if (signal == Signum.SIGABRT) { Thread.Sleep(20); Kill(w, signal); }
+        if (signal == Signum.SIGABRT) { Thread.Sleep(20); Kill(w, signal); w.Aborting = true; }
         w.Condemned = true;
         w.KillAt = DateTime.UtcNow + AbortGrace;
         w.RecycleReason ??= "condemned";

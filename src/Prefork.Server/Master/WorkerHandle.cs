@@ -32,6 +32,8 @@ public sealed class WorkerHandle
     public bool Retiring => RetiringSince is not null;
     /// <summary>Set once the master gave up on it (timeout, boot timeout, graceful timeout): its exit is not a surprise.</summary>
     public bool Condemned { get; set; }
+    /// <summary>Condemned for a timeout: sent ABRT (for a core and a stack) until it dies or its KILL is due.</summary>
+    public bool Aborting { get; set; }
 
     /// <summary>Unparsed bytes from the pipe (a line may arrive in pieces).</summary>
     public string Partial { get; set; } = "";
