@@ -99,11 +99,11 @@ public sealed class ArbiterTests
     [Fact]
     public async Task A_hung_request_gets_its_worker_aborted_after_timeout_and_the_log_names_the_request()
     {
-        using var server = PreforkServer.Start("timeout = 2", workers: 1);
+        using var server = PreforkServer.Start("timeout = 4", workers: 1);
         var before = server.WaitForWorkers(1);
         var hung = Task.Run(() => { try { return server.Get("/slow?ms=60000").Status; } catch (IOException) { return -1; } });
         server.WaitForLog("WORKER TIMEOUT", TimeSpan.FromSeconds(20));
-        Assert.Matches(@"WORKER TIMEOUT: worker 0 \(pid \d+\) spent [\d.]+ s on GET /slow \(timeout 2 s\)", server.Log);
+        Assert.Matches(@"WORKER TIMEOUT: worker 0 \(pid \d+\) spent [\d.]+ s on GET /slow \(timeout 4 s\)", server.Log);
         Assert.Equal(-1, await hung); // its connection died with the worker
         var after = server.WaitForWorkers(1, also: p => !p.Contains(before[0]));
         Assert.Equal(200, server.Get("/").Status);
@@ -118,7 +118,8 @@ public sealed class ArbiterTests
         using var load = Wrk.Start(server.Port, connections: 10, seconds: 6);
         var result = load.Wait();
         Assert.True(result.Failures == 0, result.ToString());
-        Assert.True(server.CountInLog("Recycling worker") >= 2, server.Log);
+        // Request counts arrive with heartbeats: a recycle near the end of the load is logged just after.
+        server.WaitForLog("Recycling worker", TimeSpan.FromSeconds(15), occurrences: 2);
         Assert.Matches(@"served \d+ requests \(max_requests (3[0-4]\d|350)\)", server.Log);
         Assert.Empty(before.Intersect(server.WaitForWorkers(2, also: p => !p.Intersect(before).Any())));
     }
@@ -173,7 +174,7 @@ public sealed class ArbiterTests
         File.Move(log, log + ".1");
         server.Signal(Signum.SIGUSR1);
         server.WaitForLog("reopening log files", TimeSpan.FromSeconds(10));
-        Thread.Sleep(500);
+        WaitFor(() => File.Exists(log)); // the worker reopened: it recreated the file
         server.Get("/second");
         WaitFor(() => File.Exists(log) && File.ReadAllText(log).Contains("/second"));
         Assert.DoesNotContain("/second", File.ReadAllText(log + ".1"));

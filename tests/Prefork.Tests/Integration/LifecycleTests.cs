@@ -32,13 +32,14 @@ public sealed class LifecycleTests
     }
 
     [Fact]
-    public async Task TERM_lets_an_in_flight_request_finish()
+    public void TERM_lets_an_in_flight_request_finish()
     {
         using var server = PreforkServer.Start(workers: 1);
-        var slow = Task.Run(() => server.Get("/slow?ms=2000"));
-        Thread.Sleep(500);
+        using var socket = RawHttp.Connect(server.Port); // connected before TERM, whoever runs when
+        socket.Send("GET /slow?ms=2000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"u8.ToArray());
+        server.WaitUntilAllAccepted(); // the worker has taken it
         server.Signal(Signum.SIGTERM);
-        var r = await slow;
+        var r = new ResponseReader(socket).Read();
         Assert.Equal(200, r.Status);
         Assert.Equal("slept\n", r.BodyText);
         Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
@@ -51,10 +52,11 @@ public sealed class LifecycleTests
         using var server = PreforkServer.Start(workers: 1);
         using var busy = RawHttp.Connect(server.Port);
         busy.Send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"u8.ToArray());
-        Thread.Sleep(300); // the worker takes it
+        server.WaitUntilAllAccepted(); // the worker has taken it
         // These wait in the kernel's accept queue behind the busy sync worker: connected, request sent.
         var queued = Enumerable.Range(0, 5).Select(_ => RawHttp.Connect(server.Port)).ToList();
         foreach (var socket in queued) socket.Send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"u8.ToArray());
+        Assert.Equal(5, server.AcceptQueueLength()); // the busy sync worker accepts nothing meanwhile
         server.Signal(Signum.SIGTERM);
         Assert.Equal("slept\n", new ResponseReader(busy).Read().BodyText);
         Assert.All(queued, socket => Assert.Equal("Hello, World!", new ResponseReader(socket).Read().BodyText));

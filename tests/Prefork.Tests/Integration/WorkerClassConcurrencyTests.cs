@@ -135,8 +135,12 @@ public sealed class WorkerClassConcurrencyTests
     {
         // EPOLLEXCLUSIVE alone would wake the same (first waiting) worker for every one of them.
         using var server = WorkerClassTests.Start(workerClass, workers: 2);
-        server.WaitForWorkers(2);
-        Thread.Sleep(500); // both workers settled in epoll_wait
+        var workers = server.WaitForWorkers(2);
+        // Both workers must be in their loops first: until one is, the other takes every connection.
+        var answered = new HashSet<int>();
+        for (int i = 0; i < 200 && answered.Count < 2; i++)
+            answered.Add(System.Text.Json.JsonDocument.Parse(server.Get("/pid").Body).RootElement.GetProperty("pid").GetInt32());
+        Assert.Equal(workers.Order(), answered.Order());
         var sockets = new List<Socket>();
         try
         {
@@ -162,9 +166,9 @@ public sealed class WorkerClassConcurrencyTests
     public void An_epoll_request_that_awaits_longer_than_timeout_does_not_get_its_worker_killed()
     {
         // `timeout` is for a worker stuck in one request; an await holds nothing up.
-        using var server = WorkerClassTests.Start("epoll", "timeout = 2");
+        using var server = WorkerClassTests.Start("epoll", "timeout = 4");
         var pids = server.WaitForWorkers(1);
-        var r = RawHttp.Send(server.Port, "GET /slow-async?ms=4500 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 20_000);
+        var r = RawHttp.Send(server.Port, "GET /slow-async?ms=9000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 20_000);
         Assert.Equal(200, r.Status);
         Assert.Equal(pids, server.WorkerPids());
         Assert.DoesNotContain("WORKER TIMEOUT", server.Log);

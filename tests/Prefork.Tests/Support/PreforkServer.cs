@@ -84,6 +84,34 @@ public sealed class PreforkServer : IDisposable
 
     public int CountInLog(string text) => _output.Count(text);
 
+    /// <summary>
+    /// Connections waiting in the kernel's accept queue of this server's IPv4 listener: for a
+    /// listening socket, /proc/net/tcp's rx_queue column is that queue's length.
+    /// </summary>
+    public int AcceptQueueLength()
+    {
+        var local = $"0100007F:{Port:X4}";
+        foreach (var line in File.ReadLines("/proc/net/tcp").Skip(1))
+        {
+            var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f[1] == local && f[3] == "0A") return Convert.ToInt32(f[4].Split(':')[1], 16);
+        }
+        throw new InvalidOperationException($"no listener on 127.0.0.1:{Port}");
+    }
+
+    /// <summary>Waits until the workers have accepted every connection made so far (the queue stays empty for 100 ms).</summary>
+    public void WaitUntilAllAccepted(TimeSpan? timeout = null)
+    {
+        var until = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(10));
+        int calm = 0;
+        while (calm < 5)
+        {
+            if (DateTime.UtcNow > until) throw new TimeoutException($"{AcceptQueueLength()} connection(s) still wait to be accepted");
+            calm = AcceptQueueLength() == 0 ? calm + 1 : 0;
+            Thread.Sleep(20);
+        }
+    }
+
     /// <summary>Live worker pids: the master's child processes, from /proc.</summary>
     public IReadOnlyList<int> WorkerPids()
     {
