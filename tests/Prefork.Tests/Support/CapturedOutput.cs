@@ -26,7 +26,12 @@ public sealed class CapturedOutput
         while (DateTime.UtcNow < until)
         {
             if (Count(text) >= occurrences) return;
-            if (_process.HasExited) throw new InvalidOperationException($"the process exited ({_process.ExitCode}) before logging '{text}'. Log:\n{Text}");
+            if (_process.HasExited)
+            {
+                _process.WaitForExit(); // the untimed wait also reads the output's last lines
+                if (Count(text) >= occurrences) return;
+                throw new InvalidOperationException($"the process exited ({_process.ExitCode}) before logging '{text}'. Log:\n{Text}");
+            }
             Thread.Sleep(50);
         }
         throw new TimeoutException($"'{text}' (x{occurrences}) not logged within {timeout}. Log:\n{Text}");
