@@ -19,6 +19,8 @@ public sealed class RequestHead
     /// <summary>What the client asked for: persistent connection per HTTP/1.0/1.1 rules and Connection.</summary>
     public bool KeepAlive;
     public bool ExpectContinue;
+    /// <summary>The Host field's value (validated); null when absent.</summary>
+    public string? Host;
 
     public string Protocol => VersionMinor == 1 ? "HTTP/1.1" : "HTTP/1.0";
     public bool HasBody => Chunked || ContentLength > 0;
@@ -30,5 +32,6 @@ public sealed class RequestHead
         Headers.Clear();
         ContentLength = null;
         Chunked = KeepAlive = ExpectContinue = false;
+        Host = null;
     }
 }

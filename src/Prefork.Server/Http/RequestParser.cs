@@ -241,6 +241,7 @@ public static class RequestParser
         if (hosts > 1) throw HttpError.InvalidHeader("more than one Host");
         if (head.VersionMinor == 1 && hosts == 0) throw HttpError.MissingHost();
         if (host is { Length: > 0 } && !IsAuthority(host, out _)) throw HttpError.InvalidHeader("Host is not host[:port]");
+        head.Host = host;
         // A singleton field sent twice: which one the application would read is a guess.
         if (contentTypes > 1) throw HttpError.InvalidHeader("more than one Content-Type");
 

@@ -38,17 +38,6 @@ public sealed class RequestProcessor
     }
 
     /// <summary>
-    /// Serves one complete request, blocking until its response is written (sync and threads
-    /// workers). Returns true when the connection may carry another request.
-    /// </summary>
-    public bool Process(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection,
-        ResponseWriter writer, bool keepAlive, RequestSlot slot, RequestHeaders? trailers = null)
-    {
-        var pending = ProcessAsync(head, body, bodyLength, connection, writer, keepAlive, slot, trailers);
-        return pending.IsCompleted ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
-    }
-
-    /// <summary>
     /// Serves one complete request. Completes synchronously (allocating nothing) unless the
     /// application's body is asynchronous or the transport asks a streamed body to wait; then the
     /// continuations run on the caller's SynchronizationContext (the epoll worker's loop).
@@ -169,12 +158,12 @@ public sealed class RequestProcessor
         // The environment is reused for the next request: nothing an app or the last request put in Items may leak.
         if (env.Items.Count > 0) env.Items.Clear();
         if (trailers is { Count: > 0 }) env.Items["gateway.trailers"] = trailers;
-        SplitTarget(head.Target, out var path, out var query);
+        SplitTarget(head.Target, out var authority, out var path, out var query);
         env.PathInfo = path;
         env.QueryString = query;
         env.ScriptName = "";
         // RFC 9112 §3.2.2: with an absolute-form target its authority, not Host, names the server.
-        var host = AbsoluteFormAuthority(head.Target) ?? head.Headers["Host"];
+        var host = authority ?? head.Host;
         if (!string.IsNullOrEmpty(host))
         {
             // Clients send the same Host request after request: split it once, not per request.
@@ -195,19 +184,13 @@ public sealed class RequestProcessor
         _forwarded.Apply(head.Headers, connection, env);
     }
 
-    /// <summary>"example.com:8080" for "http://example.com:8080/x"; null for origin-form and the rest.</summary>
-    private static string? AbsoluteFormAuthority(string target)
+    /// <summary>
+    /// Path (percent-decoded) and query from an origin-form or absolute-form target, and the
+    /// authority of an absolute-form one ("example.com:8080" for "http://example.com:8080/x"; else null).
+    /// </summary>
+    internal static void SplitTarget(string target, out string? authority, out string path, out string query)
     {
-        if (target.Length == 0 || target[0] == '/' || target[0] == '*') return null;
-        int scheme = target.IndexOf("://", StringComparison.Ordinal);
-        if (scheme < 0) return null;
-        int end = target.AsSpan(scheme + 3).IndexOfAny('/', '?', '#');
-        return end < 0 ? target[(scheme + 3)..] : target.Substring(scheme + 3, end);
-    }
-
-    /// <summary>Path (percent-decoded) and query from an origin-form or absolute-form target.</summary>
-    internal static void SplitTarget(string target, out string path, out string query)
-    {
+        authority = null;
         var t = target.AsSpan();
         if (t.Length > 0 && t[0] != '/' && t[0] != '*')
         {
@@ -215,9 +198,10 @@ public sealed class RequestProcessor
             int scheme = t.IndexOf("://");
             if (scheme > 0)
             {
-                var afterAuthority = t[(scheme + 3)..];
-                int slash = afterAuthority.IndexOfAny('/', '?', '#');
-                t = slash < 0 ? "/" : afterAuthority[slash..];
+                var afterScheme = t[(scheme + 3)..];
+                int end = afterScheme.IndexOfAny('/', '?', '#');
+                authority = (end < 0 ? afterScheme : afterScheme[..end]).ToString();
+                t = end < 0 ? "/" : afterScheme[end..];
                 if (t[0] != '/') t = ("/" + t.ToString()).AsSpan();
             }
         }

@@ -89,8 +89,12 @@ public sealed class RequestParserTests
     {
         Assert.Equal("*", Parse("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").Target);
         Assert.Equal("http://x/p?q", Parse("GET http://x/p?q HTTP/1.1\r\nHost: x\r\n\r\n").Target);
-        RequestProcessor.SplitTarget("http://x/p%20q?a=1", out var path, out var query);
+        RequestProcessor.SplitTarget("http://x:81/p%20q?a=1", out var authority, out var path, out var query);
+        Assert.Equal("x:81", authority);
         Assert.Equal("/p q", path);
         Assert.Equal("a=1", query);
+        RequestProcessor.SplitTarget("/p?a=1", out authority, out path, out query);
+        Assert.Null(authority);
+        Assert.Equal("/p", path);
     }
 }
