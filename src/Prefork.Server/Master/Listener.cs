@@ -69,7 +69,6 @@ public sealed class Listener : IDisposable
             // would let a second master bind the same port and silently take half its connections.
             socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
             if (endPoint.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
-            socket.NoDelay = true; // inherited by accepted sockets on Linux
             try
             {
                 socket.Bind(endPoint);
@@ -81,6 +80,9 @@ public sealed class Listener : IDisposable
                 throw new IOException($"cannot listen at {address.Text}: {e.Message}", e);
             }
         }
+        // Linux copies TCP_NODELAY to every accepted connection: set once here (systemd's sockets
+        // included), it costs the workers no setsockopt per connection.
+        if (socket.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6) socket.NoDelay = true;
         var listener = new Listener(address, socket);
         listener.SetInheritable(true);
         return listener;

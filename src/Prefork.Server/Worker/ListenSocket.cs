@@ -9,7 +9,7 @@ namespace Prefork.Worker;
 
 /// <summary>
 /// A listening socket the worker inherited, accepted from with accept4 (non-blocking,
-/// close-on-exec). It knows its own address, so a connection's local address costs no syscall
+/// close-on-exec; TCP_NODELAY comes from the listener, set by the master). It knows its own address, so a connection's local address costs no syscall
 /// unless the socket listens on a wildcard address.
 /// </summary>
 internal sealed unsafe class ListenSocket
@@ -60,11 +60,6 @@ internal sealed unsafe class ListenSocket
             Log.Warning("accept4 failed: errno {Errno}{Hint}", errno,
                 errno is Native.EMFILE or Native.ENFILE ? " (out of file descriptors: raise the fd limit or lower worker_connections)" : "");
             return Result.Failed;
-        }
-        if (_tcp)
-        {
-            int one = 1;
-            Native.setsockopt(fd, Native.IPPROTO_TCP, Native.TCP_NODELAY, &one, sizeof(int));
         }
         FillAddresses(fd, addr, info);
         return Result.Accepted;

@@ -5,7 +5,7 @@ namespace Prefork.Worker;
 
 /// <summary>
 /// The libc calls the worker classes make on raw descriptors: epoll, eventfd, accept4, recv/send,
-/// poll, shutdown, close. Every socket the workers serve is a plain non-blocking fd; nothing goes
+/// poll, shutdown, close, getsockname. Every socket the workers serve is a plain non-blocking fd; nothing goes
 /// through .NET's socket engine, so no hidden thread or event loop runs underneath.
 /// Functions return what libc returns; <see cref="Errno"/> reads errno right after a failure.
 /// </summary>
@@ -14,20 +14,18 @@ internal static unsafe partial class Native
     private const string Libc = "libc";
 
     // errno values (Linux, all architectures .NET runs on)
-    public const int EINTR = 4, EAGAIN = 11, ENOMEM = 12, EBADF = 9, ENOENT = 2, ENFILE = 23, EMFILE = 24,
-        EPIPE = 32, ENOBUFS = 105, ECONNABORTED = 103, ECONNRESET = 104, EPROTO = 71, EPERM = 1;
+    public const int EINTR = 4, EAGAIN = 11, ENFILE = 23, EMFILE = 24, ECONNABORTED = 103, EPROTO = 71;
 
     // flags
     public const int SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
     public const int EPOLL_CLOEXEC = 0x80000, EFD_NONBLOCK = 0x800, EFD_CLOEXEC = 0x80000;
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CTL_MOD = 3;
-    public const uint EPOLLIN = 0x001, EPOLLPRI = 0x002, EPOLLOUT = 0x004, EPOLLERR = 0x008, EPOLLHUP = 0x010,
+    public const uint EPOLLIN = 0x001, EPOLLOUT = 0x004, EPOLLERR = 0x008, EPOLLHUP = 0x010,
         EPOLLRDHUP = 0x2000, EPOLLEXCLUSIVE = 1u << 28, EPOLLONESHOT = 1u << 30;
     public const int MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000;
     public const int SHUT_WR = 1;
     public const short POLLIN = 0x001, POLLOUT = 0x004, POLLERR = 0x008, POLLHUP = 0x010;
-    public const int IPPROTO_TCP = 6, TCP_NODELAY = 1;
-    public const ushort AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
+    public const ushort AF_INET = 2, AF_INET6 = 10;
 
     public static int Errno => Marshal.GetLastPInvokeError();
 
@@ -44,7 +42,6 @@ internal static unsafe partial class Native
     [LibraryImport(Libc, SetLastError = true)] public static partial int shutdown(int fd, int how);
     [LibraryImport(Libc, SetLastError = true)] public static partial int poll(PollFd* fds, nuint count, int timeoutMs);
     [LibraryImport(Libc, SetLastError = true)] public static partial int getsockname(int fd, byte* addr, int* addrLen);
-    [LibraryImport(Libc, SetLastError = true)] public static partial int setsockopt(int fd, int level, int name, int* value, int length);
 
     [StructLayout(LayoutKind.Sequential)]
     public struct PollFd
