@@ -98,10 +98,7 @@ public sealed class RequestReader
     public bool TryTakeRequest()
     {
         if (!_inBody && !TryTakeHead()) return false;
-        if (_inBody && !TryTakeBody())
-        {
-            return false;
-        }
+        if (_inBody && !TryTakeBody()) return false;
         _inBody = false;
         _continueWanted = false;
         return true;

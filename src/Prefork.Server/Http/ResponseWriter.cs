@@ -183,7 +183,7 @@ public sealed class ResponseWriter
         var body = $"{status} {reason}\n";
         bodyLength = headRequest ? 0 : body.Length;
         return Encoding.ASCII.GetBytes(
-            $"HTTP/1.1 {status} {reason}\r\n{Encoding.ASCII.GetString(DateHeader.Line)}Server: prefork\r\n" +
+            $"HTTP/1.1 {status} {reason}\r\n{Encoding.ASCII.GetString(DateHeader.Line)}{Encoding.ASCII.GetString(ServerLine)}" +
             $"Content-Type: text/plain\r\nConnection: close\r\nContent-Length: {body.Length}\r\n\r\n{(headRequest ? "" : body)}");
     }
 

@@ -194,7 +194,7 @@ public sealed class Arbiter
         {
             Log.Information("Handling signal: USR1; reopening log files");
             Logging.Logging.Configure(_config, "");
-            foreach (var w in _workers) Syscall.kill(w.Pid, Signum.SIGUSR1);
+            foreach (var w in _workers) Kill(w, Signum.SIGUSR1);
         }
         else if (signal == SigUsr2)
         {

@@ -352,17 +352,10 @@ public sealed class EpollWorker : IWorkerEngine
     private void BeginStop()
     {
         _stopBegun = true;
-        _stopDeadline = StopDeadline(_context);
+        _stopDeadline = _context.StopDeadline();
         _listeners.Pause();
         // What already waits in the accept queue is served (keep-alive is off from now on).
         foreach (var listener in _listeners.Sockets)
             while (AcceptOne(listener)) { }
     }
-
-    /// <summary>
-    /// When a stopping worker stops waiting for idle and slow clients: just before the master's
-    /// graceful_timeout, so the worker still ends on its own.
-    /// </summary>
-    internal static long StopDeadline(WorkerContext context) =>
-        Environment.TickCount64 + Math.Max(0, context.Config.GracefulTimeout * 1000L - 1000);
 }

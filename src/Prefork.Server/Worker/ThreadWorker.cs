@@ -100,14 +100,11 @@ public sealed class ThreadWorker : IWorkerEngine
         Connection? c;
         lock (_acceptLock)
         {
-            c = AcceptOne(listener);
+            c = _listeners.Accept(listener, _table);
             if (c is not null) _listeners.Rotate(listener);
         }
         if (c is not null) Serve(c, x); // most clients send the request with the handshake: read at once
     }
-
-    /// <summary>Under the accept lock: a newly accepted connection, or null (none waiting, or no room).</summary>
-    private Connection? AcceptOne(ListenSocket listener) => _listeners.Accept(listener, _table);
 
     // ---- serving -----------------------------------------------------------------------------------
 
@@ -252,12 +249,12 @@ public sealed class ThreadWorker : IWorkerEngine
         lock (_acceptLock)
         {
             if (_stopBegun) return;
-            _stopDeadline = EpollWorker.StopDeadline(_context);
+            _stopDeadline = _context.StopDeadline();
             _stopBegun = true;
             _listeners.Pause();
             // What already waits in the accept queue is served (keep-alive is off from now on).
             foreach (var listener in _listeners.Sockets)
-                while (AcceptOne(listener) is { } c) waiting.Add(c);
+                while (_listeners.Accept(listener, _table) is { } c) waiting.Add(c);
         }
         foreach (var c in waiting) Serve(c, x);
     }

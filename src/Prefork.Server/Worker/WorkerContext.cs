@@ -23,6 +23,12 @@ public sealed class WorkerContext
     public CancellationTokenSource Stopping { get; } = new();
     public bool IsStopping => Stopping.IsCancellationRequested;
 
+    /// <summary>
+    /// When a stopping worker stops waiting for idle and slow clients: just before the master's
+    /// graceful_timeout, so the worker still ends on its own.
+    /// </summary>
+    public long StopDeadline() => Environment.TickCount64 + Math.Max(0, Config.GracefulTimeout * 1000L - 1000);
+
     public long Requests => Interlocked.Read(ref _requests);
     public void CountRequest() => Interlocked.Increment(ref _requests);
 
