@@ -10,48 +10,50 @@ namespace Prefork.Http;
 /// </summary>
 public sealed class IpAllowList
 {
-    private readonly (byte[] Network, int PrefixBits)[] _blocks;
+    private readonly IPNetwork[] _blocks;
 
     public bool AllowsAll { get; }
 
-    private IpAllowList(bool allowsAll, (byte[], int)[] blocks)
+    private IpAllowList(bool allowsAll, IPNetwork[] blocks)
     {
         AllowsAll = allowsAll;
         _blocks = blocks;
     }
 
-    /// <summary>Builds the list from entries already checked by <see cref="TryParseEntry"/> (the config loader does).</summary>
+    /// <summary>Builds the list from entries already checked by <see cref="IsValidEntry"/> (the config loader does).</summary>
     public static IpAllowList Parse(IEnumerable<string> entries)
     {
         bool all = false;
-        var blocks = new List<(byte[], int)>();
+        var blocks = new List<IPNetwork>();
         foreach (var entry in entries)
         {
             if (entry.Trim() == "*") { all = true; continue; }
-            if (!TryParseEntry(entry, out var network, out int bits))
+            if (!TryParseEntry(entry, out var network))
                 throw new FormatException($"'{entry}' is not an IP address, a CIDR block or \"*\"");
-            blocks.Add((network, bits));
+            blocks.Add(network);
         }
         return new IpAllowList(all, blocks.ToArray());
     }
 
     /// <summary>"*", an IP address, or ADDRESS/PREFIX with the prefix within the address's size.</summary>
-    public static bool IsValidEntry(string entry) => entry.Trim() == "*" || TryParseEntry(entry, out _, out _);
+    public static bool IsValidEntry(string entry) => entry.Trim() == "*" || TryParseEntry(entry, out _);
 
-    private static bool TryParseEntry(string entry, out byte[] network, out int prefixBits)
+    private static bool TryParseEntry(string entry, out IPNetwork network)
     {
-        network = [];
-        prefixBits = 0;
+        network = default;
         var text = entry.AsSpan().Trim();
         int slash = text.IndexOf('/');
-        var addressText = slash < 0 ? text : text[..slash];
-        if (!TryParseAddress(addressText, out var address)) return false;
-        network = address.GetAddressBytes();
-        int maxBits = network.Length * 8;
-        if (slash < 0) { prefixBits = maxBits; return true; }
-        var bitsText = text[(slash + 1)..];
-        return bitsText.Length is > 0 and <= 3 && bitsText.IndexOfAnyExceptInRange('0', '9') < 0
-            && int.TryParse(bitsText, out prefixBits) && prefixBits <= maxBits;
+        if (!TryParseAddress(slash < 0 ? text : text[..slash], out var address)) return false;
+        int maxBits = address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
+        int prefixBits = maxBits;
+        if (slash >= 0)
+        {
+            var bitsText = text[(slash + 1)..];
+            if (bitsText.Length is 0 or > 3 || bitsText.IndexOfAnyExceptInRange('0', '9') >= 0
+                || !int.TryParse(bitsText, out prefixBits) || prefixBits > maxBits) return false;
+        }
+        network = new IPNetwork(address, prefixBits); // "10.0.0.7/8" is 10.0.0.0/8, as before
+        return true;
     }
 
     /// <summary>A literal IPv4 (dotted quad only: "10.1" is not an address here) or IPv6 address, without a scope or port.</summary>
@@ -86,21 +88,8 @@ public sealed class IpAllowList
         if (AllowsAll) return true;
         if (address is null) return false;
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
-        Span<byte> bytes = stackalloc byte[16];
-        if (!address.TryWriteBytes(bytes, out int length)) return false;
-        bytes = bytes[..length];
-        foreach (var (network, bits) in _blocks)
-            if (network.Length == length && PrefixMatches(network, bytes, bits)) return true;
+        foreach (var network in _blocks)
+            if (network.Contains(address)) return true;
         return false;
-    }
-
-    private static bool PrefixMatches(ReadOnlySpan<byte> network, ReadOnlySpan<byte> address, int bits)
-    {
-        int whole = bits / 8;
-        if (!network[..whole].SequenceEqual(address[..whole])) return false;
-        int rest = bits % 8;
-        if (rest == 0) return true;
-        int mask = 0xff << (8 - rest) & 0xff;
-        return (network[whole] & mask) == (address[whole] & mask);
     }
 }

@@ -15,6 +15,7 @@ public sealed class ForwardedHeadersTests
     [InlineData("10.0.0.0/8", "11.0.0.1", false)]
     [InlineData("192.168.1.128/25", "192.168.1.200", true)]
     [InlineData("192.168.1.128/25", "192.168.1.127", false)]
+    [InlineData("10.0.0.7/8", "10.9.9.9", true)] // bits past the prefix are ignored
     [InlineData("127.0.0.1", "::ffff:127.0.0.1", true)] // a dual-stack socket's view of an IPv4 peer
     [InlineData("fd00::/8", "fd12::1", true)]
     [InlineData("fd00::/8", "fe80::1", false)]
