@@ -9,12 +9,14 @@ namespace Prefork.Logging;
 
 /// <summary>
 /// The access log in Gunicorn's format language (Apache combined by default). The format is
-/// compiled once into a list of parts; each request appends its line to a buffered writer that a
-/// timer flushes, so logging costs no syscall per request.
+/// compiled once into a list of parts that append straight into a per-thread line buffer; the
+/// line goes to a buffered writer that a timer flushes. So logging a request costs no syscall and
+/// no allocation (the time is formatted once a second).
 /// </summary>
 public sealed class AccessLog : IDisposable
 {
-    private readonly Func<Entry, string>[] _parts;
+    private readonly Action<StringBuilder, Entry>[] _parts;
+    [ThreadStatic] private static StringBuilder? t_line;
     private readonly string _path;
     private TextWriter _out;
     private readonly Timer _flusher;
@@ -37,9 +39,10 @@ public sealed class AccessLog : IDisposable
     public void Write(RequestEnvironment env, RequestHead head, int status, long bytes, long started)
     {
         var entry = new Entry(env, head, status, bytes, started);
-        var sb = new StringBuilder(160);
-        foreach (var part in _parts) sb.Append(part(entry));
-        lock (_lock) _out.WriteLine(sb);
+        var line = t_line ??= new StringBuilder(256);
+        line.Clear();
+        foreach (var part in _parts) part(line, entry);
+        lock (_lock) _out.WriteLine(line);
     }
 
     public void Flush()
@@ -66,9 +69,9 @@ public sealed class AccessLog : IDisposable
     }
 
     /// <summary>Splits "%(h)s %(t)s …" into constant text and atoms.</summary>
-    internal static Func<Entry, string>[] Compile(string format)
+    internal static Action<StringBuilder, Entry>[] Compile(string format)
     {
-        var parts = new List<Func<Entry, string>>();
+        var parts = new List<Action<StringBuilder, Entry>>();
         int i = 0;
         while (i < format.Length)
         {
@@ -77,13 +80,13 @@ public sealed class AccessLog : IDisposable
             if (open < 0 || close < 0)
             {
                 var tail = format[i..];
-                parts.Add(_ => tail);
+                parts.Add((sb, _) => sb.Append(tail));
                 break;
             }
             if (open > i)
             {
                 var text = format[i..open];
-                parts.Add(_ => text);
+                parts.Add((sb, _) => sb.Append(text));
             }
             parts.Add(Atom(format[(open + 2)..close]));
             i = close + 2;
@@ -91,32 +94,57 @@ public sealed class AccessLog : IDisposable
         return parts.ToArray();
     }
 
-    private static Func<Entry, string> Atom(string name)
+    private static Action<StringBuilder, Entry> Atom(string name)
     {
-        if (name.StartsWith('{') && name.EndsWith("}i")) { var h = name[1..^2]; return e => e.Env.Headers[h] ?? "-"; }
-        if (name.StartsWith('{') && name.EndsWith("}e")) { var k = name[1..^2]; return e => e.Env[k]?.ToString() ?? "-"; }
+        if (name.StartsWith('{') && name.EndsWith("}i")) { var h = name[1..^2]; return (sb, e) => sb.Append(e.Env.Headers[h] ?? "-"); }
+        if (name.StartsWith('{') && name.EndsWith("}e")) { var k = name[1..^2]; return (sb, e) => sb.Append(e.Env[k]?.ToString() ?? "-"); }
+        var pid = $"<{Environment.ProcessId}>";
+        var inv = CultureInfo.InvariantCulture;
         return name switch
         {
-            "h" => e => e.Env.RemoteAddr.Length > 0 ? e.Env.RemoteAddr : "-",
-            "l" => _ => "-",
-            "u" => _ => "-",
-            "t" => _ => DateTimeOffset.Now.ToString("[dd/MMM/yyyy:HH:mm:ss zzz]", CultureInfo.InvariantCulture).Remove(25, 1), // -07:00 → -0700, as Apache writes it
-            "r" => e => $"{e.Head.Method} {e.Head.Target} {e.Head.Protocol}",
-            "m" => e => e.Head.Method,
-            "U" => e => e.Env.PathInfo,
-            "q" => e => e.Env.QueryString,
-            "H" => e => e.Head.Protocol,
-            "s" => e => e.Status.ToString(CultureInfo.InvariantCulture),
-            "B" => e => e.Bytes.ToString(CultureInfo.InvariantCulture),
-            "b" => e => e.Bytes == 0 ? "-" : e.Bytes.ToString(CultureInfo.InvariantCulture),
-            "f" => e => e.Env.Headers["Referer"] ?? "-",
-            "a" => e => e.Env.Headers["User-Agent"] ?? "-",
-            "T" => e => ((long)Stopwatch.GetElapsedTime(e.Started).TotalSeconds).ToString(CultureInfo.InvariantCulture),
-            "M" => e => ((long)Stopwatch.GetElapsedTime(e.Started).TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
-            "D" => e => ((long)Stopwatch.GetElapsedTime(e.Started).TotalMicroseconds).ToString(CultureInfo.InvariantCulture),
-            "L" => e => Stopwatch.GetElapsedTime(e.Started).TotalSeconds.ToString("0.000000", CultureInfo.InvariantCulture),
-            "p" => _ => $"<{Environment.ProcessId}>",
-            _ => _ => "-",
+            "h" => (sb, e) => sb.Append(e.Env.RemoteAddr.Length > 0 ? e.Env.RemoteAddr : "-"),
+            "l" or "u" => (sb, _) => sb.Append('-'),
+            "t" => (sb, _) => sb.Append(LocalTime.Text),
+            "r" => (sb, e) => sb.Append(e.Head.Method).Append(' ').Append(e.Head.Target).Append(' ').Append(e.Head.Protocol),
+            "m" => (sb, e) => sb.Append(e.Head.Method),
+            "U" => (sb, e) => sb.Append(e.Env.PathInfo),
+            "q" => (sb, e) => sb.Append(e.Env.QueryString),
+            "H" => (sb, e) => sb.Append(e.Head.Protocol),
+            "s" => (sb, e) => sb.Append(e.Status),
+            "B" => (sb, e) => sb.Append(e.Bytes),
+            "b" => (sb, e) => { if (e.Bytes == 0) sb.Append('-'); else sb.Append(e.Bytes); },
+            "f" => (sb, e) => sb.Append(e.Env.Headers["Referer"] ?? "-"),
+            "a" => (sb, e) => sb.Append(e.Env.Headers["User-Agent"] ?? "-"),
+            "T" => (sb, e) => sb.Append((long)Stopwatch.GetElapsedTime(e.Started).TotalSeconds),
+            "M" => (sb, e) => sb.Append((long)Stopwatch.GetElapsedTime(e.Started).TotalMilliseconds),
+            "D" => (sb, e) => sb.Append((long)Stopwatch.GetElapsedTime(e.Started).TotalMicroseconds),
+            "L" => (sb, e) => sb.Append(inv, $"{Stopwatch.GetElapsedTime(e.Started).TotalSeconds:0.000000}"),
+            "p" => (sb, _) => sb.Append(pid),
+            _ => (sb, _) => sb.Append('-'),
         };
+    }
+
+    /// <summary>%(t)s, "[26/Nov/2026:07:05:16 +0000]" as Apache writes it, formatted once a second.</summary>
+    private static class LocalTime
+    {
+        private sealed record Cached(long Second, string Text);
+        private static Cached _cached = new(-1, "");
+
+        public static string Text
+        {
+            get
+            {
+                var now = DateTimeOffset.Now;
+                long second = now.UtcTicks / TimeSpan.TicksPerSecond;
+                var cached = Volatile.Read(ref _cached);
+                if (cached.Second != second)
+                {
+                    // -07:00 → -0700, as Apache writes it
+                    cached = new Cached(second, now.ToString("[dd/MMM/yyyy:HH:mm:ss zzz]", CultureInfo.InvariantCulture).Remove(25, 1));
+                    Volatile.Write(ref _cached, cached);
+                }
+                return cached.Text;
+            }
+        }
     }
 }
