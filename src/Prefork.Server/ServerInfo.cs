@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Reflection;
 
 namespace Prefork;
@@ -10,4 +11,14 @@ public static class ServerInfo
 
     /// <summary>The hidden argument the master starts workers with.</summary>
     public const string WorkerFlag = "--worker";
+
+    /// <summary>This program, to be started again with <paramref name="args"/>: its apphost, or `dotnet prefork.dll`.</summary>
+    public static ProcessStartInfo StartInfo(params string[] args)
+    {
+        var exe = Environment.ProcessPath!;
+        var psi = new ProcessStartInfo(exe) { UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(exe) == "dotnet") psi.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
+        foreach (var arg in args) psi.ArgumentList.Add(arg);
+        return psi;
+    }
 }

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
 using Mono.Unix.Native;
@@ -490,7 +489,7 @@ public sealed class Arbiter
         Syscall.fcntl(writeFd, FcntlCommand.F_SETFD, 0); // inherited by this one worker; closed here right after
         try
         {
-            var psi = WorkerStartInfo();
+            var psi = ServerInfo.StartInfo(ServerInfo.WorkerFlag);
             SocketActivation.RemoveFromWorkerEnvironment(psi.Environment); // systemd: LISTEN_*, NOTIFY_SOCKET are the master's
             foreach (var pair in _config.RawEnv) psi.Environment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
             psi.Environment[WorkerProcess.EnvListenFds] = string.Join(",", _listeners.Select(l => l.Fd));
@@ -515,17 +514,6 @@ public sealed class Arbiter
         {
             Syscall.close(writeFd);
         }
-    }
-
-    /// <summary>The same program, in worker mode: the apphost directly, or `dotnet prefork.dll`.</summary>
-    private static ProcessStartInfo WorkerStartInfo()
-    {
-        var exe = Environment.ProcessPath!;
-        var psi = new ProcessStartInfo(exe) { UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(exe) == "dotnet")
-            psi.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
-        psi.ArgumentList.Add(ServerInfo.WorkerFlag);
-        return psi;
     }
 
     // ---- stopping ----------------------------------------------------------------------------

@@ -35,10 +35,8 @@ public static class InPlaceUpgrade
     /// <summary>Runs the new program's --check-config; returns null when it passed, or why not.</summary>
     public static string? Preflight(string? configPath, IReadOnlyList<KeyValuePair<string, string>> overrides)
     {
-        var (exe, args) = CurrentCommand();
-        var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        if (Path.GetFileNameWithoutExtension(exe) == "dotnet" && args.Count > 1) psi.ArgumentList.Add(args[1]);
-        psi.ArgumentList.Add("--check-config");
+        var psi = ServerInfo.StartInfo("--check-config");
+        psi.RedirectStandardOutput = psi.RedirectStandardError = true;
         if (configPath is not null) { psi.ArgumentList.Add("-c"); psi.ArgumentList.Add(configPath); }
         foreach (var (key, value) in overrides) psi.ArgumentList.Add($"--{key.Replace('_', '-')}={value}");
         try
