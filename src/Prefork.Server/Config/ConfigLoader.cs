@@ -48,7 +48,7 @@ public static class ConfigLoader
             else values[key] = FromText(setting, rawText);
         }
         var config = new GatewayConfig(values, path);
-        CheckBinds(config);
+        if (config.Bind.Count == 0) throw new ConfigException("setting 'bind' = [] is not allowed: expected at least one address");
         return config;
     }
 
@@ -88,8 +88,10 @@ public static class ConfigLoader
 
     private static object Check(Setting s, object value, string where)
     {
-        if (value is string[] list && ListItemProblem(s.Key, list) is var (item, expected))
-            throw new ConfigException($"{where}: setting '{s.Key}' has {Describe(item)}, which is not allowed: expected {expected}");
+        if (s.Form is { } form)
+            foreach (var item in value as string[] ?? [(string)value])
+                if (form.Problem(item) is { } why)
+                    throw new ConfigException($"{where}: setting '{s.Key}' = {Describe(item)} is not allowed: {why}");
         bool ok = value switch
         {
             long l => l >= s.Min && l <= s.Max,
@@ -98,54 +100,8 @@ public static class ConfigLoader
             _ => true,
         };
         if (!ok) throw new ConfigException($"{where}: setting '{s.Key}' = {Describe(value)} is not allowed: expected {s.Allowed}");
-        if (s.Key is "unix_socket_mode" or "umask" && value is string mode && (mode.Length > 0 || s.Key == "unix_socket_mode") && !IsOctalMode(mode))
-            throw new ConfigException($"{where}: setting '{s.Key}' = {Describe(value)} is not allowed: expected an octal file mode such as \"0660\"");
-        if (s.Key == "raw_env" && value is string[] pairs && pairs.FirstOrDefault(p => p.IndexOf('=') <= 0) is { } bad)
-            throw new ConfigException($"{where}: setting 'raw_env' entry {Describe(bad)} is not allowed: expected \"KEY=value\"");
         return value;
     }
-
-    private static void CheckBinds(GatewayConfig config)
-    {
-        if (config.Bind.Count == 0) throw new ConfigException("setting 'bind' = [] is not allowed: expected at least one address");
-        foreach (var b in config.Bind)
-        {
-            try { Master.ListenAddress.Parse(b); }
-            catch (FormatException e) { throw new ConfigException($"setting 'bind' = \"{b}\" is not allowed: {e.Message}"); }
-        }
-    }
-
-    /// <summary>The first entry of a list setting that has a form of its own, and that form in words; null when all are fine.</summary>
-    private static (string Item, string Expected)? ListItemProblem(string key, string[] list)
-    {
-        foreach (var item in list)
-        {
-            switch (key)
-            {
-                case "forwarded_allow_ips" or "proxy_allow_ips" when !Http.IpAllowList.IsValidEntry(item):
-                    return (item, "IP addresses (\"10.0.0.7\", \"::1\"), CIDR blocks (\"10.0.0.0/8\", \"fd00::/8\") or \"*\"");
-                case "secure_scheme_headers" when !IsHeaderPair(item):
-                    return (item, "\"HEADER=value\" pairs such as \"X-FORWARDED-PROTO=https\" (a header name, '=', a non-empty value)");
-            }
-        }
-        return null;
-    }
-
-    private static bool IsHeaderPair(string pair)
-    {
-        int equals = pair.IndexOf('=');
-        if (equals <= 0) return false;
-        var name = pair.AsSpan(0, equals).Trim();
-        var value = pair.AsSpan(equals + 1).Trim();
-        if (name.IsEmpty || value.IsEmpty) return false;
-        foreach (var c in name)
-            if (!char.IsAsciiLetterOrDigit(c) && "!#$%&'*+-.^_`|~".IndexOf(c) < 0) return false;
-        foreach (var c in value)
-            if (c < 0x20 || c == 0x7f) return false;
-        return true;
-    }
-
-    private static bool IsOctalMode(string s) => s.Length is >= 3 and <= 4 && s.All(c => c is >= '0' and <= '7');
 
     private static string Suggest(string key)
     {

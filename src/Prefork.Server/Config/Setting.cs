@@ -4,6 +4,15 @@ namespace Prefork.Config;
 public enum SettingType { Integer, Number, Boolean, String, StringList }
 
 /// <summary>
+/// The form a string setting's value (or each item of a list) must have beyond its type: in words
+/// for the docs, and a check that returns what is wrong with a value (null when it is fine).
+/// </summary>
+public sealed record ValueForm(string Expected, Func<string, string?> Problem)
+{
+    public static ValueForm Of(string expected, Func<string, bool> isValid) => new(expected, v => isValid(v) ? null : "expected " + expected);
+}
+
+/// <summary>
 /// One setting, declared once: its TOML key, type, default, allowed range, CLI flag and
 /// documentation. The loader, <c>--print-config</c>, <c>--help</c> and the README's table all
 /// come from these declarations (see <see cref="Settings.All"/>).
@@ -19,7 +28,8 @@ public sealed record Setting(
     long Min = long.MinValue,
     long Max = long.MaxValue,
     string[]? Choices = null,
-    bool Reloadable = true)
+    bool Reloadable = true,
+    ValueForm? Form = null)
 {
     /// <summary>What values are allowed, in words, for error messages and the docs.</summary>
     public string Allowed => Type switch
@@ -31,7 +41,9 @@ public sealed record Setting(
         SettingType.Number => "a number",
         SettingType.Boolean => "true or false",
         SettingType.String when Choices is not null => "one of " + string.Join(", ", Choices.Select(c => $"\"{c}\"")),
+        SettingType.String when Form is not null => Form.Expected,
         SettingType.String => "a string",
+        SettingType.StringList when Form is not null => $"a list of {Form.Expected} (or one)",
         SettingType.StringList => "a list of strings (or one string)",
         _ => "?",
     };

@@ -6,14 +6,28 @@ public static class Settings
     // Apache's combined format (Gunicorn's default) with the worker pid appended.
     public const string DefaultAccessLogFormat = "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\" %(p)s";
 
+    // The forms some string settings take (see ValueForm); the loader checks every value against its setting's.
+    private static readonly ValueForm ListenAddressForm = new("HOST:PORT, [ADDR]:PORT, unix:/path or fd://N", v =>
+    {
+        try { Master.ListenAddress.Parse(v); return null; }
+        catch (FormatException e) { return e.Message; }
+    });
+    private static readonly ValueForm OctalModeForm = ValueForm.Of("an octal file mode such as \"0660\"", IsOctalMode);
+    private static readonly ValueForm OptionalOctalModeForm = ValueForm.Of("an octal file mode such as \"0027\", or \"\"", v => v.Length == 0 || IsOctalMode(v));
+    private static readonly ValueForm EnvPairForm = ValueForm.Of("\"KEY=value\" strings", v => v.IndexOf('=') > 0);
+    private static readonly ValueForm PeerForm = ValueForm.Of(
+        "IP addresses (\"10.0.0.7\", \"::1\"), CIDR blocks (\"10.0.0.0/8\", \"fd00::/8\") or \"*\"", Http.IpAllowList.IsValidEntry);
+    private static readonly ValueForm HeaderPairForm = ValueForm.Of(
+        "\"HEADER=value\" pairs such as \"X-FORWARDED-PROTO=https\" (a header name, '=', a non-empty value)", IsHeaderPair);
+
     public static readonly IReadOnlyList<Setting> All =
     [
         // Server socket
         new("bind", SettingType.StringList, new[] { "127.0.0.1:8000" }, "socket",
             "Addresses to listen on: HOST:PORT (IPv4), [ADDR]:PORT (IPv6), unix:/path, or fd://N (an inherited descriptor). Repeat -b for several.",
-            ShortFlag: "-b"),
+            ShortFlag: "-b", Form: ListenAddressForm),
         new("backlog", SettingType.Integer, 2048L, "socket", "Pending connections the kernel queues per listener (listen(2) backlog).", Min: 1, Max: 65535),
-        new("unix_socket_mode", SettingType.String, "0660", "socket", "File mode (octal) of unix: sockets created by bind."),
+        new("unix_socket_mode", SettingType.String, "0660", "socket", "File mode (octal) of unix: sockets created by bind.", Form: OctalModeForm),
 
         // Workers
         new("workers", SettingType.Integer, 1L, "worker", "Number of worker processes. A usual start is 2 x cores + 1 for sync, one per core for threads/epoll.", ShortFlag: "-w", Min: 1, Max: 1024),
@@ -49,9 +63,9 @@ public static class Settings
         new("proc_name", SettingType.String, "prefork", "process", "Process name shown by ps/top: the master is PROC_NAME, workers PROC_NAME-wN (15 bytes at most, a kernel limit)."),
         new("user", SettingType.String, "", "process", "Run workers as this user (name or uid); the master keeps its own (e.g. root, to bind port 80). Empty: unchanged."),
         new("group", SettingType.String, "", "process", "Run workers with this group (name or gid). Empty: the user's primary group, or unchanged."),
-        new("umask", SettingType.String, "", "process", "File mode mask (octal, e.g. \"0027\") for the master and workers. Empty: inherited."),
+        new("umask", SettingType.String, "", "process", "File mode mask (octal, e.g. \"0027\") for the master and workers. Empty: inherited.", Form: OptionalOctalModeForm),
         new("chdir", SettingType.String, "", "process", "Directory the master changes to before loading anything (relative paths in the config stay relative to the config file)."),
-        new("raw_env", SettingType.StringList, Array.Empty<string>(), "process", "Extra environment for workers, as \"KEY=value\" strings."),
+        new("raw_env", SettingType.StringList, Array.Empty<string>(), "process", "Extra environment for workers, as \"KEY=value\" strings.", Form: EnvPairForm),
 
         // Hooks: shell commands the master runs (/bin/sh -c) with PREFORK_HOOK and the event's details in the environment.
         new("on_starting", SettingType.String, "", "hooks", "Run before the master binds; waited for (30 s at most)."),
@@ -70,13 +84,16 @@ public static class Settings
 
         // Proxies in front of Prefork (load balancers, TLS terminators)
         new("forwarded_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
-            "Peers trusted to set X-Forwarded-For, Forwarded and the secure_scheme_headers: IP addresses, CIDR blocks such as \"10.0.0.0/8\", or \"*\" for any peer. Unix-socket peers are always trusted. Only then do REMOTE_ADDR and the URL scheme follow those headers; from other peers the headers reach the app but change nothing."),
+            "Peers trusted to set X-Forwarded-For, Forwarded and the secure_scheme_headers: IP addresses, CIDR blocks such as \"10.0.0.0/8\", or \"*\" for any peer. Unix-socket peers are always trusted. Only then do REMOTE_ADDR and the URL scheme follow those headers; from other peers the headers reach the app but change nothing.",
+            Form: PeerForm),
         new("secure_scheme_headers", SettingType.StringList, new[] { "X-FORWARDED-PROTOCOL=ssl", "X-FORWARDED-PROTO=https", "X-FORWARDED-SSL=on" }, "proxy",
-            "\"HEADER=value\" pairs by which a trusted proxy says the client used https (another value of the header means http). Headers that contradict each other, or Forwarded's proto, get 400. [] ignores them all."),
+            "\"HEADER=value\" pairs by which a trusted proxy says the client used https (another value of the header means http). Headers that contradict each other, or Forwarded's proto, get 400. [] ignores them all.",
+            Form: HeaderPairForm),
         new("proxy_protocol", SettingType.Boolean, false, "proxy",
             "Every connection starts with a PROXY protocol header (v1 text or v2 binary, as HAProxy and AWS NLB send); REMOTE_ADDR and REMOTE_PORT come from it. A connection without one gets 400."),
         new("proxy_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
-            "Peers allowed to send a PROXY protocol header: IP addresses, CIDR blocks, or \"*\". Unix-socket peers are always allowed. Others get 403 when proxy_protocol is on."),
+            "Peers allowed to send a PROXY protocol header: IP addresses, CIDR blocks, or \"*\". Unix-socket peers are always allowed. Others get 403 when proxy_protocol is on.",
+            Form: PeerForm),
     ];
 
     private static readonly Dictionary<string, Setting> ByKey = All.ToDictionary(s => s.Key);
@@ -85,4 +102,20 @@ public static class Settings
 
     /// <summary>The long CLI flag of a setting: its own, or --key-with-dashes.</summary>
     public static string LongFlag(Setting s) => s.Flag ?? "--" + s.Key.Replace('_', '-');
+
+    private static bool IsOctalMode(string s) => s.Length is >= 3 and <= 4 && s.All(c => c is >= '0' and <= '7');
+
+    private static bool IsHeaderPair(string pair)
+    {
+        int equals = pair.IndexOf('=');
+        if (equals <= 0) return false;
+        var name = pair.AsSpan(0, equals).Trim();
+        var value = pair.AsSpan(equals + 1).Trim();
+        if (name.IsEmpty || value.IsEmpty) return false;
+        foreach (var c in name)
+            if (!char.IsAsciiLetterOrDigit(c) && "!#$%&'*+-.^_`|~".IndexOf(c) < 0) return false;
+        foreach (var c in value)
+            if (c < 0x20 || c == 0x7f) return false;
+        return true;
+    }
 }

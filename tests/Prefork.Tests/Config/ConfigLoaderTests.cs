@@ -50,6 +50,8 @@ public sealed class ConfigLoaderTests
     [InlineData("bind = [\"127.0.0.1:99999\"]", "'bind' = \"127.0.0.1:99999\"", "from 0 to 65535")]
     [InlineData("bind = [\"::1:80\"]", "'bind' = \"::1:80\"", "brackets")]
     [InlineData("unix_socket_mode = \"rw\"", "'unix_socket_mode' = \"rw\"", "octal")]
+    [InlineData("umask = \"22\"", "'umask' = \"22\"", "an octal file mode")]
+    [InlineData("raw_env = [\"A=1\", \"NOEQUALS\"]", "'raw_env' = \"NOEQUALS\"", "\"KEY=value\"")]
     [InlineData("keepalive = true", "'keepalive' = true", "an integer")]
     public void A_bad_value_names_the_key_the_value_and_what_is_allowed(string toml, string named, string allowed)
     {

@@ -45,7 +45,7 @@ public sealed class ProxySettingsTests
     [InlineData("secure_scheme_headers = [\"Bad Header=on\"]", "secure_scheme_headers", "\"Bad Header=on\"", "\"HEADER=value\" pairs")]
     [InlineData("secure_scheme_headers = [\"X-Ssl=\"]", "secure_scheme_headers", "\"X-Ssl=\"", "\"HEADER=value\" pairs")]
     [InlineData("proxy_protocol = \"yes\"", "proxy_protocol", "\"yes\"", "true or false")]
-    [InlineData("forwarded_allow_ips = 7", "forwarded_allow_ips", "7", "a list of strings")]
+    [InlineData("forwarded_allow_ips = 7", "forwarded_allow_ips", "7", "a list of IP addresses")]
     public void Bad_values_are_refused_naming_key_value_and_what_is_allowed(string toml, string key, string value, string allowed)
     {
         var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(toml, "gateway.toml"));
