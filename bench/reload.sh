@@ -4,20 +4,14 @@
 #   bench/reload.sh [SECONDS] [CLASSES]       e.g. bench/reload.sh 12 "sync threads epoll"
 # Writes bench/results/reload-<date>-<host>.md. Loopback only; everything started is stopped by pid.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"   # cd to the repository, pids stopped on exit, need, build_prefork, wait_for
 seconds=${1:-12}
 classes=${2:-"sync threads epoll"}
 work=bench/.work/reload
 mkdir -p "$work" bench/results
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
 
-for tool in wrk gunicorn; do command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk gunicorn; }; done
-dotnet build src/Prefork.Cli -c Release -v q -nologo >/dev/null
-prefork=src/Prefork.Cli/bin/Release/net10.0/prefork
-
-wait_for() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/" >/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; return 1; }
+need wrk gunicorn
+build_prefork
 
 # run NAME PORT PID: wrk for $seconds while HUPing PID every second; prints a table row.
 run() {
