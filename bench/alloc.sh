@@ -5,7 +5,7 @@
 #   bench/alloc.sh [SECONDS] [CLASSES]        e.g. bench/alloc.sh 5 "sync threads epoll"
 # Writes bench/results/alloc-<date>-<host>.md. Loopback only; everything started is stopped by pid.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"   # cd to the repository, pids stopped on exit, need, build_prefork, wait_for
+source "$(dirname "$0")/lib.sh"   # cd to the repository, servers stopped on exit, need, build_prefork, wait_for
 seconds=${1:-5}
 classes=${2:-"sync threads epoll"}
 work=bench/.work/alloc
@@ -20,7 +20,7 @@ for class in $classes; do
   port=$((port + 1))
   log="$work/prefork-$class.log"
   $prefork -c gateway.toml -b "127.0.0.1:$port" -w 1 -k "$class" --accesslog "" --log-level info > "$log" 2>&1 &
-  pid=$!; pids+=($pid); wait_for $port
+  pid=$!; wait_for $port
   rps=$(wrk -t2 -c50 -d"${seconds}s" "http://127.0.0.1:$port/" | grep -oP 'Requests/sec:\s*\K[\d.]+')
   kill -TERM $pid; wait $pid || true
   line=$(grep -oP 'Exiting after \K.*' "$log" | tail -1)   # "N requests (B bytes allocated per request, G gen0 GCs)"

@@ -1,8 +1,17 @@
 # Sourced by bench/alloc.sh and bench/reload.sh (after their `set -euo pipefail`): runs from the
-# repository's root, stops every pid in `pids` on exit, and gives the helpers both need.
+# repository's root, stops on exit, by pid, every server it started that still runs (its
+# background jobs: one it stopped and waited for is no longer a job, so that pid, maybe reused
+# since, is not signalled), and gives the helpers both need.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
+cleanup() {
+  local running
+  running=$(jobs -p)
+  [ -n "$running" ] || return 0
+  kill -TERM $running 2>/dev/null || true
+  sleep 1
+  running=$(jobs -p)
+  [ -z "$running" ] || kill -KILL $running 2>/dev/null || true
+}
 trap cleanup EXIT INT TERM
 
 # need COMMAND...: installs Debian's package of the same name for each command that is missing.

@@ -4,7 +4,7 @@
 #   bench/reload.sh [SECONDS] [CLASSES]       e.g. bench/reload.sh 12 "sync threads epoll"
 # Writes bench/results/reload-<date>-<host>.md. Loopback only; everything started is stopped by pid.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"   # cd to the repository, pids stopped on exit, need, build_prefork, wait_for
+source "$(dirname "$0")/lib.sh"   # cd to the repository, servers stopped on exit, need, build_prefork, wait_for
 seconds=${1:-12}
 classes=${2:-"sync threads epoll"}
 work=bench/.work/reload
@@ -35,15 +35,15 @@ for class in $classes; do
   port=$((port + 1))
   if ! $prefork --check-config -k "$class" >/dev/null 2>&1; then echo "skipping worker class $class (not available)" >&2; continue; fi
   $prefork -c gateway.toml -b "127.0.0.1:$port" -w 2 -k "$class" --accesslog "" --log-level warning > "$work/prefork-$class.log" 2>&1 &
-  pids+=($!); wait_for $port
-  rows+=("$(run "prefork $class (2 workers)" $port "${pids[-1]}")")
+  pid=$!; wait_for $port
+  rows+=("$(run "prefork $class (2 workers)" $port $pid)")
 done
 for kind in "sync --workers 5" "gthread --workers 2 --threads 4"; do
   port=$((port + 1))
   set -- $kind
   (cd bench/apps && exec gunicorn --bind "127.0.0.1:$port" --worker-class "$@" --log-level warning wsgi_app:app) > "$work/gunicorn-$1.log" 2>&1 &
-  pids+=($!); wait_for $port
-  rows+=("$(run "gunicorn $1 ($*)" $port "${pids[-1]}")")
+  pid=$!; wait_for $port
+  rows+=("$(run "gunicorn $1 ($*)" $port $pid)")
 done
 
 out="bench/results/reload-$(date +%F)-$(hostname).md"
