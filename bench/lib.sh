@@ -12,7 +12,9 @@ cleanup() {
   running=$(jobs -p)
   [ -z "$running" ] || kill -KILL $running 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT   # end the script (and so run cleanup), do not carry on after it
+trap 'exit 143' TERM
 
 # need COMMAND...: installs Debian's package of the same name for each command that is missing.
 need() {
