@@ -442,7 +442,7 @@ check_routes() {
 
 load_scenarios() {
   SCENARIOS=()
-  declare -gA SC_PATH SC_CONNS SC_CLOSE SC_BODY SC_SWEEP SC_EXPECT SC_WHAT
+  declare -gA SC_PATH SC_CONNS SC_CLOSE SC_BODY SC_SWEEP SC_EXPECT
   local id modes path conns close body sweep expect what
   while read -r id modes path conns close body sweep expect what; do
     [[ -z "$id" || "$id" == \#* ]] && continue
@@ -450,7 +450,7 @@ load_scenarios() {
     [ "$conns" -ge 5000 ] && [ -n "${SKIP_5000:-}" ] && continue
     SCENARIOS+=("$id")
     SC_PATH[$id]=$path SC_CONNS[$id]=$conns SC_CLOSE[$id]=$close SC_BODY[$id]=$body
-    SC_SWEEP[$id]=$sweep SC_EXPECT[$id]=$expect SC_WHAT[$id]=$what
+    SC_SWEEP[$id]=$sweep SC_EXPECT[$id]=$expect
     tsv "$id" "$path" "$conns" "$close" "$body" "$sweep" "$what" >>"$RUN/scenarios.tsv"
   done <<<"$SCENARIO_TABLE"
 }
@@ -565,7 +565,7 @@ main() {
     done
   done
   if [ "$PACED_RUNS" -gt 0 ]; then
-    SCENARIOS+=(paced) SC_PATH[paced]=/ SC_CONNS[paced]=$PACED_CONNS SC_CLOSE[paced]=no SC_BODY[paced]=0
+    SC_PATH[paced]=/ SC_CONNS[paced]=$PACED_CONNS SC_CLOSE[paced]=no SC_BODY[paced]=0 # what run_wrk reads
     for ((round = 1; round <= PACED_RUNS; round++)); do
       log "fixed rate $round/$PACED_RUNS: $PACED_RATE requests/s over $PACED_CONNS connections, ${PACED_DURATION} s each"
       for id in "${SERVERS[@]}"; do
