@@ -181,7 +181,7 @@ add_server() { # id kind role seed label [launcher args...]
   next_port=$((next_port + 1))
 }
 
-# Which Prefork worker classes this build accepts: today only sync; threads and epoll are coming.
+# Whether this build of Prefork accepts a worker class (with the flags it needs); notes why not.
 prefork_accepts() { # class
   local why
   # shellcheck disable=SC2086  # the class flags are words
