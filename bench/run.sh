@@ -121,8 +121,8 @@ ensure_packages() {
 
 # Debian's Gunicorn (/usr/bin), not one a Python version manager may put first on PATH.
 find_gunicorn() {
-  GUNICORN=
-  if [ -x /usr/bin/gunicorn ]; then GUNICORN=/usr/bin/gunicorn; else GUNICORN=$(command -v gunicorn || true); fi
+  GUNICORN=/usr/bin/gunicorn
+  [ -x "$GUNICORN" ] || GUNICORN=$(command -v gunicorn || true)
 }
 
 # 5000 connections need 5000 descriptors in wrk and as many in the server: raise the soft limit
@@ -205,18 +205,16 @@ define_servers() {
     note "gunicorn is not installed and could not be: Gunicorn is skipped"
   fi
   [ -n "${HAVE_KESTREL:-}" ] && add_server kestrel kestrel main - "Kestrel (1 process)"
-  local class workers w
+  local class workers seed w
   for class in $PREFORK_CLASSES; do
     prefork_accepts "$class" || continue
-    if [ "$class" = sync ]; then
-      add_server prefork-sync-w1 prefork main single "Prefork sync ×1" sync 1
-      workers=$SYNC_WORKERS
-    else
-      workers=$ASYNC_WORKERS
-    fi
-    local seed=-
-    [ "$class" = sync ] && seed=multi
-    [ "$class" = epoll ] && seed=nonblocking
+    case $class in
+      sync)
+        add_server prefork-sync-w1 prefork main single "Prefork sync ×1" sync 1
+        workers=$SYNC_WORKERS seed=multi ;;
+      epoll) workers=$ASYNC_WORKERS seed=nonblocking ;;
+      *) workers=$ASYNC_WORKERS seed=- ;;
+    esac
     add_server "prefork-$class-w$workers" prefork main "$seed" "Prefork $class ×$workers" "$class" "$workers"
     if [ "$MODE" = full ]; then
       for ((w = 1; w <= SYNC_WORKERS; w++)); do
@@ -593,7 +591,7 @@ main() {
     for id in "${SERVERS[@]}"; do
       grep -q "${SV_LABEL[$id]}" "$results/$stamp.md" || die "smoke: $id is missing from $results/$stamp.md"
     done
-    [ ! -s "$RUN/notes.txt" ] || ! grep -q 'failed' "$RUN/notes.txt" || die "smoke: a wrk run failed: $(cat "$RUN/notes.txt")"
+    ! grep -qs 'failed' "$RUN/notes.txt" || die "smoke: a wrk run failed: $(cat "$RUN/notes.txt")"
   fi
   log "done in $((SECONDS - started)) s: $results/$stamp.md"
 }
