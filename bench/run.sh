@@ -4,8 +4,8 @@
 # Measures Prefork against Gunicorn, Kestrel and nginx with wrk, on loopback only, and writes
 # bench/results/<date>-<host>.md plus PNG plots (bench/README.md says what and how to read it).
 #
-#   --full (default)  every scenario, 5 runs each, the workers sweep: about 20 minutes on 2 cores
-#   --quick           fewer scenarios, 3 one-second runs each: under 3 minutes on 2 cores
+#   --full (default)  every scenario, 5 runs each, the workers sweep: about 30 minutes on 2 cores
+#   --quick           fewer scenarios, 3 one-second runs each: about 3.5 minutes on 2 cores
 #   --smoke           build, start each server once, one 2-second wrk each, check that a results
 #                     file comes out; writes under bench/.work/smoke/, not results/ (for CI)
 #
