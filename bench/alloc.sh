@@ -5,20 +5,14 @@
 #   bench/alloc.sh [SECONDS] [CLASSES]        e.g. bench/alloc.sh 5 "sync threads epoll"
 # Writes bench/results/alloc-<date>-<host>.md. Loopback only; everything started is stopped by pid.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"   # cd to the repository, servers stopped on exit, need, build_prefork, wait_for
 seconds=${1:-5}
 classes=${2:-"sync threads epoll"}
 work=bench/.work/alloc
 mkdir -p "$work" bench/results
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
 
-command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-dotnet build src/Prefork.Cli -c Release -v q -nologo >/dev/null
-prefork=src/Prefork.Cli/bin/Release/net10.0/prefork
-
-wait_for() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/" >/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; return 1; }
+need wrk
+build_prefork
 
 rows=()
 port=18450
@@ -26,7 +20,7 @@ for class in $classes; do
   port=$((port + 1))
   log="$work/prefork-$class.log"
   $prefork -c gateway.toml -b "127.0.0.1:$port" -w 1 -k "$class" --accesslog "" --log-level info > "$log" 2>&1 &
-  pid=$!; pids+=($pid); wait_for $port
+  pid=$!; wait_for $port
   rps=$(wrk -t2 -c50 -d"${seconds}s" "http://127.0.0.1:$port/" | grep -oP 'Requests/sec:\s*\K[\d.]+')
   kill -TERM $pid; wait $pid || true
   line=$(grep -oP 'Exiting after \K.*' "$log" | tail -1)   # "N requests (B bytes allocated per request, G gen0 GCs)"

@@ -4,20 +4,14 @@
 #   bench/reload.sh [SECONDS] [CLASSES]       e.g. bench/reload.sh 12 "sync threads epoll"
 # Writes bench/results/reload-<date>-<host>.md. Loopback only; everything started is stopped by pid.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"   # cd to the repository, servers stopped on exit, need, build_prefork, wait_for
 seconds=${1:-12}
 classes=${2:-"sync threads epoll"}
 work=bench/.work/reload
 mkdir -p "$work" bench/results
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; sleep 1; for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT INT TERM
 
-for tool in wrk gunicorn; do command -v $tool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk gunicorn; }; done
-dotnet build src/Prefork.Cli -c Release -v q -nologo >/dev/null
-prefork=src/Prefork.Cli/bin/Release/net10.0/prefork
-
-wait_for() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/" >/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; return 1; }
+need wrk gunicorn
+build_prefork
 
 # run NAME PORT PID: wrk for $seconds while HUPing PID every second; prints a table row.
 run() {
@@ -41,15 +35,15 @@ for class in $classes; do
   port=$((port + 1))
   if ! $prefork --check-config -k "$class" >/dev/null 2>&1; then echo "skipping worker class $class (not available)" >&2; continue; fi
   $prefork -c gateway.toml -b "127.0.0.1:$port" -w 2 -k "$class" --accesslog "" --log-level warning > "$work/prefork-$class.log" 2>&1 &
-  pids+=($!); wait_for $port
-  rows+=("$(run "prefork $class (2 workers)" $port "${pids[-1]}")")
+  pid=$!; wait_for $port
+  rows+=("$(run "prefork $class (2 workers)" $port $pid)")
 done
 for kind in "sync --workers 5" "gthread --workers 2 --threads 4"; do
   port=$((port + 1))
   set -- $kind
   (cd bench/apps && exec gunicorn --bind "127.0.0.1:$port" --worker-class "$@" --log-level warning wsgi_app:app) > "$work/gunicorn-$1.log" 2>&1 &
-  pids+=($!); wait_for $port
-  rows+=("$(run "gunicorn $1 ($*)" $port "${pids[-1]}")")
+  pid=$!; wait_for $port
+  rows+=("$(run "gunicorn $1 ($*)" $port $pid)")
 done
 
 out="bench/results/reload-$(date +%F)-$(hostname).md"

@@ -174,28 +174,25 @@ def paced_rate(server):
 
 
 # --- the results file ----------------------------------------------------------------------
+# Blocks (a heading, a paragraph, a table, a list), written one blank line apart.
 
-out = []
+doc = []
 mode = meta.get("mode", "?")
-out.append(f"# Prefork benchmark: {meta.get('host')}, {meta.get('started')} ({mode} run)")
-out.append("")
-out.append(
+doc.append(f"# Prefork benchmark: {meta.get('host')}, {meta.get('started')} ({mode} run)")
+doc.append(
     f"`{meta.get('command')}` on {meta.get('cores')} cores ({meta.get('cpu')}), Prefork {meta.get('prefork_commit')}; "
     f"{meta.get('runs')} run(s) of {meta.get('duration')} s per scenario and server, rounds interleaving the servers; "
     f"took {meta.get('elapsed_s', '?')} s. Load average {meta.get('load_start')} before, {meta.get('load_end')} after: "
     "the machine is shared, so read the ratios (taken within one round) before the absolute figures. "
     "Loopback only; wrk and the servers share the cores.")
-out.append("")
 
 # The seed's table.
 SEED_ROWS = [("single", "single process"), ("multi", "multi-process"),
              ("nonblocking", "non-blocking I/O (epoll)"), ("gunicorn", "Gunicorn")]
 seed_cols = [c for c in ("hello-ka-50", "hello-close-50", "hello-ka-500", "slow-50") if scenario(c)]
-out.append("## At a glance (the seed's table)")
-out.append("")
-out.append("Requests/s, median ±half the min–max range over the runs. "
+doc.append("## At a glance (the seed's table)")
+doc.append("Requests/s, median ±half the min–max range over the runs. "
            + "; ".join(f"**{c}**: {scenario(c)['what']}" for c in seed_cols) + ".")
-out.append("")
 header = ["server"] + seed_cols + [f"p99 at {meta.get('paced_rate')} req/s", "memory (PSS)", "first request"]
 rows = []
 
@@ -219,49 +216,35 @@ for seed, title in SEED_ROWS:
 for s in main_servers:
     if s["seed"] in ("-", "ceiling"):
         rows.append(glance_row(f"reference: {s['label']}", s))
-out.append(table(header, rows))
-out.append("")
+doc.append(table(header, rows))
 
 # Headline ratios.
-out.append("Ratios, each the median of per-round ratios (min–max):")
-out.append("")
-rows = []
-for p in prefork_main:
-    for c in comparators:
-        rows.append([f"{p['label']} / {c['label']}"] + [fmt_ratio(per_round_ratio(p["id"], c["id"], sc)) for sc in seed_cols])
-out.append(table(["ratio"] + seed_cols, rows))
-out.append("")
+doc.append("Ratios, each the median of per-round ratios (min–max):")
+rows = [[f"{p['label']} / {c['label']}"] + [fmt_ratio(per_round_ratio(p["id"], c["id"], sc)) for sc in seed_cols]
+        for p in prefork_main for c in comparators]
+doc.append(table(["ratio"] + seed_cols, rows))
 if meta.get("plots") == "yes":
-    for name, what in [("throughput", "requests/s per scenario"), ("ratios", "Prefork / Gunicorn and Prefork / Kestrel"),
-                       ("workers", "requests/s against worker processes"),
-                       ("connections", "requests/s against connections"),
-                       ("latency", "latency at a fixed rate, by percentile")]:
-        out.append(f"![{what}]({stamp}-{name}.png)")
-    out.append("")
+    plots = [("throughput", "requests/s per scenario"), ("ratios", "Prefork / Gunicorn and Prefork / Kestrel"),
+             ("workers", "requests/s against worker processes"),
+             ("connections", "requests/s against connections"),
+             ("latency", "latency at a fixed rate, by percentile")]
+    doc.append("\n".join(f"![{what}]({stamp}-{name}.png)" for name, what in plots))
 
 # Every scenario: ratios.
-out.append("## Prefork / Gunicorn and Prefork / Kestrel, every scenario")
-out.append("")
-out.append("Requests/s of each Prefork configuration divided by each comparator's, per round, then the median (min–max).")
-out.append("")
-rows = []
-for sc in scenarios:
-    for p in prefork_main:
-        rows.append([sc["id"], p["label"]] + [fmt_ratio(per_round_ratio(p["id"], c["id"], sc["id"])) for c in comparators])
-out.append(table(["scenario", "Prefork"] + [f"/ {c['label']}" for c in comparators], rows))
-out.append("")
+doc.append("## Prefork / Gunicorn and Prefork / Kestrel, every scenario")
+doc.append("Requests/s of each Prefork configuration divided by each comparator's, per round, then the median (min–max).")
+rows = [[sc["id"], p["label"]] + [fmt_ratio(per_round_ratio(p["id"], c["id"], sc["id"])) for c in comparators]
+        for sc in scenarios for p in prefork_main]
+doc.append(table(["scenario", "Prefork"] + [f"/ {c['label']}" for c in comparators], rows))
 
 # Every scenario: details.
-out.append("## Every scenario")
-out.append("")
-out.append("Closed loop (wrk as fast as the server answers). Latency as wrk reports it (closed loop, so it flatters "
+doc.append("## Every scenario")
+doc.append("Closed loop (wrk as fast as the server answers). Latency as wrk reports it (closed loop, so it flatters "
            "servers that stall; the fixed-rate section below does not). CPU: seconds per 100,000 requests, "
            "the server's process tree (utime+stime from /proc) and wrk's (/usr/bin/time); *wrk cores* is wrk's CPU "
            "time over the run's length: near the machine's cores, the client was the bottleneck.")
 for sc in scenarios:
-    out.append("")
-    out.append(f"### {sc['id']}: {sc['what']}")
-    out.append("")
+    doc.append(f"### {sc['id']}: {sc['what']}")
     rows = []
     for s in servers:
         runs = closed.get((s["id"], sc["id"]))
@@ -271,19 +254,16 @@ for sc in scenarios:
         rows.append([s["label"], fmt_spread(throughput(s["id"], sc["id"]))]
                     + [fmt_n(median(latency(s["id"], sc["id"], k)), 2) for k in ("p50", "p99", "p99_9")]
                     + [errors(runs)] + [fmt_n(median(x), 2) for x in (srv, cli, cores)])
-    out.append(table(["server", "requests/s (min–max)", "p50 ms", "p99 ms", "p99.9 ms", "errors (all runs)",
+    doc.append(table(["server", "requests/s (min–max)", "p50 ms", "p99 ms", "p99.9 ms", "errors (all runs)",
                       "server CPU s", "wrk CPU s", "wrk cores"], rows))
 
 # Fixed rate.
 if paced:
-    out.append("")
-    out.append(f"## Fixed rate: latency without coordinated omission")
-    out.append("")
-    out.append(f"GET / keep-alive at {meta.get('paced_rate')} requests/s over {meta.get('paced_conns')} connections "
+    doc.append("## Fixed rate: latency without coordinated omission")
+    doc.append(f"GET / keep-alive at {meta.get('paced_rate')} requests/s over {meta.get('paced_conns')} connections "
                f"(one wrk thread each), {meta.get('paced_runs')} run(s) of {meta.get('paced_duration')} s. Each request has "
                "a slot on a fixed schedule; when the server makes a request late, its latency counts from the slot "
                "(bench/lua/bench.lua). Debian's wrk is not wrk2 (no -R), hence the script. Milliseconds, median over runs.")
-    out.append("")
     rows = []
     for s in main_servers:
         pp = paced_percentiles(s["id"])
@@ -291,28 +271,20 @@ if paced:
             continue
         rows.append([s["label"], fmt_n(median(paced_rate(s["id"])))] + [fmt_n(median(pp[k]), 2) for k in pp]
                     + [errors(paced[s["id"]])])
-    out.append(table(["server", "achieved req/s", "p50", "p75", "p90", "p99", "p99.9", "p99.99", "max", "errors"], rows))
+    doc.append(table(["server", "achieved req/s", "p50", "p75", "p90", "p99", "p99.9", "p99.99", "max", "errors"], rows))
 
 # Workers sweep.
 sweep_scenarios = [sc for sc in scenarios if sc["sweep"] == "yes"]
 prefork_all = [s for s in servers if s["kind"] == "prefork"]
-out.append("")
-out.append("## Requests/s against worker processes")
-out.append("")
-rows = []
-for sc in sweep_scenarios:
-    for s in prefork_all:
-        rows.append([sc["id"], s["label"], fmt_spread(throughput(s["id"], sc["id"]))])
-out.append(table(["scenario", "server", "requests/s (min–max)"], rows))
+doc.append("## Requests/s against worker processes")
+rows = [[sc["id"], s["label"], fmt_spread(throughput(s["id"], sc["id"]))] for sc in sweep_scenarios for s in prefork_all]
+doc.append(table(["scenario", "server", "requests/s (min–max)"], rows))
 
 # Memory.
-out.append("")
-out.append("## Memory")
-out.append("")
-out.append("VmRSS from /proc/PID/status of the master (or only process) and each child; PSS (smaps_rollup) "
+doc.append("## Memory")
+doc.append("VmRSS from /proc/PID/status of the master (or only process) and each child; PSS (smaps_rollup) "
            "splits shared pages between the processes that map them, so its total is the honest sum. "
            "*idle*: after start-up and warm-up; *after load*: after every scenario.")
-out.append("")
 rows = []
 for s in servers:
     m = memory.get(s["id"], {})
@@ -323,42 +295,31 @@ for s in servers:
         workers = rss[1:]
         rows.append([s["label"], name, len(rss), mib(rss[0]),
                      mib(statistics.mean(workers)) if workers else "—", mib(sum(rss)), mib(pss)])
-out.append(table(["server", "when", "processes", "master RSS", "RSS per worker (mean)", "RSS total", "PSS total"], rows))
+doc.append(table(["server", "when", "processes", "master RSS", "RSS per worker (mean)", "RSS total", "PSS total"], rows))
 
 # Start-up.
-out.append("")
-out.append("## Start-up: launch to the first 200 on GET /")
-out.append("")
-out.append("Polled with curl every 10 ms from the moment the command is launched (a first answer, not every worker ready).")
-out.append("")
+doc.append("## Start-up: launch to the first 200 on GET /")
+doc.append("Polled with curl every 10 ms from the moment the command is launched (a first answer, not every worker ready).")
 rows = [[s["label"], fmt_spread(spread(startup[s["id"]]), 0, " ms")] for s in servers if startup.get(s["id"])]
-out.append(table(["server", "ms, median (min–max)"], rows))
+doc.append(table(["server", "ms, median (min–max)"], rows))
 
 # Settings.
-out.append("")
-out.append("## Comparators and settings")
-out.append("")
+doc.append("## Comparators and settings")
 rows = [[s["label"], s["role"], s["settings"], f"`{s['cmd'].strip()}`"] for s in servers]
-out.append(table(["server", "role", "settings", "command (run in bench/.work/)"], rows))
-out.append("")
-out.append(f"wrk: `-t {meta.get('cores')}` (one per core; fewer if fewer connections), `--timeout {meta.get('wrk_timeout')}s`, "
+doc.append(table(["server", "role", "settings", "command (run in bench/.work/)"], rows))
+doc.append(f"wrk: `-t {meta.get('cores')}` (one per core; fewer if fewer connections), `--timeout {meta.get('wrk_timeout')}s`, "
            f"`-s bench/lua/bench.lua`, `-H 'Connection: close'` for the close scenarios; "
            f"{meta.get('warmup')} s warm-up of GET / per server before the first round; ulimit -n {meta.get('ulimit_n')}. "
            "Scenarios: " + "; ".join(f"`{s['id']}` {s['path']}, {s['conns']} connections" for s in scenarios) + ".")
-out.append("")
-out.append("## Machine")
-out.append("")
-out.append(table(["", ""], [[k, meta.get(k, "")] for k in
+doc.append("## Machine")
+doc.append(table(["", ""], [[k, meta.get(k, "")] for k in
                             ("cpu", "cores", "memory", "os", "kernel", "dotnet", "gunicorn", "nginx", "wrk",
                              "prefork_commit", "load_start", "load_end", "started", "finished")]))
-out.append("")
-out.append("## Notes")
-out.append("")
-out.extend(f"- {n}" for n in notes) if notes else out.append("- none")
-out.append("")
+doc.append("## Notes")
+doc.append("\n".join(f"- {n}" for n in notes) or "- none")
 
 with open(os.path.join(results_dir, stamp + ".md"), "w") as f:
-    f.write("\n".join(out))
+    f.write("\n\n".join(doc) + "\n")
 
 
 # --- data for plot.gp ------------------------------------------------------------------------

@@ -4,8 +4,8 @@
 # Measures Prefork against Gunicorn, Kestrel and nginx with wrk, on loopback only, and writes
 # bench/results/<date>-<host>.md plus PNG plots (bench/README.md says what and how to read it).
 #
-#   --full (default)  every scenario, 5 runs each, the workers sweep: about 20 minutes on 2 cores
-#   --quick           fewer scenarios, 3 one-second runs each: under 3 minutes on 2 cores
+#   --full (default)  every scenario, 5 runs each, the workers sweep: about 30 minutes on 2 cores
+#   --quick           fewer scenarios, 3 one-second runs each: about 3.5 minutes on 2 cores
 #   --smoke           build, start each server once, one 2-second wrk each, check that a results
 #                     file comes out; writes under bench/.work/smoke/, not results/ (for CI)
 #
@@ -121,8 +121,8 @@ ensure_packages() {
 
 # Debian's Gunicorn (/usr/bin), not one a Python version manager may put first on PATH.
 find_gunicorn() {
-  GUNICORN=
-  if [ -x /usr/bin/gunicorn ]; then GUNICORN=/usr/bin/gunicorn; else GUNICORN=$(command -v gunicorn || true); fi
+  GUNICORN=/usr/bin/gunicorn
+  [ -x "$GUNICORN" ] || GUNICORN=$(command -v gunicorn || true)
 }
 
 # 5000 connections need 5000 descriptors in wrk and as many in the server: raise the soft limit
@@ -181,7 +181,7 @@ add_server() { # id kind role seed label [launcher args...]
   next_port=$((next_port + 1))
 }
 
-# Which Prefork worker classes this build accepts: today only sync; threads and epoll are coming.
+# Whether this build of Prefork accepts a worker class (with the flags it needs); notes why not.
 prefork_accepts() { # class
   local why
   # shellcheck disable=SC2086  # the class flags are words
@@ -205,18 +205,16 @@ define_servers() {
     note "gunicorn is not installed and could not be: Gunicorn is skipped"
   fi
   [ -n "${HAVE_KESTREL:-}" ] && add_server kestrel kestrel main - "Kestrel (1 process)"
-  local class workers w
+  local class workers seed w
   for class in $PREFORK_CLASSES; do
     prefork_accepts "$class" || continue
-    if [ "$class" = sync ]; then
-      add_server prefork-sync-w1 prefork main single "Prefork sync ×1" sync 1
-      workers=$SYNC_WORKERS
-    else
-      workers=$ASYNC_WORKERS
-    fi
-    local seed=-
-    [ "$class" = sync ] && seed=multi
-    [ "$class" = epoll ] && seed=nonblocking
+    case $class in
+      sync)
+        add_server prefork-sync-w1 prefork main single "Prefork sync ×1" sync 1
+        workers=$SYNC_WORKERS seed=multi ;;
+      epoll) workers=$ASYNC_WORKERS seed=nonblocking ;;
+      *) workers=$ASYNC_WORKERS seed=- ;;
+    esac
     add_server "prefork-$class-w$workers" prefork main "$seed" "Prefork $class ×$workers" "$class" "$workers"
     if [ "$MODE" = full ]; then
       for ((w = 1; w <= SYNC_WORKERS; w++)); do
@@ -442,7 +440,7 @@ check_routes() {
 
 load_scenarios() {
   SCENARIOS=()
-  declare -gA SC_PATH SC_CONNS SC_CLOSE SC_BODY SC_SWEEP SC_EXPECT SC_WHAT
+  declare -gA SC_PATH SC_CONNS SC_CLOSE SC_BODY SC_SWEEP SC_EXPECT
   local id modes path conns close body sweep expect what
   while read -r id modes path conns close body sweep expect what; do
     [[ -z "$id" || "$id" == \#* ]] && continue
@@ -450,7 +448,7 @@ load_scenarios() {
     [ "$conns" -ge 5000 ] && [ -n "${SKIP_5000:-}" ] && continue
     SCENARIOS+=("$id")
     SC_PATH[$id]=$path SC_CONNS[$id]=$conns SC_CLOSE[$id]=$close SC_BODY[$id]=$body
-    SC_SWEEP[$id]=$sweep SC_EXPECT[$id]=$expect SC_WHAT[$id]=$what
+    SC_SWEEP[$id]=$sweep SC_EXPECT[$id]=$expect
     tsv "$id" "$path" "$conns" "$close" "$body" "$sweep" "$what" >>"$RUN/scenarios.tsv"
   done <<<"$SCENARIO_TABLE"
 }
@@ -565,7 +563,7 @@ main() {
     done
   done
   if [ "$PACED_RUNS" -gt 0 ]; then
-    SCENARIOS+=(paced) SC_PATH[paced]=/ SC_CONNS[paced]=$PACED_CONNS SC_CLOSE[paced]=no SC_BODY[paced]=0
+    SC_PATH[paced]=/ SC_CONNS[paced]=$PACED_CONNS SC_CLOSE[paced]=no SC_BODY[paced]=0 # what run_wrk reads
     for ((round = 1; round <= PACED_RUNS; round++)); do
       log "fixed rate $round/$PACED_RUNS: $PACED_RATE requests/s over $PACED_CONNS connections, ${PACED_DURATION} s each"
       for id in "${SERVERS[@]}"; do
@@ -593,7 +591,7 @@ main() {
     for id in "${SERVERS[@]}"; do
       grep -q "${SV_LABEL[$id]}" "$results/$stamp.md" || die "smoke: $id is missing from $results/$stamp.md"
     done
-    [ ! -s "$RUN/notes.txt" ] || ! grep -q 'failed' "$RUN/notes.txt" || die "smoke: a wrk run failed: $(cat "$RUN/notes.txt")"
+    ! grep -qs 'failed' "$RUN/notes.txt" || die "smoke: a wrk run failed: $(cat "$RUN/notes.txt")"
   fi
   log "done in $((SECONDS - started)) s: $results/$stamp.md"
 }
