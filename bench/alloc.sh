@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Allocation per request: one worker of each class under wrk, then TERM; each worker logs, as it
 # exits, the bytes it allocated per request and its gen0 collections. A steady keep-alive client
-# should cost 0 bytes per request.
+# should cost 0 bytes per request; each class runs without and with an access log (to a file).
 #   bench/alloc.sh [SECONDS] [CLASSES]        e.g. bench/alloc.sh 5 "sync threads epoll"
 # Writes bench/results/alloc-<date>-<host>.md. Loopback only; everything started is stopped by pid.
 set -euo pipefail
@@ -16,10 +16,13 @@ build_prefork
 
 rows=()
 port=18450
-for class in $classes; do
+for run in $(for c in $classes; do echo "$c:off $c:file"; done); do
+  class=${run%:*} accesslog=${run#*:}
   port=$((port + 1))
-  log="$work/prefork-$class.log"
-  $prefork -c gateway.toml -b "127.0.0.1:$port" -w 1 -k "$class" --accesslog "" --log-level info > "$log" 2>&1 &
+  log="$work/prefork-$class-$accesslog.log"
+  [ "$accesslog" = off ] && logfile="" || logfile="$work/access-$class.log"
+  rm -f "$work/access-$class.log"
+  $prefork -c gateway.toml -b "127.0.0.1:$port" -w 1 -k "$class" --accesslog "$logfile" --log-level info > "$log" 2>&1 &
   pid=$!; wait_for $port
   rps=$(wrk -t2 -c50 -d"${seconds}s" "http://127.0.0.1:$port/" | grep -oP 'Requests/sec:\s*\K[\d.]+')
   kill -TERM $pid; wait $pid || true
@@ -27,7 +30,7 @@ for class in $classes; do
   [ -n "$line" ] || { echo "no exit line from the $class worker; see $log" >&2; exit 1; }
   [[ $line =~ ^([0-9]+)\ requests\ \(([0-9]+)\ bytes.*,\ ([0-9]+)\ gen0 ]]
   requests=${BASH_REMATCH[1]} bytes=${BASH_REMATCH[2]} gcs=${BASH_REMATCH[3]}
-  rows+=("| $class | $requests | $rps | $bytes | $gcs |")
+  rows+=("| $class | $accesslog | $requests | $rps | $bytes | $gcs |")
 done
 
 out="bench/results/alloc-$(date +%F)-$(hostname).md"
@@ -37,7 +40,7 @@ out="bench/results/alloc-$(date +%F)-$(hostname).md"
   echo "One worker, wrk -t2 -c50 -d${seconds}s keep-alive against hello world, then TERM; the worker's own exit line."
   echo "Command: \`bench/alloc.sh $seconds \"$classes\"\`."
   echo
-  echo "| worker class | requests | req/s | bytes allocated per request | gen0 GCs |"
-  echo "|---|---|---|---|---|"
+  echo "| worker class | access log | requests | req/s | bytes allocated per request | gen0 GCs |"
+  echo "|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
 } | tee "$out"
