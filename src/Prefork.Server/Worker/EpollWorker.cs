@@ -62,6 +62,7 @@ public sealed class EpollWorker : IWorkerEngine
                     if (_table.Find(token) is { } c) OnEvent(c, _epoll.Flags(i));
                 }
                 else if (token == WakeToken) wake.Drain();
+                else if (token == LoopToken) loop.OnWakeUp();
                 else if (_listeners.Find(token) is { } listener) Accept(listener);
             }
             loop.RunPending();

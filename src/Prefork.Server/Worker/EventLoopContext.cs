@@ -34,11 +34,22 @@ public sealed unsafe class EventLoopContext : SynchronizationContext, IDisposabl
     public override void Post(SendOrPostCallback callback, object? state)
     {
         _queue.Enqueue((callback, state));
-        if (Interlocked.Exchange(ref _signalled, 1) == 0)
+        // The loop looks at its queue before it waits again: only another thread must wake it.
+        if (Thread.CurrentThread != _loopThread && Interlocked.Exchange(ref _signalled, 1) == 0)
         {
             ulong one = 1;
             Native.write(EventFd, (byte*)&one, sizeof(ulong));
         }
+    }
+
+    /// <summary>On the loop thread, when epoll reports <see cref="EventFd"/>: takes the wake-up.</summary>
+    public void OnWakeUp()
+    {
+        ulong count;
+        Native.read(EventFd, (byte*)&count, sizeof(ulong));
+        // Cleared after the read: a Post in between found it still set and did not write, and its
+        // work is run this turn; one after it writes again.
+        Volatile.Write(ref _signalled, 0);
     }
 
     /// <summary>Runs inline on the loop thread; from elsewhere, queues and waits.</summary>
@@ -66,10 +77,6 @@ public sealed unsafe class EventLoopContext : SynchronizationContext, IDisposabl
     /// <summary>On the loop thread: runs the continuations queued so far (those they queue wait for the next round).</summary>
     public void RunPending()
     {
-        if (Volatile.Read(ref _signalled) == 0 && _queue.IsEmpty) return; // the common turn: nothing posted, no syscall
-        Volatile.Write(ref _signalled, 0);
-        ulong count;
-        Native.read(EventFd, (byte*)&count, sizeof(ulong));
         for (int n = _queue.Count; n > 0 && _queue.TryDequeue(out var work); n--)
         {
             _slot.Begin("ASYNC", "(continuation)");
