@@ -14,8 +14,6 @@ public sealed class ChunkedDecoder
     private enum State { Size, Data, DataEnd, Trailer, Done }
 
     private const int MaxSizeLine = 4096;
-    private static readonly SearchValues<byte> TokenChars =
-        SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
     // RFC 9110 §6.5.1: framing, routing, authentication and request modifiers never come in trailers.
     // (Content-Type is allowed, as Gunicorn allows it: we keep trailers apart from the headers anyway.)
     private static readonly string[] ForbiddenTrailers =
@@ -118,7 +116,7 @@ public sealed class ChunkedDecoder
             if (semicolon.IsEmpty) throw HttpError.InvalidChunk("whitespace after the chunk size without an extension");
             if (semicolon[0] != ';') throw HttpError.InvalidChunk("junk after chunk size");
             ext = semicolon[1..].TrimStart(" \t"u8);
-            int nameLength = ext.IndexOfAnyExcept(TokenChars);
+            int nameLength = ext.IndexOfAnyExcept(RequestParser.TokenChars);
             if (nameLength < 0) nameLength = ext.Length;
             if (nameLength == 0) throw HttpError.InvalidChunk("empty chunk extension name");
             ext = ext[nameLength..];
@@ -138,7 +136,7 @@ public sealed class ChunkedDecoder
             }
             else
             {
-                int valueLength = ext.IndexOfAnyExcept(TokenChars);
+                int valueLength = ext.IndexOfAnyExcept(RequestParser.TokenChars);
                 if (valueLength == 0 || ext.IsEmpty) throw HttpError.InvalidChunk("empty chunk extension value");
                 ext = valueLength < 0 ? default : ext[valueLength..];
             }
@@ -149,15 +147,10 @@ public sealed class ChunkedDecoder
     {
         if (line.IsEmpty) { _state = State.Done; return; }
         if (++_trailerFields > _limits.Fields) throw HttpError.LimitRequestFields(_limits.Fields);
-        if (line[0] is (byte)' ' or (byte)'\t') throw HttpError.ObsoleteFolding();
-        int colon = line.IndexOf((byte)':');
-        if (colon <= 0 || line[..colon].IndexOfAnyExcept(TokenChars) >= 0) throw HttpError.InvalidHeaderName("bad trailer field name");
-        var name = Encoding.ASCII.GetString(line[..colon]);
+        RequestParser.SplitFieldLine(line, out var nameBytes, out var value);
+        var name = Encoding.ASCII.GetString(nameBytes);
         foreach (var forbidden in ForbiddenTrailers)
             if (forbidden.Equals(name, StringComparison.OrdinalIgnoreCase)) throw HttpError.ForbiddenTrailer(name);
-        var value = line[(colon + 1)..].Trim(" \t"u8);
-        foreach (var b in value)
-            if ((b < 0x20 && b != '\t') || b == 0x7f) throw HttpError.InvalidHeader("control character in trailer value");
         Trailers.Add(name, Encoding.Latin1.GetString(value));
     }
 }

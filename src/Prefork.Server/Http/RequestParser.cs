@@ -10,7 +10,8 @@ namespace Prefork.Http;
 /// </summary>
 public static class RequestParser
 {
-    private static readonly SearchValues<byte> TokenChars =
+    /// <summary>RFC 9110 §5.6.2 tchar: what field names, methods and chunk extensions are made of.</summary>
+    internal static readonly SearchValues<byte> TokenChars =
         SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
 
     // Common names and methods are shared strings, so parsing them allocates nothing.
@@ -79,7 +80,6 @@ public static class RequestParser
             pos += lineLength + 1;
             if (line.IsEmpty) break;
             if (++fields > limits.Fields) throw HttpError.LimitRequestFields(limits.Fields);
-            if (line[0] is (byte)' ' or (byte)'\t') throw HttpError.ObsoleteFolding();
             ParseHeaderLine(line, head);
         }
         DecideFraming(head);
@@ -187,17 +187,27 @@ public static class RequestParser
         return port.Length <= 5;
     }
 
-    private static void ParseHeaderLine(ReadOnlySpan<byte> line, RequestHead head)
+    /// <summary>
+    /// One non-empty field line (RFC 9112 §5), of the head or of a chunked body's trailer section:
+    /// its name and its value without surrounding whitespace. Throws when it is folded or malformed.
+    /// </summary>
+    internal static void SplitFieldLine(ReadOnlySpan<byte> line, out ReadOnlySpan<byte> name, out ReadOnlySpan<byte> value)
     {
+        if (line[0] is (byte)' ' or (byte)'\t') throw HttpError.ObsoleteFolding();
         int colon = line.IndexOf((byte)':');
         if (colon < 0) throw HttpError.InvalidHeader("no colon");
-        var name = line[..colon];
+        name = line[..colon];
         if (name.IsEmpty) throw HttpError.InvalidHeaderName("empty");
         // Covers whitespace before the colon too (RFC 9112 §5.1: MUST reject).
         if (name.IndexOfAnyExcept(TokenChars) >= 0) throw HttpError.InvalidHeaderName("not a token");
-        var value = line[(colon + 1)..].Trim(" \t"u8);
+        value = line[(colon + 1)..].Trim(" \t"u8);
         foreach (var b in value)
             if ((b < 0x20 && b != '\t') || b == 0x7f) throw HttpError.InvalidHeader("control character in value");
+    }
+
+    private static void ParseHeaderLine(ReadOnlySpan<byte> line, RequestHead head)
+    {
+        SplitFieldLine(line, out var name, out var value);
         // Gunicorn's header_map = "drop": CGI-style names map '-' and '_' alike (HTTP_X_Y), so a field
         // named with '_' could pose as another one (Content_Length for Content-Length). It is dropped.
         if (name.Contains((byte)'_')) return;
