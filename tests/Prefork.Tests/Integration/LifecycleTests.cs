@@ -15,7 +15,7 @@ public sealed class LifecycleTests
         server.Signal(Signum.SIGTERM);
         Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
         Assert.Equal(0, server.Master.ExitCode);
-        Assert.All(workers, pid => Assert.False(PreforkServer.IsAlive(pid), $"worker {pid} survived"));
+        Assert.All(workers, pid => Assert.False(Processes.IsAlive(pid), $"worker {pid} survived"));
     }
 
     [Theory]
@@ -28,7 +28,7 @@ public sealed class LifecycleTests
         server.Signal(signal);
         Assert.True(server.WaitForExit(TimeSpan.FromSeconds(10)));
         Assert.Equal(0, server.Master.ExitCode);
-        Assert.All(workers, pid => Assert.False(PreforkServer.IsAlive(pid)));
+        Assert.All(workers, pid => Assert.False(Processes.IsAlive(pid)));
     }
 
     [Fact]
@@ -72,8 +72,8 @@ public sealed class LifecycleTests
         var workers = server.WaitForWorkers(2);
         Syscall.kill(server.MasterPid, Signum.SIGKILL);
         var until = DateTime.UtcNow.AddSeconds(10);
-        while (workers.Any(PreforkServer.IsAlive) && DateTime.UtcNow < until) Thread.Sleep(100);
-        Assert.All(workers, pid => Assert.False(PreforkServer.IsAlive(pid), $"orphan worker {pid} survived its master"));
+        while (workers.Any(Processes.IsAlive) && DateTime.UtcNow < until) Thread.Sleep(100);
+        Assert.All(workers, pid => Assert.False(Processes.IsAlive(pid), $"orphan worker {pid} survived its master"));
     }
 
     [Fact]

@@ -115,7 +115,7 @@ public sealed class PreforkServer : IDisposable
     /// <summary>Live worker pids: the master's child processes, from /proc.</summary>
     public IReadOnlyList<int> WorkerPids()
     {
-        var pids = ChildrenOf(MasterPid);
+        var pids = Processes.ChildrenOf(MasterPid);
         lock (_seenPids) foreach (var p in pids) _seenPids.Add(p);
         return pids;
     }
@@ -132,35 +132,6 @@ public sealed class PreforkServer : IDisposable
             Thread.Sleep(100);
         }
         throw new TimeoutException($"expected {count} workers, have [{string.Join(",", pids)}]. Log:\n{Log}");
-    }
-
-    public static List<int> ChildrenOf(int parent)
-    {
-        var result = new List<int>();
-        foreach (var dir in System.IO.Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var afterName = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                if (int.Parse(afterName[1]) == parent && afterName[0] != "Z") result.Add(pid);
-            }
-            catch (IOException) { }
-        }
-        return result;
-    }
-
-    public static bool IsAlive(int pid) => Syscall.kill(pid, 0) == 0 && !IsZombie(pid);
-
-    private static bool IsZombie(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)] == 'Z';
-        }
-        catch (IOException) { return false; }
     }
 
     public void Signal(Signum signal) => Syscall.kill(MasterPid, signal);
@@ -202,16 +173,7 @@ public sealed class PreforkServer : IDisposable
     public void Dispose()
     {
         try { WorkerPids(); } catch (IOException) { }
-        if (!Master.HasExited)
-        {
-            Syscall.kill(MasterPid, Signum.SIGTERM);
-            if (!Master.WaitForExit(15_000)) Syscall.kill(MasterPid, Signum.SIGKILL);
-        }
-        Master.WaitForExit(5_000);
-        lock (_seenPids)
-            foreach (var pid in _seenPids)
-                if (IsAlive(pid)) Syscall.kill(pid, Signum.SIGKILL);
-        Master.Dispose();
+        lock (_seenPids) Processes.Stop(Master, Signum.SIGTERM, TimeSpan.FromSeconds(15), _seenPids);
         try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
     }
 }

@@ -80,7 +80,7 @@ public sealed class ServiceProcess : IDisposable
     /// <summary>The master's live children (its workers), remembered for <see cref="Dispose"/>.</summary>
     public IReadOnlyList<int> Workers()
     {
-        var pids = PreforkServer.ChildrenOf(Pid);
+        var pids = Processes.ChildrenOf(Pid);
         lock (_seenWorkers) _seenWorkers.UnionWith(pids);
         return pids;
     }
@@ -88,16 +88,7 @@ public sealed class ServiceProcess : IDisposable
     public void Dispose()
     {
         try { Workers(); } catch (IOException) { }
-        if (!_process.HasExited)
-        {
-            Syscall.kill(Pid, Signum.SIGTERM);
-            if (!_process.WaitForExit(15_000)) Syscall.kill(Pid, Signum.SIGKILL);
-        }
-        _process.WaitForExit(5_000);
-        lock (_seenWorkers)
-            foreach (var pid in _seenWorkers)
-                if (PreforkServer.IsAlive(pid)) Syscall.kill(pid, Signum.SIGKILL);
-        _process.Dispose();
+        lock (_seenWorkers) Processes.Stop(_process, Signum.SIGTERM, TimeSpan.FromSeconds(15), _seenWorkers);
         try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
     }
 }
