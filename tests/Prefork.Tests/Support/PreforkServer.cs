@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Mono.Unix.Native;
 
 namespace Prefork.Tests.Support;
 
@@ -10,25 +9,13 @@ namespace Prefork.Tests.Support;
 /// Starts the real `prefork` executable on a free port with a config written for the test,
 /// captures its log, and stops it (and any worker it left) by pid when disposed.
 /// </summary>
-public sealed class PreforkServer : IDisposable
+public sealed class PreforkServer : MasterProcess
 {
-    public Process Master { get; }
     public int Port { get; }
-    public string Directory { get; }
-    public string ConfigPath { get; }
-    private readonly CapturedOutput _output;
-    private readonly HashSet<int> _seenPids = [];
 
-    public string Log => _output.Text;
-    public int MasterPid => Master.Id;
-
-    private PreforkServer(Process master, int port, string directory, string configPath)
+    private PreforkServer(Process master, int port, string directory, string configPath) : base(master, directory, configPath)
     {
-        Master = master;
-        _output = new CapturedOutput(master);
         Port = port;
-        Directory = directory;
-        ConfigPath = configPath;
     }
 
     /// <summary>The `prefork` apphost built beside the tests (the CLI project is referenced).</summary>
@@ -80,10 +67,6 @@ public sealed class PreforkServer : IDisposable
         return Process.Start(psi)!;
     }
 
-    public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1) => _output.WaitFor(text, timeout, occurrences);
-
-    public int CountInLog(string text) => _output.Count(text);
-
     /// <summary>
     /// Connections waiting in the kernel's accept queue of this server's IPv4 listener: for a
     /// listening socket, /proc/net/tcp's rx_queue column is that queue's length.
@@ -112,14 +95,6 @@ public sealed class PreforkServer : IDisposable
         }
     }
 
-    /// <summary>Live worker pids: the master's child processes, from /proc.</summary>
-    public IReadOnlyList<int> WorkerPids()
-    {
-        var pids = Processes.ChildrenOf(MasterPid);
-        lock (_seenPids) foreach (var p in pids) _seenPids.Add(p);
-        return pids;
-    }
-
     /// <summary>Waits until exactly <paramref name="count"/> workers run (and answer), returns their pids.</summary>
     public IReadOnlyList<int> WaitForWorkers(int count, TimeSpan? timeout = null, Func<IReadOnlyList<int>, bool>? also = null)
     {
@@ -132,15 +107,6 @@ public sealed class PreforkServer : IDisposable
             Thread.Sleep(100);
         }
         throw new TimeoutException($"expected {count} workers, have [{string.Join(",", pids)}]. Log:\n{Log}");
-    }
-
-    public void Signal(Signum signal) => Syscall.kill(MasterPid, signal);
-
-    public bool WaitForExit(TimeSpan timeout)
-    {
-        if (!Master.WaitForExit(timeout)) return false;
-        Master.WaitForExit(); // the timed overload does not wait for the redirected output's last lines
-        return true;
     }
 
     public HttpResponse Get(string path, string? extraHeaders = null) =>
@@ -167,13 +133,5 @@ public sealed class PreforkServer : IDisposable
             catch (SocketException) { } // in use (or lingering): try the next one
         }
         throw new InvalidOperationException("no free test port");
-    }
-
-    /// <summary>Stops the master (TERM, then KILL) and every worker it ever had, by pid.</summary>
-    public void Dispose()
-    {
-        try { WorkerPids(); } catch (IOException) { }
-        lock (_seenPids) Processes.Stop(Master, Signum.SIGTERM, TimeSpan.FromSeconds(15), _seenPids);
-        try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
     }
 }
