@@ -45,14 +45,8 @@ public sealed class PreforkServer : MasterProcess
     }
 
     /// <summary>Runs prefork to completion (for --check-config, bad configs…): exit code and all output.</summary>
-    public static (int ExitCode, string Output) RunToExit(params string[] args)
-    {
-        using var p = Launch(Path.GetTempPath(), args);
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException("prefork did not exit"); }
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
+    public static (int ExitCode, string Output) RunToExit(params string[] args) =>
+        Repo.Run(Executable, args, Path.GetTempPath(), TimeSpan.FromSeconds(60));
 
     private static Process Launch(string workDir, string[] args, string? executable = null)
     {
