@@ -45,7 +45,7 @@ public sealed class ArbiterTests
         server.Signal(Signum.SIGHUP);
         server.WaitForLog("Ready: generation 2, 3 workers", TimeSpan.FromSeconds(30));
         var pids = server.WaitForWorkers(3);
-        Assert.Equal(200, RawHttp.Send(extraPort, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").Status);
+        Assert.Equal(200, RawHttp.Get(extraPort, "/").Status);
 
         File.WriteAllText(server.ConfigPath, original.Replace("workers = 2", "workers = \"lots\""));
         server.Signal(Signum.SIGHUP);

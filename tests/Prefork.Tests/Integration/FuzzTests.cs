@@ -99,7 +99,7 @@ public sealed class FuzzTests(ITestOutputHelper output)
                 }
                 for (int i = 0; i < servers.Length; i++) Assert.Equal(pids[i], servers[i].Server.WorkerPids());
             }
-            Assert.Equal(200, RawHttp.Send(servers[0].Server.Port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").Status);
+            Assert.Equal(200, servers[0].Server.Get("/").Status);
             for (int i = 0; i < servers.Length; i++) Assert.Equal(pids[i], servers[i].Server.WorkerPids());
             output.WriteLine($"{workerClass}: {exchanges} exchanges");
         }

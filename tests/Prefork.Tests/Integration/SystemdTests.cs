@@ -82,7 +82,7 @@ public sealed class SystemdTests
 
         notFed.WaitUntil(m => m.Any(x => x.StartsWith("READY=1")), Bound, "READY=1", () => b.Log);
         fed.WaitUntil(m => m.Any(x => x.StartsWith("READY=1")), Bound, "READY=1", () => a.Log);
-        for (int i = 0; i < 5; i++) Assert.Equal(200, RawHttp.Send(port1, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").Status);
+        for (int i = 0; i < 5; i++) Assert.Equal(200, RawHttp.Get(port1, "/").Status);
         fed.WaitUntil(m => m.Count(x => x == "WATCHDOG=1") >= 3, Bound, "three WATCHDOG=1 pings", () => a.Log);
         // Worker pings reach the master once a second; STATUS follows at most once a second.
         fed.WaitUntil(m => m.Any(x => NotifySocket.Field(x, "STATUS")?.Contains("; 5 requests served") == true), Bound, "STATUS with 5 requests served", () => a.Log);
@@ -107,7 +107,7 @@ public sealed class SystemdTests
         service.WaitForLog($"Listening on 127.0.0.1:{port} as 3", Bound); // systemd-socket-activate has bound
 
         // The first connection starts the service and is served once it boots: nothing is lost.
-        var first = RawHttp.Send(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 60_000);
+        var first = RawHttp.Get(port, "/", timeoutMs: 60_000);
         Assert.Equal("Hello, World!", first.BodyText);
         service.WaitForLog("Using 1 socket(s) passed by systemd (fd 3 'http')", Bound);
         Assert.False(File.Exists(unused), "bind was used although systemd passed a socket");
@@ -125,7 +125,7 @@ public sealed class SystemdTests
 
         service.Signal(Signum.SIGHUP);
         notify.WaitUntil(_ => notify.States.Count(s => s == "READY=1") == 2, Bound, "READY=1 after HUP", () => service.Log);
-        Assert.Equal(200, RawHttp.Send(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").Status);
+        Assert.Equal(200, RawHttp.Get(port, "/").Status);
         // The old generation is retired once the new one serves: it exits soon after READY=1.
         var until = DateTime.UtcNow + Bound;
         while (service.WorkerPids().Any(workers.Contains) && DateTime.UtcNow < until) Thread.Sleep(50);
@@ -174,7 +174,7 @@ public sealed class SystemdTests
                 {
                     try
                     {
-                        var r = RawHttp.Send(port, "GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 60_000);
+                        var r = RawHttp.Get(port, "/pid", timeoutMs: 60_000);
                         if (r.Status != 200) failures.Enqueue($"status {r.Status}");
                         else masters.Enqueue(System.Text.Json.JsonDocument.Parse(r.Body).RootElement.GetProperty("master").GetInt32());
                     }
@@ -229,7 +229,7 @@ public sealed class SystemdTests
         using var service = ServiceProcess.Start("bind = [\"fd://4\"]\nworkers = 1", new Dictionary<string, string>(),
             "systemd-socket-activate", "-l", $"127.0.0.1:{port3}", "-l", $"127.0.0.1:{port4}", "--fdname=first:second");
         service.WaitForLog($"Listening on 127.0.0.1:{port4} as 4", Bound);
-        var r = RawHttp.Send(port4, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 60_000);
+        var r = RawHttp.Get(port4, "/", timeoutMs: 60_000);
         Assert.Equal("Hello, World!", r.BodyText);
         service.WaitForLog("Socket fd 3 (first) passed by systemd is not named in bind", Bound);
 

@@ -101,7 +101,7 @@ public sealed class WorkerClassConcurrencyTests
             // Meanwhile, ordinary clients are answered.
             for (int i = 0; i < 20; i++)
             {
-                var r = RawHttp.Send(server.Port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 10_000);
+                var r = server.Get("/");
                 Assert.Equal(200, r.Status);
                 Thread.Sleep(50);
             }
@@ -168,7 +168,7 @@ public sealed class WorkerClassConcurrencyTests
         // `timeout` is for a worker stuck in one request; an await holds nothing up.
         using var server = WorkerClassTests.Start("epoll", "timeout = 4");
         var pids = server.WaitForWorkers(1);
-        var r = RawHttp.Send(server.Port, "GET /slow-async?ms=9000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 20_000);
+        var r = RawHttp.Get(server.Port, "/slow-async?ms=9000", timeoutMs: 20_000);
         Assert.Equal(200, r.Status);
         Assert.Equal(pids, server.WorkerPids());
         Assert.DoesNotContain("WORKER TIMEOUT", server.Log);

@@ -103,8 +103,7 @@ public sealed class PreforkServer : MasterProcess
         throw new TimeoutException($"expected {count} workers, have [{string.Join(",", pids)}]. Log:\n{Log}");
     }
 
-    public HttpResponse Get(string path, string? extraHeaders = null) =>
-        RawHttp.Send(Port, $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extraHeaders}\r\n");
+    public HttpResponse Get(string path) => RawHttp.Get(Port, path);
 
     // Test ports come from below the kernel's ephemeral range (32768+), so neither a client's
     // outgoing connection nor another bind(0) can take one between choosing it and the master
