@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Mono.Unix.Native;
 using Prefork.Tests.Support;
 
@@ -7,8 +6,6 @@ namespace Prefork.Tests.Integration;
 /// <summary>The master as a supervisor: every signal, reloads under load, timeouts, recycling, hooks. Real processes, real signals.</summary>
 public sealed class ArbiterTests
 {
-    private static int PidOf(HttpResponse r) => JsonDocument.Parse(r.Body).RootElement.GetProperty("pid").GetInt32();
-
     [Theory]
     [InlineData("sync")]
     [InlineData("threads")]   // keep-alive connections held across the reload

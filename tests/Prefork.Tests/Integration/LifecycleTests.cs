@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Mono.Unix.Native;
 using Prefork.Tests.Support;
 
@@ -84,9 +83,9 @@ public sealed class LifecycleTests
         var (code, output) = PreforkServer.RunToExit("-b", $"127.0.0.1:{first.Port}", "-w", "1", "--app-path", AppContext.BaseDirectory);
         Assert.Equal(1, code);
         Assert.Contains($"cannot listen at 127.0.0.1:{first.Port}: Address already in use", output);
-        var served = JsonDocument.Parse(first.Get("/pid").Body).RootElement;
-        Assert.Equal(first.MasterPid, served.GetProperty("master").GetInt32());
-        Assert.Equal(worker, served.GetProperty("pid").GetInt32());
+        var served = ServedBy.Parse(first.Get("/pid"));
+        Assert.Equal(first.MasterPid, served.Master);
+        Assert.Equal(worker, served.Pid);
     }
 
     [Fact]

@@ -176,7 +176,7 @@ public sealed class SystemdTests
                     {
                         var r = RawHttp.Get(port, "/pid", timeoutMs: 60_000);
                         if (r.Status != 200) failures.Enqueue($"status {r.Status}");
-                        else masters.Enqueue(System.Text.Json.JsonDocument.Parse(r.Body).RootElement.GetProperty("master").GetInt32());
+                        else masters.Enqueue(ServedBy.Parse(r).Master);
                     }
                     catch (Exception e) { failures.Enqueue(e.GetBaseException().Message); }
                 }
