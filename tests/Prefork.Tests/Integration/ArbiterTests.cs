@@ -167,13 +167,14 @@ public sealed class ArbiterTests
         using var server = PreforkServer.Start("accesslog = \"access.log\"", workers: 1);
         var log = Path.Combine(server.Directory, "access.log");
         server.Get("/first");
-        WaitFor(() => File.Exists(log) && File.ReadAllText(log).Contains("/first"));
+        Wait.ForFileToContain(log, "/first");
         File.Move(log, log + ".1");
         server.Signal(Signum.SIGUSR1);
         server.WaitForLog("reopening log files", TimeSpan.FromSeconds(10));
-        WaitFor(() => File.Exists(log)); // the worker reopened: it recreated the file
+        // The worker reopened: it recreated the file.
+        Assert.True(Wait.Until(() => File.Exists(log), TimeSpan.FromSeconds(30)), "access.log was not recreated");
         server.Get("/second");
-        WaitFor(() => File.Exists(log) && File.ReadAllText(log).Contains("/second"));
+        Wait.ForFileToContain(log, "/second");
         Assert.DoesNotContain("/second", File.ReadAllText(log + ".1"));
         Assert.Matches(@"127\.0\.0\.1 - - \[.+\] ""GET /second HTTP/1\.1"" 404 10 ""-"" ""-"" <\d+>", File.ReadAllText(log));
     }
@@ -238,16 +239,6 @@ public sealed class ArbiterTests
         Assert.Contains("which is running", server.Log);
         Assert.Equal(Environment.ProcessId.ToString(), File.ReadAllText(pidfile).Trim()); // not ours: left alone
         File.Delete(pidfile);
-    }
-
-    private static void WaitFor(Func<bool> condition)
-    {
-        var until = DateTime.UtcNow.AddSeconds(15);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > until) throw new TimeoutException("condition not met in 15 s");
-            Thread.Sleep(100);
-        }
     }
 
     /// <summary>A copy of the built prefork and its assemblies in a fresh folder.</summary>

@@ -70,9 +70,8 @@ public sealed class LifecycleTests
         using var server = PreforkServer.Start(workers: 2);
         var workers = server.WaitForWorkers(2);
         Syscall.kill(server.MasterPid, Signum.SIGKILL);
-        var until = DateTime.UtcNow.AddSeconds(10);
-        while (workers.Any(Processes.IsAlive) && DateTime.UtcNow < until) Thread.Sleep(100);
-        Assert.All(workers, pid => Assert.False(Processes.IsAlive(pid), $"orphan worker {pid} survived its master"));
+        Assert.True(Wait.Until(() => !workers.Any(Processes.IsAlive), TimeSpan.FromSeconds(10)),
+            $"orphan workers survived their master: {string.Join(", ", workers.Where(Processes.IsAlive))}");
     }
 
     [Fact]

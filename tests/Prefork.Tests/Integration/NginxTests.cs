@@ -94,8 +94,7 @@ public sealed class NginxTests
         void WaitForMore(int count)
         {
             int target = served.Count + count;
-            var until = DateTime.UtcNow + Bound;
-            while (served.Count < target && DateTime.UtcNow < until && !stop.IsCancellationRequested) Thread.Sleep(20);
+            Wait.Until(() => served.Count >= target || stop.IsCancellationRequested, Bound);
             Assert.True(served.Count >= target, $"the load stalled at {served.Count} responses; failures: {string.Join("; ", failures.Take(5))}");
         }
 

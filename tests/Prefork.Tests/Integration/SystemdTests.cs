@@ -127,9 +127,7 @@ public sealed class SystemdTests
         notify.WaitUntil(_ => notify.States.Count(s => s == "READY=1") == 2, Bound, "READY=1 after HUP", () => service.Log);
         Assert.Equal(200, RawHttp.Get(port, "/").Status);
         // The old generation is retired once the new one serves: it exits soon after READY=1.
-        var until = DateTime.UtcNow + Bound;
-        while (service.WorkerPids().Any(workers.Contains) && DateTime.UtcNow < until) Thread.Sleep(50);
-        Assert.DoesNotContain(service.WorkerPids(), workers.Contains);
+        Assert.True(Wait.Until(() => !service.WorkerPids().Any(workers.Contains), Bound), $"old workers still run: {string.Join(", ", service.WorkerPids())}");
         Assert.Equal(2, service.WorkerPids().Count);
 
         service.Signal(Signum.SIGTERM);
@@ -184,8 +182,7 @@ public sealed class SystemdTests
 
             void WaitForMore(int count, int master)
             {
-                var until = DateTime.UtcNow + Bound;
-                while (masters.Count(m => m == master) < count && DateTime.UtcNow < until && failures.IsEmpty) Thread.Sleep(20);
+                Wait.Until(() => masters.Count(m => m == master) >= count || !failures.IsEmpty, Bound);
                 Assert.True(masters.Count(m => m == master) >= count, $"master {master} served {masters.Count(m => m == master)}; failures: {string.Join("; ", failures.Take(5))}");
             }
 
