@@ -217,10 +217,9 @@ public sealed class ArbiterTests
         Assert.Contains("PREFORK_WORKER_INDEX=0", File.ReadAllText($"/proc/{worker}/environ").Split('\0'));
     }
 
-    [Fact]
+    [RootFact] // only root can change user
     public void User_drops_privileges_in_workers_while_the_master_keeps_its_own()
     {
-        if (Syscall.getuid() != 0) return; // only root can change user; CI runs as root
         using var server = PreforkServer.Start("user = \"nobody\"", workers: 1);
         var worker = server.WaitForWorkers(1)[0];
         Assert.Matches(@"Uid:\s+65534\s", File.ReadAllText($"/proc/{worker}/status"));
