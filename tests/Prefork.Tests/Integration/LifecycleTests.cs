@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using Mono.Unix.Native;
 using Prefork.Tests.Support;
 
@@ -141,7 +143,9 @@ public sealed class LifecycleTests
         Assert.Contains("type 'Prefork.SampleApp.Missing' not found", server.Log);
         Assert.Matches(@"it has: [^\n]*Prefork\.SampleApp\.SampleApplication", server.Log);
         Assert.False(server.Master.HasExited);
-        // Backoff: the first retries are 1 s and 2 s apart, not a tight loop.
-        Assert.True(server.CountInLog("failed to boot and") <= 3, server.Log);
+        // Backoff, not a tight loop: the second attempt failed at least the announced 1 s after the first.
+        var failed = Regex.Matches(server.Log, @"^\[([^\]]+)\] .* failed to boot and ", RegexOptions.Multiline)
+            .Select(m => DateTimeOffset.ParseExact(m.Groups[1].Value, "yyyy-MM-dd HH:mm:ss.fff zzz", CultureInfo.InvariantCulture)).ToList();
+        Assert.True(failed.Count >= 2 && failed[1] - failed[0] >= TimeSpan.FromSeconds(1), server.Log);
     }
 }
