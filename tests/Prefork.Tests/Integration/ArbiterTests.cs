@@ -102,7 +102,7 @@ public sealed class ArbiterTests
         server.WaitForLog("WORKER TIMEOUT", TimeSpan.FromSeconds(20));
         Assert.Matches(@"WORKER TIMEOUT: worker 0 \(pid \d+\) spent [\d.]+ s on GET /slow \(timeout 4 s\)", server.Log);
         Assert.Equal(-1, await hung); // its connection died with the worker
-        var after = server.WaitForWorkers(1, also: p => !p.Contains(before[0]));
+        server.WaitForWorkers(1, also: p => !p.Contains(before[0]));
         Assert.Equal(200, server.Get("/").Status);
         server.WaitForLog("was killed by signal 6 (SIGABRT)", TimeSpan.FromSeconds(10));
     }

@@ -71,7 +71,7 @@ public sealed class DeployFilesTests
             var seen = new HashSet<int>();
             while (DateTime.UtcNow < until && seen.Count < 2)
             {
-                var r = server.Get("/?after-rotation");
+                server.Get("/?after-rotation");
                 var accessLog = Path.Combine(logs, "access.log");
                 if (File.Exists(accessLog))
                     foreach (var line in File.ReadAllLines(accessLog).Where(l => l.Contains("?after-rotation")))

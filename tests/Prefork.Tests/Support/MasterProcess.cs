@@ -38,8 +38,6 @@ public abstract class MasterProcess : IDisposable
 
     public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1) => _output.WaitFor(text, timeout, occurrences);
 
-    public int CountInLog(string text) => _output.Count(text);
-
     /// <summary>Live worker pids: the master's child processes, from /proc (remembered for <see cref="Dispose"/>).</summary>
     public IReadOnlyList<int> WorkerPids()
     {

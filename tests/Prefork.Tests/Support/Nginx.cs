@@ -12,7 +12,7 @@ public sealed class Nginx : IDisposable
 {
     private readonly Process _process;
     private readonly CapturedOutput _output;
-    public string Prefix { get; }
+    private string Prefix { get; }
     public int Port { get; }
 
     public string ErrorLog => File.Exists(Path.Combine(Prefix, "error.log")) ? File.ReadAllText(Path.Combine(Prefix, "error.log")) : "";

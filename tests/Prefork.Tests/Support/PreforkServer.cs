@@ -22,11 +22,11 @@ public sealed class PreforkServer : MasterProcess
     public static string Executable => Path.Combine(AppContext.BaseDirectory, "prefork");
 
     /// <summary>Starts a master with `bind` on a free port plus the given TOML lines; waits until it serves.</summary>
-    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, string? executable = null, params string[] extraArgs)
+    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, string? executable = null)
     {
         int port = FreePort();
         var dir = Path.Combine(Path.GetTempPath(), "prefork-test-" + Guid.NewGuid().ToString("N")[..8]);
-        System.IO.Directory.CreateDirectory(dir);
+        System.IO.Directory.CreateDirectory(dir); // not CreateTempSubdirectory's 0700: workers may run as another user
         var config = Path.Combine(dir, "gateway.toml");
         var text = new StringBuilder();
         if (!toml.Contains("bind")) text.AppendLine($"bind = [\"127.0.0.1:{port}\"]");
@@ -39,7 +39,12 @@ public sealed class PreforkServer : MasterProcess
         text.AppendLine(toml.Replace("{port}", port.ToString()));
         File.WriteAllText(config, text.ToString());
 
-        var server = new PreforkServer(Launch(dir, ["-c", config, .. extraArgs], executable), port, dir, config);
+        var psi = new ProcessStartInfo(executable ?? Executable)
+        {
+            WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            ArgumentList = { "-c", config },
+        };
+        var server = new PreforkServer(Process.Start(psi)!, port, dir, config);
         if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(60));
         return server;
     }
@@ -47,19 +52,6 @@ public sealed class PreforkServer : MasterProcess
     /// <summary>Runs prefork to completion (for --check-config, bad configs…): exit code and all output.</summary>
     public static (int ExitCode, string Output) RunToExit(params string[] args) =>
         Repo.Run(Executable, args, Path.GetTempPath(), TimeSpan.FromSeconds(60));
-
-    private static Process Launch(string workDir, string[] args, string? executable = null)
-    {
-        var psi = new ProcessStartInfo(executable ?? Executable)
-        {
-            WorkingDirectory = workDir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return Process.Start(psi)!;
-    }
 
     /// <summary>
     /// Connections waiting in the kernel's accept queue of this server's IPv4 listener: for a
