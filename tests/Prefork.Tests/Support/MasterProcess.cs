@@ -26,6 +26,16 @@ public abstract class MasterProcess : IDisposable
         ConfigPath = configPath;
     }
 
+    /// <summary>
+    /// The lines every test's config has unless its <paramref name="toml"/> says otherwise (the sample
+    /// app, found beside the tests, and a graceful_timeout of 10 s), then <paramref name="toml"/>.
+    /// </summary>
+    protected static string ConfigText(string toml) =>
+        (toml.Contains("app =") ? "" : "app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"\n") +
+        $"app_path = [\"{AppContext.BaseDirectory}\"]\n" +
+        (toml.Contains("graceful_timeout") ? "" : "graceful_timeout = 10\n") +
+        toml + "\n";
+
     public void Signal(Signum signal) => Syscall.kill(MasterPid, signal);
 
     /// <summary>Waits (bounded) for the master to exit, and then for its last output lines to reach <see cref="Log"/>.</summary>

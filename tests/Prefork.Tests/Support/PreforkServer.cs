@@ -33,10 +33,7 @@ public sealed class PreforkServer : MasterProcess
         if (!toml.Contains("workers")) text.AppendLine($"workers = {workers}");
         // The classic model unless a test says otherwise: each class has its own tests (WorkerClassTests).
         if (!toml.Contains("worker_class")) text.AppendLine("worker_class = \"sync\"");
-        if (!toml.Contains("app =")) text.AppendLine("app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"");
-        text.AppendLine($"app_path = [\"{AppContext.BaseDirectory}\"]");
-        if (!toml.Contains("graceful_timeout")) text.AppendLine("graceful_timeout = 10");
-        text.AppendLine(toml.Replace("{port}", port.ToString()));
+        text.Append(ConfigText(toml.Replace("{port}", port.ToString())));
         File.WriteAllText(config, text.ToString());
 
         var psi = new ProcessStartInfo(executable ?? Executable)

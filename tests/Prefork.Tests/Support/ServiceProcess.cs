@@ -37,10 +37,4 @@ public sealed class ServiceProcess : MasterProcess
         foreach (var (k, v) in environment) psi.Environment[k] = v;
         return new ServiceProcess(Process.Start(psi)!, dir, config);
     }
-
-    private static string ConfigText(string toml) =>
-        toml + "\n" +
-        (toml.Contains("app =") ? "" : "app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"\n") +
-        $"app_path = [\"{AppContext.BaseDirectory}\"]\n" +
-        (toml.Contains("graceful_timeout") ? "" : "graceful_timeout = 10\n");
 }
