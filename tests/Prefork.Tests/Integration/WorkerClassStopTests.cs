@@ -70,7 +70,7 @@ public sealed class WorkerClassStopTests
         using var socket = RawHttp.Connect(server.Port);
         var reader = new ResponseReader(socket);
         socket.Send("GET /slow-async?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
-        Thread.Sleep(300); // usually in flight by now; if not, it is in the accept queue, which is served too
+        server.WaitUntilAllAccepted(); // in flight: the worker has taken it
         server.Signal(Signum.SIGTERM);
         var r = reader.Read();
         Assert.Equal(200, r.Status);
