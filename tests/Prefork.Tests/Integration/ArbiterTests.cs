@@ -140,7 +140,13 @@ public sealed class ArbiterTests
         server.WaitForWorkers(2);
         server.Signal(Signum.SIGTTIN);
         server.WaitForWorkers(3);
-        for (int i = 0; i < 4; i++) { server.Signal(Signum.SIGTTOU); Thread.Sleep(200); }
+        // One at a time, each once the last was handled: two signals pending at once could merge into one.
+        for (int i = 1; i <= 4; i++)
+        {
+            server.Signal(Signum.SIGTTOU);
+            server.WaitForLog("Handling signal: TTOU", TimeSpan.FromSeconds(10), occurrences: i);
+        }
+        server.WaitForLog("Handling signal: TTOU; workers now 1", TimeSpan.FromSeconds(10), occurrences: 3); // 3 → 2 → 1 → 1 → 1
         server.WaitForWorkers(1);
         Thread.Sleep(1500);
         Assert.Single(server.WorkerPids());
