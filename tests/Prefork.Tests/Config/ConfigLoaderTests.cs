@@ -1,4 +1,5 @@
 using Prefork.Config;
+using Prefork.Tests.Support;
 
 namespace Prefork.Tests.Config;
 
@@ -78,7 +79,7 @@ public sealed class ConfigLoaderTests
     [Fact]
     public void The_README_settings_table_is_generated_from_the_declarations()
     {
-        var readme = File.ReadAllText(Path.Combine(RepoRoot(), "README.md"));
+        var readme = File.ReadAllText(Repo.File("README.md"));
         int begin = readme.IndexOf("<!-- settings:begin -->", StringComparison.Ordinal);
         int end = readme.IndexOf("<!-- settings:end -->", StringComparison.Ordinal);
         Assert.True(begin >= 0 && end > begin, "README lacks the settings markers");
@@ -90,15 +91,7 @@ public sealed class ConfigLoaderTests
     [Fact]
     public void The_shipped_configs_are_valid()
     {
-        var root = RepoRoot();
-        foreach (var file in Directory.GetFiles(Path.Combine(root, "config"), "*.toml").Append(Path.Combine(root, "gateway.toml")))
+        foreach (var file in Directory.GetFiles(Repo.File("config"), "*.toml").Append(Repo.File("gateway.toml")))
             ConfigLoader.Load(file); // throws with the key on any mistake
-    }
-
-    internal static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Prefork.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new DirectoryNotFoundException("Prefork.sln not found above " + AppContext.BaseDirectory);
     }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using Prefork.Config;
+using Prefork.Tests.Integration;
 using Prefork.Tests.Support;
 using Xunit.Abstractions;
 
@@ -15,8 +16,6 @@ public sealed class GunicornCorpusTests(ITestOutputHelper output)
     private static readonly DeviationList Listed = DeviationList.Read();
 
     private static IEnumerable<CorpusCase> Replayed => CorpusCase.All.Where(c => !Listed.NotReplayed.ContainsKey(c.Name));
-
-    public static IEnumerable<object[]> WorkerClasses => Settings.Find("worker_class")!.Choices!.Select(c => new object[] { c });
 
     [Fact]
     public void The_corpus_is_all_there_and_the_lists_name_real_cases()
@@ -89,7 +88,7 @@ public sealed class GunicornCorpusTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [MemberData(nameof(WorkerClasses))]
+    [MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
     public void Server_answers_every_case_as_the_parser_decides(string workerClass)
     {
         // One server per distinct set of settings, started side by side; the cases of one server

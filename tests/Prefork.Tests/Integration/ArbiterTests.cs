@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Mono.Unix.Native;
 using Prefork.Tests.Support;
 
@@ -7,8 +6,6 @@ namespace Prefork.Tests.Integration;
 /// <summary>The master as a supervisor: every signal, reloads under load, timeouts, recycling, hooks. Real processes, real signals.</summary>
 public sealed class ArbiterTests
 {
-    private static int PidOf(HttpResponse r) => JsonDocument.Parse(r.Body).RootElement.GetProperty("pid").GetInt32();
-
     [Theory]
     [InlineData("sync")]
     [InlineData("threads")]   // keep-alive connections held across the reload
@@ -45,7 +42,7 @@ public sealed class ArbiterTests
         server.Signal(Signum.SIGHUP);
         server.WaitForLog("Ready: generation 2, 3 workers", TimeSpan.FromSeconds(30));
         var pids = server.WaitForWorkers(3);
-        Assert.Equal(200, RawHttp.Send(extraPort, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").Status);
+        Assert.Equal(200, RawHttp.Get(extraPort, "/").Status);
 
         File.WriteAllText(server.ConfigPath, original.Replace("workers = 2", "workers = \"lots\""));
         server.Signal(Signum.SIGHUP);
@@ -105,7 +102,7 @@ public sealed class ArbiterTests
         server.WaitForLog("WORKER TIMEOUT", TimeSpan.FromSeconds(20));
         Assert.Matches(@"WORKER TIMEOUT: worker 0 \(pid \d+\) spent [\d.]+ s on GET /slow \(timeout 4 s\)", server.Log);
         Assert.Equal(-1, await hung); // its connection died with the worker
-        var after = server.WaitForWorkers(1, also: p => !p.Contains(before[0]));
+        server.WaitForWorkers(1, also: p => !p.Contains(before[0]));
         Assert.Equal(200, server.Get("/").Status);
         server.WaitForLog("was killed by signal 6 (SIGABRT)", TimeSpan.FromSeconds(10));
     }
@@ -121,7 +118,7 @@ public sealed class ArbiterTests
         // Request counts arrive with heartbeats: a recycle near the end of the load is logged just after.
         server.WaitForLog("Recycling worker", TimeSpan.FromSeconds(15), occurrences: 2);
         Assert.Matches(@"served \d+ requests \(max_requests (3[0-4]\d|350)\)", server.Log);
-        Assert.Empty(before.Intersect(server.WaitForWorkers(2, also: p => !p.Intersect(before).Any())));
+        server.WaitForWorkers(2, also: p => !p.Intersect(before).Any()); // every worker was recycled
     }
 
     [Fact]
@@ -143,7 +140,13 @@ public sealed class ArbiterTests
         server.WaitForWorkers(2);
         server.Signal(Signum.SIGTTIN);
         server.WaitForWorkers(3);
-        for (int i = 0; i < 4; i++) { server.Signal(Signum.SIGTTOU); Thread.Sleep(200); }
+        // One at a time, each once the last was handled: two signals pending at once could merge into one.
+        for (int i = 1; i <= 4; i++)
+        {
+            server.Signal(Signum.SIGTTOU);
+            server.WaitForLog("Handling signal: TTOU", TimeSpan.FromSeconds(10), occurrences: i);
+        }
+        server.WaitForLog("Handling signal: TTOU; workers now 1", TimeSpan.FromSeconds(10), occurrences: 3); // 3 → 2 → 1 → 1 → 1
         server.WaitForWorkers(1);
         Thread.Sleep(1500);
         Assert.Single(server.WorkerPids());
@@ -170,13 +173,14 @@ public sealed class ArbiterTests
         using var server = PreforkServer.Start("accesslog = \"access.log\"", workers: 1);
         var log = Path.Combine(server.Directory, "access.log");
         server.Get("/first");
-        WaitFor(() => File.Exists(log) && File.ReadAllText(log).Contains("/first"));
+        Wait.ForFileToContain(log, "/first");
         File.Move(log, log + ".1");
         server.Signal(Signum.SIGUSR1);
         server.WaitForLog("reopening log files", TimeSpan.FromSeconds(10));
-        WaitFor(() => File.Exists(log)); // the worker reopened: it recreated the file
+        // The worker reopened: it recreated the file.
+        Assert.True(Wait.Until(() => File.Exists(log), TimeSpan.FromSeconds(30)), "access.log was not recreated");
         server.Get("/second");
-        WaitFor(() => File.Exists(log) && File.ReadAllText(log).Contains("/second"));
+        Wait.ForFileToContain(log, "/second");
         Assert.DoesNotContain("/second", File.ReadAllText(log + ".1"));
         Assert.Matches(@"127\.0\.0\.1 - - \[.+\] ""GET /second HTTP/1\.1"" 404 10 ""-"" ""-"" <\d+>", File.ReadAllText(log));
     }
@@ -219,10 +223,9 @@ public sealed class ArbiterTests
         Assert.Contains("PREFORK_WORKER_INDEX=0", File.ReadAllText($"/proc/{worker}/environ").Split('\0'));
     }
 
-    [Fact]
+    [RootFact] // only root can change user
     public void User_drops_privileges_in_workers_while_the_master_keeps_its_own()
     {
-        if (Syscall.getuid() != 0) return; // only root can change user; CI runs as root
         using var server = PreforkServer.Start("user = \"nobody\"", workers: 1);
         var worker = server.WaitForWorkers(1)[0];
         Assert.Matches(@"Uid:\s+65534\s", File.ReadAllText($"/proc/{worker}/status"));
@@ -241,16 +244,6 @@ public sealed class ArbiterTests
         Assert.Contains("which is running", server.Log);
         Assert.Equal(Environment.ProcessId.ToString(), File.ReadAllText(pidfile).Trim()); // not ours: left alone
         File.Delete(pidfile);
-    }
-
-    private static void WaitFor(Func<bool> condition)
-    {
-        var until = DateTime.UtcNow.AddSeconds(15);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > until) throw new TimeoutException("condition not met in 15 s");
-            Thread.Sleep(100);
-        }
     }
 
     /// <summary>A copy of the built prefork and its assemblies in a fresh folder.</summary>

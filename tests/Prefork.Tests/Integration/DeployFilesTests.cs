@@ -50,7 +50,7 @@ public sealed class DeployFilesTests
 
         using var server = PreforkServer.Start("accesslog = \"access.log\"\nerrorlog = \"error.log\"", workers: 2, waitReady: false);
         var logs = server.Directory;
-        WaitForFileToContain(Path.Combine(logs, "error.log"), "Ready:");
+        Wait.ForFileToContain(Path.Combine(logs, "error.log"), "Ready:");
         // The shipped file, aimed at this server: its log folder, and USR1 to its master by pid.
         var conf = shipped.Replace("/var/log/prefork/*.log", Path.Combine(logs, "*.log"));
         conf = Regex.Replace(conf, @"^\s*systemctl kill .*USR1 prefork\.service.*$", $"        kill -USR1 {server.MasterPid}", RegexOptions.Multiline);
@@ -60,7 +60,7 @@ public sealed class DeployFilesTests
         try
         {
             Assert.Equal(200, server.Get("/?before-rotation").Status);
-            WaitForFileToContain(Path.Combine(logs, "access.log"), "?before-rotation");
+            Wait.ForFileToContain(Path.Combine(logs, "access.log"), "?before-rotation");
 
             var (code, output) = Repo.Run("logrotate", ["--force", "--state", confPath + ".state", confPath]);
             Assert.True(code == 0, output);
@@ -71,7 +71,7 @@ public sealed class DeployFilesTests
             var seen = new HashSet<int>();
             while (DateTime.UtcNow < until && seen.Count < 2)
             {
-                var r = server.Get("/?after-rotation");
+                server.Get("/?after-rotation");
                 var accessLog = Path.Combine(logs, "access.log");
                 if (File.Exists(accessLog))
                     foreach (var line in File.ReadAllLines(accessLog).Where(l => l.Contains("?after-rotation")))
@@ -82,23 +82,12 @@ public sealed class DeployFilesTests
             // The master reopened its error log too: it logged USR1 to the old file, what follows goes to the new one.
             Assert.Contains("Handling signal: USR1", File.ReadAllText(Path.Combine(logs, "error.log.1")));
             server.Signal(Signum.SIGTTIN);
-            WaitForFileToContain(Path.Combine(logs, "error.log"), "Handling signal: TTIN");
+            Wait.ForFileToContain(Path.Combine(logs, "error.log"), "Handling signal: TTIN");
         }
         finally
         {
             File.Delete(confPath);
             File.Delete(confPath + ".state");
         }
-    }
-
-    private static void WaitForFileToContain(string path, string text)
-    {
-        var until = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < until)
-        {
-            if (File.Exists(path) && File.ReadAllText(path).Contains(text)) return;
-            Thread.Sleep(50);
-        }
-        Assert.Fail($"{path} does not contain '{text}'" + (File.Exists(path) ? ":\n" + File.ReadAllText(path) : " (no such file)"));
     }
 }

@@ -25,8 +25,6 @@ public sealed class FuzzTests(ITestOutputHelper output)
     private static readonly TimeSpan ParserBudget = TimeSpan.FromSeconds(2 * Scale);
     private static readonly TimeSpan ServerBudget = TimeSpan.FromSeconds(8 * Scale); // shared by all worker classes
 
-    public static IEnumerable<object[]> WorkerClasses => GunicornCorpusTests.WorkerClasses;
-
     private static IEnumerable<int> Seeds()
     {
         if (int.TryParse(Environment.GetEnvironmentVariable("PREFORK_FUZZ_SEED"), out int chosen)) return [chosen];
@@ -68,10 +66,10 @@ public sealed class FuzzTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [MemberData(nameof(WorkerClasses))]
+    [MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
     public void The_server_answers_well_or_closes_decides_as_the_parser_and_no_worker_dies(string workerClass)
     {
-        var budget = ServerBudget / GunicornCorpusTests.WorkerClasses.Count();
+        var budget = ServerBudget / WorkerClassTests.Classes.Count;
         var echo = $"worker_class = \"{workerClass}\"\napp = \"Prefork.SampleApp:Prefork.SampleApp.EchoApplication\"\n";
         // A plain listener, and one behind the PROXY protocol (most inputs then get a valid header first).
         var servers = new[] { "", "proxy_protocol = true" }.AsParallel().AsOrdered()
@@ -99,7 +97,7 @@ public sealed class FuzzTests(ITestOutputHelper output)
                 }
                 for (int i = 0; i < servers.Length; i++) Assert.Equal(pids[i], servers[i].Server.WorkerPids());
             }
-            Assert.Equal(200, RawHttp.Send(servers[0].Server.Port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").Status);
+            Assert.Equal(200, servers[0].Server.Get("/").Status);
             for (int i = 0; i < servers.Length; i++) Assert.Equal(pids[i], servers[i].Server.WorkerPids());
             output.WriteLine($"{workerClass}: {exchanges} exchanges");
         }

@@ -36,7 +36,7 @@ public sealed class NginxTests
 
         var masters = new HashSet<int>();
         for (int i = 0; i < 20; i++)
-            masters.Add(JsonDocument.Parse(await client.GetStringAsync("/pid")).RootElement.GetProperty("master").GetInt32());
+            masters.Add(ServedBy.Parse(await client.GetStringAsync("/pid")).Master);
         Assert.Equal(new[] { a.MasterPid, b.MasterPid }.Order(), masters.Order());
 
         // A client's own X-Forwarded-* are replaced by what nginx knows: they cannot be forged.
@@ -74,7 +74,7 @@ public sealed class NginxTests
 
         // A bounded load: 6 clients in a loop until told to stop (or 3 minutes at most).
         var failures = new ConcurrentQueue<string>();
-        var served = new ConcurrentQueue<(int Pid, int Master)>();
+        var served = new ConcurrentQueue<ServedBy>();
         using var stop = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var load = Enumerable.Range(0, 6).Select(_ => Task.Run(async () =>
         {
@@ -85,11 +85,7 @@ public sealed class NginxTests
                     using var response = await client.GetAsync("/pid");
                     var body = await response.Content.ReadAsStringAsync();
                     if (response.StatusCode != HttpStatusCode.OK) failures.Enqueue($"{(int)response.StatusCode}: {body}");
-                    else
-                    {
-                        var json = JsonDocument.Parse(body).RootElement;
-                        served.Enqueue((json.GetProperty("pid").GetInt32(), json.GetProperty("master").GetInt32()));
-                    }
+                    else served.Enqueue(ServedBy.Parse(body));
                 }
                 catch (Exception e) { failures.Enqueue(e.GetBaseException().Message); }
             }
@@ -98,8 +94,7 @@ public sealed class NginxTests
         void WaitForMore(int count)
         {
             int target = served.Count + count;
-            var until = DateTime.UtcNow + Bound;
-            while (served.Count < target && DateTime.UtcNow < until && !stop.IsCancellationRequested) Thread.Sleep(20);
+            Wait.Until(() => served.Count >= target || stop.IsCancellationRequested, Bound);
             Assert.True(served.Count >= target, $"the load stalled at {served.Count} responses; failures: {string.Join("; ", failures.Take(5))}");
         }
 

@@ -127,13 +127,11 @@ public sealed class PackagingTests(PackagesFixture packages) : IClassFixture<Pac
 
         using var service = ServiceProcess.StartExecutable(packages.Tool, Path.Combine(app, "gateway.toml"));
         service.WaitForLog("3 workers serving", TimeSpan.FromSeconds(60));
-        Assert.StartsWith("Hello from worker ", Get(port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").BodyText);
-        Assert.Equal("ok\n", Get(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").BodyText);
-        Assert.Equal("HELLO", Get(port, "POST /upper HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello").BodyText);
-        Assert.Equal("1\n2\n", Get(port, "GET /count?2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").BodyText);
-        Assert.Equal(404, Get(port, "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").Status);
+        Assert.StartsWith("Hello from worker ", RawHttp.Get(port, "/").BodyText);
+        Assert.Equal("ok\n", RawHttp.Get(port, "/healthz").BodyText);
+        Assert.Equal("HELLO", RawHttp.Send(port, "POST /upper HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello").BodyText);
+        Assert.Equal("1\n2\n", RawHttp.Get(port, "/count?2").BodyText);
+        Assert.Equal(404, RawHttp.Get(port, "/nope").Status);
         service.WaitForLog("MyApp: worker 0 (pid", TimeSpan.FromSeconds(10)); // OnWorkerStart ran
     }
-
-    private static HttpResponse Get(int port, string request) => RawHttp.Send(port, request);
 }

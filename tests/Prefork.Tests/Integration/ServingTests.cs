@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Mono.Unix.Native;
 using Prefork.Tests.Support;
 
@@ -18,12 +17,11 @@ public sealed class ServingTests
             // Parallel clients, so a busy worker leaves the next connection to another.
             Parallel.For(0, 6, _ =>
             {
-                var pid = JsonDocument.Parse(server.Get("/pid").Body).RootElement.GetProperty("pid").GetInt32();
+                var pid = ServedBy.Parse(server.Get("/pid")).Pid;
                 lock (served) served.Add(pid);
             });
         }
         Assert.Equal(workers.Order(), served.Order());
-        Assert.DoesNotContain(server.MasterPid, served);
     }
 
     [Fact]
@@ -56,7 +54,7 @@ public sealed class ServingTests
         while (indexes.Count < 2 && DateTime.UtcNow < deadline)
             Parallel.For(0, 4, _ =>
             {
-                var index = JsonDocument.Parse(server.Get("/pid").Body).RootElement.GetProperty("index").GetInt32();
+                var index = ServedBy.Parse(server.Get("/pid")).Index;
                 lock (indexes) indexes.Add(index);
             });
         Assert.Equal([0, 1], indexes.Order());

@@ -101,7 +101,7 @@ public sealed class WorkerClassConcurrencyTests
             // Meanwhile, ordinary clients are answered.
             for (int i = 0; i < 20; i++)
             {
-                var r = RawHttp.Send(server.Port, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 10_000);
+                var r = server.Get("/");
                 Assert.Equal(200, r.Status);
                 Thread.Sleep(50);
             }
@@ -139,7 +139,7 @@ public sealed class WorkerClassConcurrencyTests
         // Both workers must be in their loops first: until one is, the other takes every connection.
         var answered = new HashSet<int>();
         for (int i = 0; i < 200 && answered.Count < 2; i++)
-            answered.Add(System.Text.Json.JsonDocument.Parse(server.Get("/pid").Body).RootElement.GetProperty("pid").GetInt32());
+            answered.Add(ServedBy.Parse(server.Get("/pid")).Pid);
         Assert.Equal(workers.Order(), answered.Order());
         var sockets = new List<Socket>();
         try
@@ -150,7 +150,7 @@ public sealed class WorkerClassConcurrencyTests
                 var s = RawHttp.Connect(server.Port);
                 sockets.Add(s); // kept open: each worker keeps what it accepted
                 s.Send("GET /pid HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
-                var pid = System.Text.Json.JsonDocument.Parse(new ResponseReader(s).Read().Body).RootElement.GetProperty("pid").GetInt32();
+                var pid = ServedBy.Parse(new ResponseReader(s).Read()).Pid;
                 perWorker[pid] = perWorker.GetValueOrDefault(pid) + 1;
                 Thread.Sleep(20);
             }
@@ -168,7 +168,7 @@ public sealed class WorkerClassConcurrencyTests
         // `timeout` is for a worker stuck in one request; an await holds nothing up.
         using var server = WorkerClassTests.Start("epoll", "timeout = 4");
         var pids = server.WaitForWorkers(1);
-        var r = RawHttp.Send(server.Port, "GET /slow-async?ms=9000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeoutMs: 20_000);
+        var r = RawHttp.Get(server.Port, "/slow-async?ms=9000", timeoutMs: 20_000);
         Assert.Equal(200, r.Status);
         Assert.Equal(pids, server.WorkerPids());
         Assert.DoesNotContain("WORKER TIMEOUT", server.Log);

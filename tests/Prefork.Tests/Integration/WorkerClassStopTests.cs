@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using Mono.Unix.Native;
 using Prefork.Tests.Support;
 
@@ -23,7 +22,8 @@ public sealed class WorkerClassStopTests
         using var busy = RawHttp.Connect(server.Port);
         var busyReader = new ResponseReader(busy);
         busy.Send("GET /async-stream?n=3&ms=700 HTTP/1.1\r\nHost: x\r\n\r\nGET /pid HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
-        WaitForBytes(busy); // its head is out: that response began before the stop
+        // Its head is out: that response began before the stop.
+        Assert.True(Wait.Until(() => busy.Available > 0, TimeSpan.FromSeconds(20)), "no response bytes within 20 s");
 
         server.Signal(Signum.SIGTERM);
 
@@ -70,7 +70,7 @@ public sealed class WorkerClassStopTests
         using var socket = RawHttp.Connect(server.Port);
         var reader = new ResponseReader(socket);
         socket.Send("GET /slow-async?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
-        Thread.Sleep(300); // usually in flight by now; if not, it is in the accept queue, which is served too
+        server.WaitUntilAllAccepted(); // in flight: the worker has taken it
         server.Signal(Signum.SIGTERM);
         var r = reader.Read();
         Assert.Equal(200, r.Status);
@@ -79,15 +79,5 @@ public sealed class WorkerClassStopTests
         Assert.True(reader.WaitForClose());
         Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)), server.Log);
         Assert.Equal(0, server.Master.ExitCode);
-    }
-
-    private static void WaitForBytes(Socket socket)
-    {
-        var until = DateTime.UtcNow.AddSeconds(20);
-        while (socket.Available == 0)
-        {
-            if (DateTime.UtcNow > until) throw new TimeoutException("no response bytes within 20 s");
-            Thread.Sleep(10);
-        }
     }
 }

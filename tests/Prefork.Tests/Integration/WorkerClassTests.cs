@@ -1,4 +1,5 @@
 using System.Text;
+using Prefork.Config;
 using Prefork.Tests.Support;
 
 namespace Prefork.Tests.Integration;
@@ -6,7 +7,8 @@ namespace Prefork.Tests.Integration;
 /// <summary>Every worker class serves HTTP/1.1 the same way: the basics, run against each.</summary>
 public sealed class WorkerClassTests
 {
-    public static TheoryData<string> Classes => ["sync", "threads", "epoll"];
+    /// <summary>Every worker_class the settings allow.</summary>
+    public static TheoryData<string> Classes => new(Settings.Find("worker_class")!.Choices!);
 
     /// <summary>One worker of the class (threads with a pool of 4: sync with threads > 1 would be threads too), plus extra TOML.</summary>
     internal static PreforkServer Start(string workerClass, string toml = "", int workers = 1) =>

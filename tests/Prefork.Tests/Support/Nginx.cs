@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using System.Text;
 using Mono.Unix.Native;
 
 namespace Prefork.Tests.Support;
@@ -12,8 +11,8 @@ namespace Prefork.Tests.Support;
 public sealed class Nginx : IDisposable
 {
     private readonly Process _process;
-    private readonly StringBuilder _output = new();
-    public string Prefix { get; }
+    private readonly CapturedOutput _output;
+    private string Prefix { get; }
     public int Port { get; }
 
     public string ErrorLog => File.Exists(Path.Combine(Prefix, "error.log")) ? File.ReadAllText(Path.Combine(Prefix, "error.log")) : "";
@@ -47,10 +46,7 @@ public sealed class Nginx : IDisposable
                      "-g", $"daemon off; pid {Prefix}/nginx.pid; error_log {Prefix}/error.log info;" })
             psi.ArgumentList.Add(a);
         _process = Process.Start(psi)!;
-        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_output) _output.AppendLine(e.Data); };
-        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_output) _output.AppendLine(e.Data); };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        _output = new CapturedOutput(_process);
         WaitUntilListening();
     }
 
@@ -60,7 +56,7 @@ public sealed class Nginx : IDisposable
         while (DateTime.UtcNow < until)
         {
             if (_process.HasExited)
-                throw new InvalidOperationException($"nginx exited ({_process.ExitCode}): {_output}\n{ErrorLog}");
+                throw new InvalidOperationException($"nginx exited ({_process.ExitCode}): {_output.Text}\n{ErrorLog}");
             try
             {
                 using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -69,20 +65,13 @@ public sealed class Nginx : IDisposable
             }
             catch (SocketException) { Thread.Sleep(50); }
         }
-        throw new TimeoutException($"nginx not listening on {Port}: {_output}\n{ErrorLog}");
+        throw new TimeoutException($"nginx not listening on {Port}: {_output.Text}\n{ErrorLog}");
     }
 
     public void Dispose()
     {
-        var workers = PreforkServer.ChildrenOf(_process.Id);
-        if (!_process.HasExited)
-        {
-            Syscall.kill(_process.Id, Signum.SIGQUIT); // graceful: nginx's workers exit with it
-            if (!_process.WaitForExit(10_000)) Syscall.kill(_process.Id, Signum.SIGKILL);
-        }
-        _process.WaitForExit(5_000);
-        foreach (var pid in workers.Where(PreforkServer.IsAlive)) Syscall.kill(pid, Signum.SIGKILL);
-        _process.Dispose();
+        // QUIT is graceful: nginx's workers exit with it.
+        Processes.Stop(_process, Signum.SIGQUIT, TimeSpan.FromSeconds(10), Processes.ChildrenOf(_process.Id));
         try { Directory.Delete(Prefix, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

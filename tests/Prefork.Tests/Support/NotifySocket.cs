@@ -61,13 +61,8 @@ public sealed class NotifySocket : IDisposable
     /// <summary>Waits (bounded) until <paramref name="done"/> holds over the datagrams received.</summary>
     public void WaitUntil(Func<IReadOnlyList<string>, bool> done, TimeSpan timeout, string what, Func<string>? log = null)
     {
-        var until = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < until)
-        {
-            if (done(Messages)) return;
-            Thread.Sleep(50);
-        }
-        throw new TimeoutException($"notify socket: {what} not seen within {timeout}. Received:\n{string.Join("\n---\n", Messages)}\n" + log?.Invoke());
+        if (!Wait.Until(() => done(Messages), timeout))
+            throw new TimeoutException($"notify socket: {what} not seen within {timeout}. Received:\n{string.Join("\n---\n", Messages)}\n" + log?.Invoke());
     }
 
     /// <summary>The value of NAME= in a datagram, or null.</summary>

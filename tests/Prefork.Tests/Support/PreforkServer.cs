@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Mono.Unix.Native;
 
 namespace Prefork.Tests.Support;
 
@@ -10,79 +9,46 @@ namespace Prefork.Tests.Support;
 /// Starts the real `prefork` executable on a free port with a config written for the test,
 /// captures its log, and stops it (and any worker it left) by pid when disposed.
 /// </summary>
-public sealed class PreforkServer : IDisposable
+public sealed class PreforkServer : MasterProcess
 {
-    public Process Master { get; }
     public int Port { get; }
-    public string Directory { get; }
-    public string ConfigPath { get; }
-    private readonly CapturedOutput _output;
-    private readonly HashSet<int> _seenPids = [];
 
-    public string Log => _output.Text;
-    public int MasterPid => Master.Id;
-
-    private PreforkServer(Process master, int port, string directory, string configPath)
+    private PreforkServer(Process master, int port, string directory, string configPath) : base(master, directory, configPath)
     {
-        Master = master;
-        _output = new CapturedOutput(master);
         Port = port;
-        Directory = directory;
-        ConfigPath = configPath;
     }
 
     /// <summary>The `prefork` apphost built beside the tests (the CLI project is referenced).</summary>
     public static string Executable => Path.Combine(AppContext.BaseDirectory, "prefork");
 
     /// <summary>Starts a master with `bind` on a free port plus the given TOML lines; waits until it serves.</summary>
-    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, string? executable = null, params string[] extraArgs)
+    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, string? executable = null)
     {
         int port = FreePort();
         var dir = Path.Combine(Path.GetTempPath(), "prefork-test-" + Guid.NewGuid().ToString("N")[..8]);
-        System.IO.Directory.CreateDirectory(dir);
+        System.IO.Directory.CreateDirectory(dir); // not CreateTempSubdirectory's 0700: workers may run as another user
         var config = Path.Combine(dir, "gateway.toml");
         var text = new StringBuilder();
         if (!toml.Contains("bind")) text.AppendLine($"bind = [\"127.0.0.1:{port}\"]");
         if (!toml.Contains("workers")) text.AppendLine($"workers = {workers}");
         // The classic model unless a test says otherwise: each class has its own tests (WorkerClassTests).
         if (!toml.Contains("worker_class")) text.AppendLine("worker_class = \"sync\"");
-        if (!toml.Contains("app =")) text.AppendLine("app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"");
-        text.AppendLine($"app_path = [\"{AppContext.BaseDirectory}\"]");
-        if (!toml.Contains("graceful_timeout")) text.AppendLine("graceful_timeout = 10");
-        text.AppendLine(toml.Replace("{port}", port.ToString()));
+        text.Append(ConfigText(toml.Replace("{port}", port.ToString())));
         File.WriteAllText(config, text.ToString());
 
-        var server = new PreforkServer(Launch(dir, ["-c", config, .. extraArgs], executable), port, dir, config);
+        var psi = new ProcessStartInfo(executable ?? Executable)
+        {
+            WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            ArgumentList = { "-c", config },
+        };
+        var server = new PreforkServer(Process.Start(psi)!, port, dir, config);
         if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(60));
         return server;
     }
 
     /// <summary>Runs prefork to completion (for --check-config, bad configs…): exit code and all output.</summary>
-    public static (int ExitCode, string Output) RunToExit(params string[] args)
-    {
-        using var p = Launch(Path.GetTempPath(), args);
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException("prefork did not exit"); }
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
-
-    private static Process Launch(string workDir, string[] args, string? executable = null)
-    {
-        var psi = new ProcessStartInfo(executable ?? Executable)
-        {
-            WorkingDirectory = workDir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return Process.Start(psi)!;
-    }
-
-    public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1) => _output.WaitFor(text, timeout, occurrences);
-
-    public int CountInLog(string text) => _output.Count(text);
+    public static (int ExitCode, string Output) RunToExit(params string[] args) =>
+        Repo.Run(Executable, args, Path.GetTempPath(), TimeSpan.FromSeconds(60));
 
     /// <summary>
     /// Connections waiting in the kernel's accept queue of this server's IPv4 listener: for a
@@ -112,14 +78,6 @@ public sealed class PreforkServer : IDisposable
         }
     }
 
-    /// <summary>Live worker pids: the master's child processes, from /proc.</summary>
-    public IReadOnlyList<int> WorkerPids()
-    {
-        var pids = ChildrenOf(MasterPid);
-        lock (_seenPids) foreach (var p in pids) _seenPids.Add(p);
-        return pids;
-    }
-
     /// <summary>Waits until exactly <paramref name="count"/> workers run (and answer), returns their pids.</summary>
     public IReadOnlyList<int> WaitForWorkers(int count, TimeSpan? timeout = null, Func<IReadOnlyList<int>, bool>? also = null)
     {
@@ -134,46 +92,7 @@ public sealed class PreforkServer : IDisposable
         throw new TimeoutException($"expected {count} workers, have [{string.Join(",", pids)}]. Log:\n{Log}");
     }
 
-    public static List<int> ChildrenOf(int parent)
-    {
-        var result = new List<int>();
-        foreach (var dir in System.IO.Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var afterName = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                if (int.Parse(afterName[1]) == parent && afterName[0] != "Z") result.Add(pid);
-            }
-            catch (IOException) { }
-        }
-        return result;
-    }
-
-    public static bool IsAlive(int pid) => Syscall.kill(pid, 0) == 0 && !IsZombie(pid);
-
-    private static bool IsZombie(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)] == 'Z';
-        }
-        catch (IOException) { return false; }
-    }
-
-    public void Signal(Signum signal) => Syscall.kill(MasterPid, signal);
-
-    public bool WaitForExit(TimeSpan timeout)
-    {
-        if (!Master.WaitForExit(timeout)) return false;
-        Master.WaitForExit(); // the timed overload does not wait for the redirected output's last lines
-        return true;
-    }
-
-    public HttpResponse Get(string path, string? extraHeaders = null) =>
-        RawHttp.Send(Port, $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extraHeaders}\r\n");
+    public HttpResponse Get(string path) => RawHttp.Get(Port, path);
 
     // Test ports come from below the kernel's ephemeral range (32768+), so neither a client's
     // outgoing connection nor another bind(0) can take one between choosing it and the master
@@ -196,22 +115,5 @@ public sealed class PreforkServer : IDisposable
             catch (SocketException) { } // in use (or lingering): try the next one
         }
         throw new InvalidOperationException("no free test port");
-    }
-
-    /// <summary>Stops the master (TERM, then KILL) and every worker it ever had, by pid.</summary>
-    public void Dispose()
-    {
-        try { WorkerPids(); } catch (IOException) { }
-        if (!Master.HasExited)
-        {
-            Syscall.kill(MasterPid, Signum.SIGTERM);
-            if (!Master.WaitForExit(15_000)) Syscall.kill(MasterPid, Signum.SIGKILL);
-        }
-        Master.WaitForExit(5_000);
-        lock (_seenPids)
-            foreach (var pid in _seenPids)
-                if (IsAlive(pid)) Syscall.kill(pid, Signum.SIGKILL);
-        Master.Dispose();
-        try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
     }
 }

@@ -24,6 +24,10 @@ public sealed record HttpResponse(int Status, string Head, byte[] Body, bool Clo
 /// </summary>
 public static class RawHttp
 {
+    /// <summary>GET <paramref name="path"/> on a connection of its own (Connection: close).</summary>
+    public static HttpResponse Get(int port, string path, int timeoutMs = 10_000) =>
+        Send(port, $"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", timeoutMs);
+
     public static HttpResponse Send(int port, string request, int timeoutMs = 10_000) =>
         Send(port, Encoding.Latin1.GetBytes(request), timeoutMs);
 

@@ -1,34 +1,15 @@
 using System.Diagnostics;
-using System.Text;
-using Mono.Unix.Native;
 
 namespace Prefork.Tests.Support;
 
 /// <summary>
 /// `prefork` started the way a service manager starts it: with an environment the test chooses
 /// (NOTIFY_SOCKET, WATCHDOG_USEC…) and optionally under a launcher that execs it, such as
-/// Debian's systemd-socket-activate (which keeps the pid, so <see cref="Pid"/> is the master).
-/// Disposing stops the master and every worker it was seen with, by pid.
+/// Debian's systemd-socket-activate (which keeps the pid, so <see cref="MasterProcess.MasterPid"/> is the master's).
 /// </summary>
-public sealed class ServiceProcess : IDisposable
+public sealed class ServiceProcess : MasterProcess
 {
-    private readonly Process _process;
-    private readonly CapturedOutput _output;
-    private readonly HashSet<int> _seenWorkers = [];
-
-    public string Directory { get; }
-    public string ConfigPath { get; }
-    public int Pid => _process.Id;
-    public Process Process => _process;
-    public string Log => _output.Text;
-
-    private ServiceProcess(Process process, string directory, string configPath)
-    {
-        _process = process;
-        Directory = directory;
-        ConfigPath = configPath;
-        _output = new CapturedOutput(process);
-    }
+    private ServiceProcess(Process process, string directory, string configPath) : base(process, directory, configPath) { }
 
     /// <summary>
     /// Writes <paramref name="toml"/> (plus the sample app and a short graceful_timeout) to a
@@ -55,49 +36,5 @@ public sealed class ServiceProcess : IDisposable
         psi.ArgumentList.Add(config);
         foreach (var (k, v) in environment) psi.Environment[k] = v;
         return new ServiceProcess(Process.Start(psi)!, dir, config);
-    }
-
-    public static string ConfigText(string toml) =>
-        toml + "\n" +
-        (toml.Contains("app =") ? "" : "app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"\n") +
-        $"app_path = [\"{AppContext.BaseDirectory}\"]\n" +
-        (toml.Contains("graceful_timeout") ? "" : "graceful_timeout = 10\n");
-
-    public void Signal(Signum signal) => Syscall.kill(Pid, signal);
-
-    /// <summary>Waits (bounded) for the process to exit, and then for its last output lines to reach <see cref="Log"/>.</summary>
-    public bool WaitForExit(TimeSpan timeout)
-    {
-        if (!_process.WaitForExit(timeout)) return false;
-        _process.WaitForExit(); // the timed overload does not wait for the redirected output
-        return true;
-    }
-
-    public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1) => _output.WaitFor(text, timeout, occurrences);
-
-    public int CountInLog(string text) => _output.Count(text);
-
-    /// <summary>The master's live children (its workers), remembered for <see cref="Dispose"/>.</summary>
-    public IReadOnlyList<int> Workers()
-    {
-        var pids = PreforkServer.ChildrenOf(Pid);
-        lock (_seenWorkers) _seenWorkers.UnionWith(pids);
-        return pids;
-    }
-
-    public void Dispose()
-    {
-        try { Workers(); } catch (IOException) { }
-        if (!_process.HasExited)
-        {
-            Syscall.kill(Pid, Signum.SIGTERM);
-            if (!_process.WaitForExit(15_000)) Syscall.kill(Pid, Signum.SIGKILL);
-        }
-        _process.WaitForExit(5_000);
-        lock (_seenWorkers)
-            foreach (var pid in _seenWorkers)
-                if (PreforkServer.IsAlive(pid)) Syscall.kill(pid, Signum.SIGKILL);
-        _process.Dispose();
-        try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
     }
 }

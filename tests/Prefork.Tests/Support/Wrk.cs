@@ -22,10 +22,10 @@ public sealed partial class Wrk : IDisposable
         _output = process.StandardOutput.ReadToEndAsync();
     }
 
-    public static Wrk Start(int port, string path = "/", int connections = 20, int seconds = 10, int threads = 2)
+    public static Wrk Start(int port, int connections, int seconds)
     {
         var psi = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { $"-t{threads}", $"-c{connections}", $"-d{seconds}s", "--timeout", "10s", $"http://127.0.0.1:{port}{path}" })
+        foreach (var a in new[] { "-t2", $"-c{connections}", $"-d{seconds}s", "--timeout", "10s", $"http://127.0.0.1:{port}/" })
             psi.ArgumentList.Add(a);
         return new Wrk(Process.Start(psi) ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk)"));
     }

@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using Mono.Unix.Native;
+
+namespace Prefork.Tests.Support;
+
+/// <summary>
+/// A `prefork` master the test started: its log, its workers, signals. Disposing stops it (TERM,
+/// then KILL) and every worker it was seen with, by pid, and deletes its folder.
+/// </summary>
+public abstract class MasterProcess : IDisposable
+{
+    private readonly CapturedOutput _output;
+    private readonly HashSet<int> _seenWorkers = [];
+
+    public Process Master { get; }
+    public int MasterPid => Master.Id;
+    public string Directory { get; }
+    public string ConfigPath { get; }
+    public string Log => _output.Text;
+
+    protected MasterProcess(Process master, string directory, string configPath)
+    {
+        Master = master;
+        _output = new CapturedOutput(master);
+        Directory = directory;
+        ConfigPath = configPath;
+    }
+
+    /// <summary>
+    /// The lines every test's config has unless its <paramref name="toml"/> says otherwise (the sample
+    /// app, found beside the tests, and a graceful_timeout of 10 s), then <paramref name="toml"/>.
+    /// </summary>
+    protected static string ConfigText(string toml) =>
+        (toml.Contains("app =") ? "" : "app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"\n") +
+        $"app_path = [\"{AppContext.BaseDirectory}\"]\n" +
+        (toml.Contains("graceful_timeout") ? "" : "graceful_timeout = 10\n") +
+        toml + "\n";
+
+    public void Signal(Signum signal) => Syscall.kill(MasterPid, signal);
+
+    /// <summary>Waits (bounded) for the master to exit, and then for its last output lines to reach <see cref="Log"/>.</summary>
+    public bool WaitForExit(TimeSpan timeout)
+    {
+        if (!Master.WaitForExit(timeout)) return false;
+        Master.WaitForExit(); // the timed overload does not wait for the redirected output
+        return true;
+    }
+
+    public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1) => _output.WaitFor(text, timeout, occurrences);
+
+    /// <summary>Live worker pids: the master's child processes, from /proc (remembered for <see cref="Dispose"/>).</summary>
+    public IReadOnlyList<int> WorkerPids()
+    {
+        var pids = Processes.ChildrenOf(MasterPid);
+        lock (_seenWorkers) _seenWorkers.UnionWith(pids);
+        return pids;
+    }
+
+    public void Dispose()
+    {
+        try { WorkerPids(); } catch (IOException) { }
+        lock (_seenWorkers) Processes.Stop(Master, Signum.SIGTERM, TimeSpan.FromSeconds(15), _seenWorkers);
+        try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
+        GC.SuppressFinalize(this);
+    }
+}

@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using Mono.Unix.Native;
+
+namespace Prefork.Tests.Support;
+
+/// <summary>Processes as /proc and kill(2) see them: children by pid, liveness, and stopping a parent and its children.</summary>
+public static class Processes
+{
+    /// <summary>The live (not zombie) children of <paramref name="parent"/>, from /proc.</summary>
+    public static List<int> ChildrenOf(int parent)
+    {
+        var result = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var afterName = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                if (int.Parse(afterName[1]) == parent && afterName[0] != "Z") result.Add(pid);
+            }
+            catch (IOException) { }
+        }
+        return result;
+    }
+
+    public static bool IsAlive(int pid) => Syscall.kill(pid, 0) == 0 && !IsZombie(pid);
+
+    private static bool IsZombie(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] == 'Z';
+        }
+        catch (IOException) { return false; }
+    }
+
+    /// <summary>
+    /// Stops <paramref name="parent"/> with <paramref name="signal"/> (KILL if it is still there after
+    /// <paramref name="grace"/>), then KILLs whichever of <paramref name="children"/> outlived it; disposes it.
+    /// </summary>
+    public static void Stop(Process parent, Signum signal, TimeSpan grace, IEnumerable<int> children)
+    {
+        if (!parent.HasExited)
+        {
+            Syscall.kill(parent.Id, signal);
+            if (!parent.WaitForExit(grace)) Syscall.kill(parent.Id, Signum.SIGKILL);
+        }
+        parent.WaitForExit(5_000);
+        foreach (var pid in children.Where(IsAlive)) Syscall.kill(pid, Signum.SIGKILL);
+        parent.Dispose();
+    }
+}
