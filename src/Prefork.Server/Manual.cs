@@ -63,7 +63,9 @@ public static class Manual
             new Item("INT, QUIT", "Fast stop: workers exit at once."),
             new Item("TTIN, TTOU", "One worker more, one worker less (until the next reload)."),
             new Item("USR1", "Reopen the log files, in the master and every worker (for logrotate)."),
-            new Item("USR2", "Reserved for the in-place upgrade."),
+            new Item("USR2", "Upgrade in place: check the program now on disk (--check-config), then exec it keeping the master's pid " +
+                             "and its listening sockets; the new program adopts the running workers and replaces them, each old one " +
+                             "retired once its replacement is ready. If the check or the exec fails, the running master goes on and logs why."),
             new Item("WINCH", "Retire every worker; the master stays, and HUP brings the workers back."),
         ]);
         yield return new("ENVIRONMENT", [
