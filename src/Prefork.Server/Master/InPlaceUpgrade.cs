@@ -38,7 +38,7 @@ public static class InPlaceUpgrade
         var psi = ServerInfo.StartInfo("--check-config");
         psi.RedirectStandardOutput = psi.RedirectStandardError = true;
         if (configPath is not null) { psi.ArgumentList.Add("-c"); psi.ArgumentList.Add(configPath); }
-        foreach (var (key, value) in overrides) psi.ArgumentList.Add($"--{key.Replace('_', '-')}={value}");
+        foreach (var (key, value) in overrides) psi.ArgumentList.Add($"{Settings.LongFlag(Settings.Find(key)!)}={value}");
         try
         {
             using var p = Process.Start(psi)!;

@@ -57,7 +57,8 @@ public sealed class ArbiterTests
     {
         // A private copy of the build, so the test can replace prefork.dll under the running master.
         var bin = CopyOfBuild();
-        using var server = PreforkServer.Start(workers: 2, executable: Path.Combine(bin, "prefork"));
+        // A flag whose name is not its setting's key: the new program's check must get it as given.
+        using var server = PreforkServer.Start(workers: 2, executable: Path.Combine(bin, "prefork"), args: ["--log-level", "info"]);
         var before = server.WaitForWorkers(2);
         var dll = Path.Combine(bin, "prefork.dll");
         File.Copy(dll, dll + ".new");

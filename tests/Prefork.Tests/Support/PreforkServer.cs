@@ -22,7 +22,7 @@ public sealed class PreforkServer : MasterProcess
     public static string Executable => Path.Combine(AppContext.BaseDirectory, "prefork");
 
     /// <summary>Starts a master with `bind` on a free port plus the given TOML lines; waits until it serves.</summary>
-    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, string? executable = null)
+    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, string? executable = null, string[]? args = null)
     {
         int port = FreePort();
         var dir = Path.Combine(Path.GetTempPath(), "prefork-test-" + Guid.NewGuid().ToString("N")[..8]);
@@ -41,6 +41,7 @@ public sealed class PreforkServer : MasterProcess
             WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
             ArgumentList = { "-c", config },
         };
+        foreach (var arg in args ?? []) psi.ArgumentList.Add(arg); // command-line overrides, after the config
         var server = new PreforkServer(Process.Start(psi)!, port, dir, config);
         if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(60));
         return server;
