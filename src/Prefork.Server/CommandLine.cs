@@ -116,7 +116,7 @@ public static class CommandLine
         foreach (var s in Settings.All)
         {
             var flag = (s.ShortFlag is null ? "" : $"`{s.ShortFlag}`, ") + $"`{Settings.LongFlag(s)}`";
-            sb.AppendLine($"| `{s.Key}` | {flag} | `{s.DefaultAsToml.Replace("|", "\\|")}` | {s.Allowed} | {s.Doc.Replace("|", "\\|")} |");
+            sb.AppendLine($"| `{s.Key}` | {flag} | `{s.DefaultAsToml.Replace("|", "\\|")}` | {s.Allowed} | {s.Doc.Replace("|", "\\|")}{(s.Reloadable ? "" : " *Not changed by HUP: next start or USR2.*")} |");
         }
         return sb.ToString();
     }

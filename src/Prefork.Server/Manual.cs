@@ -58,7 +58,8 @@ public static class Manual
         yield return new("SIGNALS", [
             new Para("Send these to the master (its pid is MAINPID under systemd, or the `pidfile`):"),
             new Item("HUP", "Reload: re-read the configuration and replace the workers by a new generation, gracefully. A configuration " +
-                            "that does not load is refused and the running one is kept. Listening sockets are kept."),
+                            "that does not load is refused and the running one is kept. A changed `bind` opens the new addresses and closes " +
+                            "the dropped ones; listeners whose address is unchanged are kept."),
             new Item("TERM", "Graceful stop: workers stop accepting, finish their requests within graceful_timeout, then the master exits 0."),
             new Item("INT, QUIT", "Fast stop: workers exit at once."),
             new Item("TTIN, TTOU", "One worker more, one worker less (until the next reload)."),
@@ -92,7 +93,8 @@ public static class Manual
         yield return new("EXIT STATUS", [
             new Item("0", "Stopped by TERM, INT or QUIT; or --check-config, --print-config, --version, --help succeeded."),
             new Item("1", "The configuration is invalid, a socket could not be bound, or --check-config could not load the application."),
-            new Para("A worker that cannot load the application exits 4 (3 for other boot errors); the master logs why and retries " +
+            new Para("A worker that fails to boot (the application does not load, the user or group switch fails, OnWorkerStart " +
+                     "throws) exits 4; the master logs why and retries " +
                      "with a growing delay, up to 30 s, instead of exiting."),
         ]);
         yield return new("EXAMPLES", [
@@ -108,7 +110,7 @@ public static class Manual
     private static IEnumerable<Block> SettingBlocks()
     {
         yield return new Para("Every setting is a key in the configuration file and a command-line flag; flags override the file. " +
-                              "HUP re-reads them all (listening sockets excepted). Each flag is shown with the kind of value it takes, " +
+                              "HUP re-reads them all; those marked so take effect only at the next start (or USR2). Each flag is shown with the kind of value it takes, " +
                               "then come the key in the file, the default and what is allowed.");
         foreach (var section in Settings.All.GroupBy(s => s.Section))
         {
@@ -116,7 +118,7 @@ public static class Manual
             foreach (var s in section)
             {
                 var flags = (s.ShortFlag is null ? "" : s.ShortFlag + ", ") + Settings.LongFlag(s) + Placeholder(s);
-                yield return new Item(flags, $"{s.Doc} Key: {s.Key}. Default: {s.DefaultAsToml}. Allowed: {s.Allowed}.{(s.Reloadable ? "" : " Needs a restart.")}");
+                yield return new Item(flags, $"{s.Doc} Key: {s.Key}. Default: {s.DefaultAsToml}. Allowed: {s.Allowed}.{(s.Reloadable ? "" : " Not changed by HUP: takes effect at the next start (or USR2).")}");
             }
         }
     }

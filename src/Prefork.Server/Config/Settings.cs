@@ -26,8 +26,8 @@ public static class Settings
         new("bind", SettingType.StringList, new[] { "127.0.0.1:8000" }, "socket",
             "Addresses to listen on: HOST:PORT (IPv4), [ADDR]:PORT (IPv6), unix:/path, or fd://N (an inherited descriptor). Repeat -b for several.",
             ShortFlag: "-b", Form: ListenAddressForm),
-        new("backlog", SettingType.Integer, 2048L, "socket", "Pending connections the kernel queues per listener (listen(2) backlog).", Min: 1, Max: 65535),
-        new("unix_socket_mode", SettingType.String, "0660", "socket", "File mode (octal) of unix: sockets created by bind.", Form: OctalModeForm),
+        new("backlog", SettingType.Integer, 2048L, "socket", "Pending connections the kernel queues per listener (listen(2) backlog).", Min: 1, Max: 65535, Reloadable: false),
+        new("unix_socket_mode", SettingType.String, "0660", "socket", "File mode (octal) of unix: sockets created by bind.", Form: OctalModeForm, Reloadable: false),
 
         // Workers
         new("workers", SettingType.Integer, 1L, "worker", "Number of worker processes. A usual start is 2 x cores + 1 for sync, one per core for threads/epoll.", ShortFlag: "-w", Min: 1, Max: 1024),
@@ -59,12 +59,12 @@ public static class Settings
         new("limit_request_body", SettingType.Integer, 104857600L, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called.", Min: 0),
 
         // Process
-        new("pidfile", SettingType.String, "", "process", "File the master writes its pid to (atomically); removed on exit. Empty: none."),
-        new("proc_name", SettingType.String, "prefork", "process", "Process name shown by ps/top: the master is PROC_NAME, workers PROC_NAME-wN (15 bytes at most, a kernel limit)."),
+        new("pidfile", SettingType.String, "", "process", "File the master writes its pid to (atomically); removed on exit. Empty: none.", Reloadable: false),
+        new("proc_name", SettingType.String, "prefork", "process", "Process name shown by ps/top: the master is PROC_NAME, workers PROC_NAME-wN (15 bytes at most, a kernel limit).", Reloadable: false),
         new("user", SettingType.String, "", "process", "Run workers as this user (name or uid); the master keeps its own (e.g. root, to bind port 80). Empty: unchanged."),
         new("group", SettingType.String, "", "process", "Run workers with this group (name or gid). Empty: the user's primary group, or unchanged."),
-        new("umask", SettingType.String, "", "process", "File mode mask (octal, e.g. \"0027\") for the master and workers. Empty: inherited.", Form: OptionalOctalModeForm),
-        new("chdir", SettingType.String, "", "process", "Directory the master changes to before loading anything (relative paths in the config stay relative to the config file)."),
+        new("umask", SettingType.String, "", "process", "File mode mask (octal, e.g. \"0027\") for the master and workers. Empty: inherited.", Form: OptionalOctalModeForm, Reloadable: false),
+        new("chdir", SettingType.String, "", "process", "Directory the master changes to before loading anything (relative paths in the config stay relative to the config file).", Reloadable: false),
         new("raw_env", SettingType.StringList, Array.Empty<string>(), "process", "Extra environment for workers, as \"KEY=value\" strings.", Form: EnvPairForm),
 
         // Hooks: shell commands the master runs (/bin/sh -c) with PREFORK_HOOK and the event's details in the environment.

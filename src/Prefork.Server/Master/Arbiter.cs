@@ -221,6 +221,8 @@ public sealed class Arbiter
             _notify.ReloadRefused(e.Message); // systemd: the reload is over
             return;
         }
+        foreach (var s in Settings.All.Where(s => !s.Reloadable && ConfigLoader.FormatToml(next[s.Key]) != ConfigLoader.FormatToml(_config[s.Key])))
+            Log.Warning("{Key} changed; it takes effect at the next start (or USR2), not on HUP", s.Key);
         _config = next;
         Logging.Logging.Configure(_config, "");
         _targetWorkers = next.Workers;

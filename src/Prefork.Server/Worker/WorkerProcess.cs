@@ -25,8 +25,8 @@ public static class WorkerProcess
     public const string EnvConfig = "PREFORK_CONFIG";
     public const string EnvConfigPath = "PREFORK_CONFIG_PATH";
 
-    /// <summary>Exit codes the master understands (Gunicorn's numbers).</summary>
-    public const int ExitBootError = 3, ExitAppLoadError = 4;
+    /// <summary>A worker that failed to boot exits with this (Gunicorn's APP_LOAD_ERROR).</summary>
+    public const int ExitAppLoadError = 4;
 
     public static int Run()
     {

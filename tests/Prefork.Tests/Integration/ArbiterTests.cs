@@ -38,9 +38,13 @@ public sealed class ArbiterTests
         int extraPort = PreforkServer.FreePort();
         var original = File.ReadAllText(server.ConfigPath);
         File.WriteAllText(server.ConfigPath, original.Replace("workers = 2", "workers = 3")
-            .Replace($"bind = [\"127.0.0.1:{server.Port}\"]", $"bind = [\"127.0.0.1:{server.Port}\", \"127.0.0.1:{extraPort}\"]"));
+            .Replace($"bind = [\"127.0.0.1:{server.Port}\"]", $"bind = [\"127.0.0.1:{server.Port}\", \"127.0.0.1:{extraPort}\"]")
+            + "proc_name = \"renamed\"\n");
         server.Signal(Signum.SIGHUP);
         server.WaitForLog("Ready: generation 2, 3 workers", TimeSpan.FromSeconds(30));
+        // A setting HUP does not apply says so, and is indeed not applied.
+        Assert.Contains("proc_name changed; it takes effect at the next start (or USR2), not on HUP", server.Log);
+        Assert.Equal("prefork", File.ReadAllText($"/proc/{server.MasterPid}/comm").Trim());
         var pids = server.WaitForWorkers(3);
         Assert.Equal(200, RawHttp.Get(extraPort, "/").Status);
 
