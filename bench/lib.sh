@@ -1,4 +1,4 @@
-# Sourced by bench/alloc.sh and bench/reload.sh (after their `set -euo pipefail`): runs from the
+# Sourced by bench/alloc.sh, bench/idle.sh and bench/reload.sh (after their `set -euo pipefail`): runs from the
 # repository's root, stops on exit, by pid, every server it started that still runs (its
 # background jobs: one it stopped and waited for is no longer a job, so that pid, maybe reused
 # since, is not signalled), and gives the helpers both need.
