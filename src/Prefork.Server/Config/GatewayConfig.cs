@@ -75,6 +75,10 @@ public sealed class GatewayConfig
         return new(pair[..equals].Trim(), pair[(equals + 1)..].Trim());
     }
 
+    /// <summary>What the master hands each worker (see <see cref="ConfigHandOff"/>), written once per config, so once per generation.</summary>
+    public string HandOff => _handOff ??= ConfigHandOff.Write(this);
+    private string? _handOff;
+
     /// <summary>The effective configuration as TOML, every key, for --print-config.</summary>
     public string ToToml()
     {

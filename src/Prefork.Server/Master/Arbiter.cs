@@ -499,7 +499,7 @@ public sealed class Arbiter
             psi.Environment[WorkerProcess.EnvMasterPid] = Environment.ProcessId.ToString();
             psi.Environment[WorkerProcess.EnvWorkerIndex] = index.ToString();
             psi.Environment[WorkerProcess.EnvGeneration] = _generation.ToString();
-            psi.Environment[WorkerProcess.EnvConfig] = _config.ToToml();
+            psi.Environment[WorkerProcess.EnvConfig] = _config.HandOff;
             psi.Environment[WorkerProcess.EnvConfigPath] = _config.FilePath is null ? "" : Path.GetFullPath(_config.FilePath);
             var process = Process.Start(psi)!;
             long maxRequests = _config.MaxRequests == 0 ? 0 : _config.MaxRequests + Random.Shared.NextInt64(_config.MaxRequestsJitter + 1);

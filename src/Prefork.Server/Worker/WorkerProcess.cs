@@ -22,7 +22,7 @@ public static class WorkerProcess
     public const string EnvMasterPid = "PREFORK_MASTER_PID";
     public const string EnvWorkerIndex = "PREFORK_WORKER_INDEX";
     public const string EnvGeneration = "PREFORK_GENERATION";
-    public const string EnvConfig = "PREFORK_CONFIG";
+    public const string EnvConfig = "PREFORK_CONFIG"; // see ConfigHandOff
     public const string EnvConfigPath = "PREFORK_CONFIG_PATH";
 
     /// <summary>A worker that failed to boot exits with this (Gunicorn's APP_LOAD_ERROR).</summary>
@@ -33,8 +33,7 @@ public static class WorkerProcess
         int masterPid = EnvInt(EnvMasterPid);
         var channel = new MasterChannel(EnvInt(EnvPipeFd));
         var info = new WorkerInfo(EnvInt(EnvWorkerIndex), Environment.ProcessId, masterPid, EnvInt(EnvGeneration));
-        var configPath = Environment.GetEnvironmentVariable(EnvConfigPath);
-        var config = ConfigLoader.Parse(Environment.GetEnvironmentVariable(EnvConfig), string.IsNullOrEmpty(configPath) ? null : configPath);
+        var config = ConfigHandOff.Read(Environment.GetEnvironmentVariable(EnvConfig));
         Logging.Logging.Configure(config, $"worker {info.Index}");
 
         IGatewayApplication app;
