@@ -25,4 +25,14 @@ public sealed class WorkerBootTests
         Assert.True(Wait.Until(() => File.Exists(hooksLog) && File.ReadAllLines(hooksLog).Length == 2, TimeSpan.FromSeconds(30)), "the worker_boot hook ran for both workers");
         Assert.Contains("booted \t 0", File.ReadAllLines(hooksLog));
     }
+
+    [Fact]
+    public void A_worker_that_fails_to_boot_tells_the_master_why()
+    {
+        // The master does not open the access log; each worker does, after its app has loaded.
+        using var server = PreforkServer.Start("accesslog = \"no-such-dir/access.log\"", workers: 1, waitReady: false);
+        server.WaitForLog("next attempt in 1 s", TimeSpan.FromSeconds(60));
+        Assert.Matches(@"failed to boot and exited with code 4: [^\n]*DirectoryNotFoundException[^\n]*no-such-dir/access\.log", server.Log);
+        Assert.False(server.Master.HasExited);
+    }
 }
