@@ -14,8 +14,7 @@ public static class ConfigHandOff
 
     private const string Source = "the configuration handed over by the master";
 
-    public static string Write(GatewayConfig config) => JsonSerializer.Serialize(new Payload<object>(
-        config.FilePath is null ? null : Path.GetFullPath(config.FilePath), config.Values.ToDictionary()));
+    public static string Write(GatewayConfig config) => JsonSerializer.Serialize(new Payload<object>(config.FilePath, config.Values.ToDictionary()));
 
     /// <summary>The master's config, checked again; throws a <see cref="ConfigException"/> that says what is wrong.</summary>
     public static GatewayConfig Read(string? handOff)

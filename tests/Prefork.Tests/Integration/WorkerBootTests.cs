@@ -35,4 +35,23 @@ public sealed class WorkerBootTests
         Assert.Matches(@"failed to boot and exited with code 4: [^\n]*DirectoryNotFoundException[^\n]*no-such-dir/access\.log", server.Log);
         Assert.False(server.Master.HasExited);
     }
+
+    [Fact]
+    public void Relative_paths_stay_relative_to_a_relative_config_file_after_chdir()
+    {
+        var name = "prefork-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            // -c gateway.toml is relative to the folder the master starts in (the test's); chdir then leaves it.
+            using var server = PreforkServer.Start($"chdir = \"/tmp\"\npidfile = \"{name}.pid\"\naccesslog = \"{name}.log\"", workers: 1, args: ["-c", "gateway.toml"]);
+            Assert.Equal(200, RawHttp.Get(server.Port, "/").Status);
+            Assert.True(File.Exists(Path.Combine(server.Directory, name + ".pid")), "the master's pidfile is beside the config file");
+            Assert.True(File.Exists(Path.Combine(server.Directory, name + ".log")), "the worker's access log is beside the config file");
+        }
+        finally
+        {
+            File.Delete($"/tmp/{name}.pid"); // where they went wrong
+            File.Delete($"/tmp/{name}.log");
+        }
+    }
 }
