@@ -18,7 +18,7 @@ public static class ConfigLoader
         return Parse(path is null ? null : File.ReadAllText(path), path, overrides);
     }
 
-    /// <summary>Parses TOML text (a worker gets its master's effective config this way); <paramref name="path"/> names it in errors and anchors relative paths.</summary>
+    /// <summary>Parses TOML text; <paramref name="path"/> names it in errors and anchors relative paths.</summary>
     public static GatewayConfig Parse(string? text, string? path, IEnumerable<KeyValuePair<string, string>>? overrides = null)
     {
         var values = Settings.All.ToDictionary(s => s.Key, s => s.Default);
@@ -47,6 +47,12 @@ public static class ConfigLoader
             }
             else values[key] = FromText(setting, rawText);
         }
+        return Create(values, path);
+    }
+
+    /// <summary>The config of checked values, once the checks that span settings pass.</summary>
+    internal static GatewayConfig Create(Dictionary<string, object> values, string? path)
+    {
         var config = new GatewayConfig(values, path);
         if (config.Bind.Count == 0) throw new ConfigException("setting 'bind' = [] is not allowed: expected at least one address");
         return config;
@@ -86,7 +92,7 @@ public static class ConfigLoader
         return Check(s, value, "command line");
     }
 
-    private static object Check(Setting s, object value, string where)
+    internal static object Check(Setting s, object value, string where)
     {
         if (s.Form is { } form)
             foreach (var item in value as string[] ?? [(string)value])
@@ -140,5 +146,16 @@ public static class ConfigLoader
         _ => Convert.ToString(value, CultureInfo.InvariantCulture)!,
     };
 
-    private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+    /// <summary>A TOML basic string: quotes, backslashes and control characters escaped, so any value reads back the same.</summary>
+    private static string Quote(string s)
+    {
+        var sb = new System.Text.StringBuilder(s.Length + 2).Append('"');
+        foreach (var c in s)
+        {
+            if (c is '"' or '\\') sb.Append('\\').Append(c);
+            else if (char.IsControl(c)) sb.Append(c switch { '\n' => "\\n", '\r' => "\\r", '\t' => "\\t", _ => $"\\u{(int)c:X4}" });
+            else sb.Append(c);
+        }
+        return sb.Append('"').ToString();
+    }
 }

@@ -11,14 +11,14 @@ public sealed class GatewayConfig
     internal GatewayConfig(Dictionary<string, object> values, string? path)
     {
         _values = values;
-        FilePath = path;
+        FilePath = path is null ? null : Path.GetFullPath(path); // now: the master may chdir later
     }
 
-    /// <summary>The config file it was read from, or null when only defaults and flags were used.</summary>
+    /// <summary>The config file it was read from (full path), or null when only defaults and flags were used.</summary>
     public string? FilePath { get; }
 
     /// <summary>The folder relative paths in the config are resolved against.</summary>
-    public string BaseDirectory => FilePath is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(Path.GetFullPath(FilePath))!;
+    public string BaseDirectory => FilePath is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(FilePath)!;
 
     public object this[string key] => _values[key];
     public IEnumerable<KeyValuePair<string, object>> Values => Settings.All.Select(s => new KeyValuePair<string, object>(s.Key, _values[s.Key]));
@@ -74,6 +74,10 @@ public sealed class GatewayConfig
         int equals = pair.IndexOf('=');
         return new(pair[..equals].Trim(), pair[(equals + 1)..].Trim());
     }
+
+    /// <summary>What the master hands each worker (see <see cref="ConfigHandOff"/>), written once per config, so once per generation.</summary>
+    public string HandOff => _handOff ??= ConfigHandOff.Write(this);
+    private string? _handOff;
 
     /// <summary>The effective configuration as TOML, every key, for --print-config.</summary>
     public string ToToml()

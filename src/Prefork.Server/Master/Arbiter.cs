@@ -320,7 +320,7 @@ public sealed class Arbiter
                 w.BusyRequest = busyMs < 0 ? "" : $"{parts[3]} {parts[4]}";
                 break;
             case "bootfail":
-                w.BootFailure = line.Length > 9 ? line[9..] : "unknown";
+                w.BootFailure = line.Length > 9 ? MasterChannel.OneLine(line[9..]) : "unknown";
                 break;
         }
     }
@@ -344,7 +344,7 @@ public sealed class Arbiter
                 var delay = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, _bootFailures - 1)));
                 _nextSpawnAllowed = DateTime.UtcNow + delay;
                 Log.Error("{Worker} failed to boot and {How}: {Reason}. Boot failure {Count} in a row; next attempt in {Delay} s",
-                    w, how, w.BootFailure ?? "no reason given (see the worker's log above)", _bootFailures, delay.TotalSeconds);
+                    w, how, w.BootFailure ?? "it sent no reason (killed, or crashed before it could; see its log)", _bootFailures, delay.TotalSeconds);
             }
             else if (signal == 9 && !w.Condemned)
                 Log.Error("{Worker} {How}, which the master did not send: out of memory? (check dmesg). Replacing it", w, how);
@@ -499,7 +499,7 @@ public sealed class Arbiter
             psi.Environment[WorkerProcess.EnvMasterPid] = Environment.ProcessId.ToString();
             psi.Environment[WorkerProcess.EnvWorkerIndex] = index.ToString();
             psi.Environment[WorkerProcess.EnvGeneration] = _generation.ToString();
-            psi.Environment[WorkerProcess.EnvConfig] = _config.ToToml();
+            psi.Environment[WorkerProcess.EnvConfig] = _config.HandOff;
             psi.Environment[WorkerProcess.EnvConfigPath] = _config.FilePath is null ? "" : Path.GetFullPath(_config.FilePath);
             var process = Process.Start(psi)!;
             long maxRequests = _config.MaxRequests == 0 ? 0 : _config.MaxRequests + Random.Shared.NextInt64(_config.MaxRequestsJitter + 1);

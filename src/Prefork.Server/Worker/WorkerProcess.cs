@@ -22,7 +22,7 @@ public static class WorkerProcess
     public const string EnvMasterPid = "PREFORK_MASTER_PID";
     public const string EnvWorkerIndex = "PREFORK_WORKER_INDEX";
     public const string EnvGeneration = "PREFORK_GENERATION";
-    public const string EnvConfig = "PREFORK_CONFIG";
+    public const string EnvConfig = "PREFORK_CONFIG"; // see ConfigHandOff
     public const string EnvConfigPath = "PREFORK_CONFIG_PATH";
 
     /// <summary>A worker that failed to boot exits with this (Gunicorn's APP_LOAD_ERROR).</summary>
@@ -30,28 +30,33 @@ public static class WorkerProcess
 
     public static int Run()
     {
-        int masterPid = EnvInt(EnvMasterPid);
         var channel = new MasterChannel(EnvInt(EnvPipeFd));
-        var info = new WorkerInfo(EnvInt(EnvWorkerIndex), Environment.ProcessId, masterPid, EnvInt(EnvGeneration));
-        var configPath = Environment.GetEnvironmentVariable(EnvConfigPath);
-        var config = ConfigLoader.Parse(Environment.GetEnvironmentVariable(EnvConfig), string.IsNullOrEmpty(configPath) ? null : configPath);
-        Logging.Logging.Configure(config, $"worker {info.Index}");
-
-        IGatewayApplication app;
         try
         {
-            Master.Libc.SetProcessName($"{config.ProcName}-w{info.Index}");
-            DropPrivileges(config);
-            app = AppLoader.Load(config);
+            return Serve(channel);
         }
-        catch (Exception e)
+        catch (Exception e) when (!channel.ReadyReported)
         {
-            var why = e is AppLoadException or UnauthorizedAccessException ? e.Message : e.ToString();
-            Log.Error("Worker failed to boot: {Reason}", why);
-            channel.Send("bootfail " + why.ReplaceLineEndings(" | "));
+            // Whatever keeps a worker from booting, the master logs why and retries with backoff. Expected
+            // failures say all in their message; anything else also leaves its stack in the worker's log.
+            bool expected = e is AppLoadException or ConfigException or UnauthorizedAccessException;
+            var why = expected ? e.Message : $"{e.GetType().Name}: {e.Message}";
+            Log.Error(expected ? null : e, "Worker failed to boot: {Reason}", why);
+            channel.ReportBootFailure(why);
             Log.CloseAndFlush();
             return ExitAppLoadError;
         }
+    }
+
+    private static int Serve(MasterChannel channel)
+    {
+        int masterPid = EnvInt(EnvMasterPid);
+        var info = new WorkerInfo(EnvInt(EnvWorkerIndex), Environment.ProcessId, masterPid, EnvInt(EnvGeneration));
+        var config = ConfigHandOff.Read(Environment.GetEnvironmentVariable(EnvConfig));
+        Logging.Logging.Configure(config, $"worker {info.Index}");
+        Master.Libc.SetProcessName($"{config.ProcName}-w{info.Index}");
+        DropPrivileges(config);
+        var app = AppLoader.Load(config);
 
         var listeners = Environment.GetEnvironmentVariable(EnvListenFds)!.Split(',')
             .Select(fd => new Socket(new SafeSocketHandle(int.Parse(fd, CultureInfo.InvariantCulture), ownsHandle: true)) { Blocking = false })
@@ -74,11 +79,9 @@ public static class WorkerProcess
         {
             // The app's own start-up failing is a boot failure: reported, and retried with backoff.
             Log.Error(e, "OnWorkerStart of the application threw");
-            channel.Send("bootfail OnWorkerStart threw " + e.GetType().Name + ": " + e.Message.ReplaceLineEndings(" | "));
-            Log.CloseAndFlush();
-            return ExitAppLoadError;
+            throw new AppLoadException($"OnWorkerStart threw {e.GetType().Name}: {e.Message}");
         }
-        channel.Send("ready");
+        channel.ReportReady();
         Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, engine.Describe(config), config.App);
         var heartbeat = new Thread(() => Heartbeat(context, channel, masterPid)) { IsBackground = true, Name = "heartbeat" };
         heartbeat.Start();

@@ -1,0 +1,57 @@
+using Prefork.Tests.Support;
+
+namespace Prefork.Tests.Integration;
+
+/// <summary>A worker boots on exactly its master's config; when it cannot boot, the master says why.</summary>
+public sealed class WorkerBootTests
+{
+    [Fact]
+    public void Multi_line_hooks_reach_the_workers_intact_and_they_serve()
+    {
+        using var server = PreforkServer.Start(""""
+            on_reload = """
+            echo "reloading"
+            echo 'generation' "$PREFORK_GENERATION"
+            """
+            worker_boot = """
+            echo "booted \t $PREFORK_WORKER_INDEX" >> hooks.log
+            true
+            """
+            access_log_format = "%(h)s\t\"%(r)s\" \\ %(s)s"
+            """", workers: 2);
+        Assert.Equal(200, RawHttp.Get(server.Port, "/").Status);
+        Assert.DoesNotContain("failed to boot", server.Log);
+        var hooksLog = Path.Combine(server.Directory, "hooks.log");
+        Assert.True(Wait.Until(() => File.Exists(hooksLog) && File.ReadAllLines(hooksLog).Length == 2, TimeSpan.FromSeconds(30)), "the worker_boot hook ran for both workers");
+        Assert.Contains("booted \t 0", File.ReadAllLines(hooksLog));
+    }
+
+    [Fact]
+    public void A_worker_that_fails_to_boot_tells_the_master_why()
+    {
+        // The master does not open the access log; each worker does, after its app has loaded.
+        using var server = PreforkServer.Start("accesslog = \"no-such-dir/access.log\"", workers: 1, waitReady: false);
+        server.WaitForLog("next attempt in 1 s", TimeSpan.FromSeconds(60));
+        Assert.Matches(@"failed to boot and exited with code 4: [^\n]*DirectoryNotFoundException[^\n]*no-such-dir/access\.log", server.Log);
+        Assert.False(server.Master.HasExited);
+    }
+
+    [Fact]
+    public void Relative_paths_stay_relative_to_a_relative_config_file_after_chdir()
+    {
+        var name = "prefork-" + Guid.NewGuid().ToString("N")[..8];
+        try
+        {
+            // -c gateway.toml is relative to the folder the master starts in (the test's); chdir then leaves it.
+            using var server = PreforkServer.Start($"chdir = \"/tmp\"\npidfile = \"{name}.pid\"\naccesslog = \"{name}.log\"", workers: 1, args: ["-c", "gateway.toml"]);
+            Assert.Equal(200, RawHttp.Get(server.Port, "/").Status);
+            Assert.True(File.Exists(Path.Combine(server.Directory, name + ".pid")), "the master's pidfile is beside the config file");
+            Assert.True(File.Exists(Path.Combine(server.Directory, name + ".log")), "the worker's access log is beside the config file");
+        }
+        finally
+        {
+            File.Delete($"/tmp/{name}.pid"); // where they went wrong
+            File.Delete($"/tmp/{name}.log");
+        }
+    }
+}
