@@ -18,8 +18,6 @@ namespace Prefork.Master;
 /// </summary>
 public sealed class Arbiter
 {
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
-    private static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(2);
     private static readonly PosixSignal SigUsr1 = (PosixSignal)10, SigUsr2 = (PosixSignal)12;
 
     private readonly string? _configPath;
@@ -31,12 +29,13 @@ public sealed class Arbiter
     private readonly WakeUp _wake = new();
     private PidFile? _pidFile;
     private readonly SystemdNotifier _notify = SystemdNotifier.FromEnvironment(); // systemd: sd_notify
+    private readonly TimeProvider _clock = TimeProvider.System; // monotonic timestamps only (see Monotonic)
+    private readonly Supervision _supervision;
+    private readonly SpawnBackoff _backoff;
 
     private int _generation = 1;
     private int _targetWorkers;
     private bool _winched;           // WINCH: no workers until HUP
-    private int _bootFailures;       // consecutive workers that died before booting
-    private DateTime _nextSpawnAllowed = DateTime.MinValue;
     private int _readyGeneration;    // the last generation announced as fully serving
 
     public Arbiter(GatewayConfig config, string? configPath, IReadOnlyList<KeyValuePair<string, string>> overrides)
@@ -45,6 +44,8 @@ public sealed class Arbiter
         _configPath = configPath is null ? null : Path.GetFullPath(configPath);
         _overrides = overrides;
         _targetWorkers = config.Workers;
+        _supervision = new Supervision(_clock);
+        _backoff = new SpawnBackoff(_clock);
     }
 
     /// <summary>Runs the master until it is told to stop. Returns the process exit code.</summary>
@@ -228,8 +229,7 @@ public sealed class Arbiter
         _targetWorkers = next.Workers;
         _generation++;
         _winched = false;
-        _bootFailures = 0;
-        _nextSpawnAllowed = DateTime.MinValue;
+        _backoff.Reset();
         Log.Information("Reloaded configuration; starting generation {Generation} with {Workers} workers", _generation, _targetWorkers);
         Hooks.Run(_config, "on_reload", new Dictionary<string, string> { ["PREFORK_GENERATION"] = _generation.ToString() });
     }
@@ -247,7 +247,7 @@ public sealed class Arbiter
         var state = new InPlaceUpgrade.State(_generation,
             _listeners.Select(l => new InPlaceUpgrade.ListenerState(l.Address.Text, l.Fd)).ToList(),
             _workers.Where(w => !w.Retiring).Select(w => new InPlaceUpgrade.WorkerState(
-                w.Pid, w.Index, w.Generation, w.PipeFd, w.Booted, w.Requests, w.MaxRequests, w.SpawnedAt)).ToList());
+                w.Pid, w.Index, w.Generation, w.PipeFd, w.Booted, w.Requests, w.MaxRequests, w.SpawnedAt, w.LastHeard)).ToList());
         // Workers already retiring are left to finish on their own; they exit when done.
         var failure = InPlaceUpgrade.Exec(state, _workers.Where(w => !w.Retiring).Select(w => w.PipeFd));
         Logging.Logging.Configure(_config, "");
@@ -258,13 +258,14 @@ public sealed class Arbiter
     /// <summary>After an upgrade: take over the previous image's workers, and start a generation of the new program.</summary>
     private void Adopt(InPlaceUpgrade.State state)
     {
+        long now = _clock.GetTimestamp();
         foreach (var w in state.Workers)
         {
             Syscall.fcntl(w.PipeFd, FcntlCommand.F_SETFD, 1);
             _workers.Add(new WorkerHandle
             {
                 Pid = w.Pid, Index = w.Index, Generation = w.Generation, PipeFd = w.PipeFd, MaxRequests = w.MaxRequests,
-                SpawnedAt = w.SpawnedAt, Booted = w.Booted, Requests = w.Requests,
+                SpawnedAt = w.SpawnedMonotonic ?? now, LastHeard = w.LastHeardMonotonic ?? now, Booted = w.Booted, Requests = w.Requests,
             });
         }
         _generation = state.Generation + 1;
@@ -304,14 +305,14 @@ public sealed class Arbiter
 
     private void OnMessage(WorkerHandle w, string line)
     {
-        w.LastHeard = DateTime.UtcNow;
+        w.LastHeard = _clock.GetTimestamp();
         var parts = line.Split(' ', 5);
         switch (parts[0])
         {
             case "ready":
                 w.Booted = true;
-                _bootFailures = 0;
-                Log.Information("Booted {Worker}, generation {Generation}, in {Ms} ms", w, w.Generation, (int)(DateTime.UtcNow - w.SpawnedAt).TotalMilliseconds);
+                _backoff.Booted();
+                Log.Information("Booted {Worker}, generation {Generation}, in {Ms} ms", w, w.Generation, (int)_clock.GetElapsedTime(w.SpawnedAt).TotalMilliseconds);
                 Hooks.Run(_config, "worker_boot", Hooks.WorkerDetails(w));
                 break;
             case "ping" when parts.Length == 5 && long.TryParse(parts[1], out var requests) && long.TryParse(parts[2], out var busyMs):
@@ -340,11 +341,9 @@ public sealed class Arbiter
             if (w.Retiring) Log.Information("{Worker} {How} (retired)", w, how);
             else if (!w.Booted)
             {
-                _bootFailures++;
-                var delay = TimeSpan.FromSeconds(Math.Min(MaxBackoff.TotalSeconds, Math.Pow(2, _bootFailures - 1)));
-                _nextSpawnAllowed = DateTime.UtcNow + delay;
+                var delay = _backoff.BootFailed();
                 Log.Error("{Worker} failed to boot and {How}: {Reason}. Boot failure {Count} in a row; next attempt in {Delay} s",
-                    w, how, w.BootFailure ?? "it sent no reason (killed, or crashed before it could; see its log)", _bootFailures, delay.TotalSeconds);
+                    w, how, w.BootFailure ?? "it sent no reason (killed, or crashed before it could; see its log)", _backoff.BootFailures, delay.TotalSeconds);
             }
             else if (signal == 9 && !w.Condemned)
                 Log.Error("{Worker} {How}, which the master did not send: out of memory? (check dmesg). Replacing it", w, how);
@@ -362,45 +361,38 @@ public sealed class Arbiter
     /// </summary>
     private void MurderWorkers()
     {
-        var now = DateTime.UtcNow;
         foreach (var w in _workers)
         {
-            if (w.KillAt is { } killAt && now >= killAt)
+            var (verdict, seconds) = _supervision.Judge(w, _config);
+            switch (verdict)
             {
-                if (!w.Condemned) Log.Warning("{Worker} did not finish within graceful_timeout ({Seconds} s); killing it", w, _config.GracefulTimeout);
-                Kill(w, Signum.SIGKILL);
-                w.KillAt = null;
-                w.Condemned = true;
-                continue;
-            }
-            if (w.Condemned)
-            {
-                // Repeats of one signal merge while the worker is not scheduled, so the pair Condemn
-                // sent may have counted once (and the CLR swallows the first): send it again.
-                if (w.Aborting) Kill(w, Signum.SIGABRT);
-                continue;
-            }
-            if (!w.Booted)
-            {
-                if ((now - w.SpawnedAt).TotalSeconds > _config.WorkerBootTimeout)
-                {
+                case Verdict.KillDue:
+                    if (!w.Condemned) Log.Warning("{Worker} did not finish within graceful_timeout ({Seconds} s); killing it", w, _config.GracefulTimeout);
+                    Kill(w, Signum.SIGKILL);
+                    w.KillAt = null;
+                    w.Condemned = true;
+                    break;
+                case Verdict.AbortAgain:
+                    // Repeats of one signal merge while the worker is not scheduled, so the pair Condemn
+                    // sent may have counted once (and the CLR swallows the first): send it again.
+                    Kill(w, Signum.SIGABRT);
+                    break;
+                case Verdict.BootTimedOut:
                     w.BootFailure = $"did not report ready within worker_boot_timeout ({_config.WorkerBootTimeout} s)";
                     Log.Error("{Worker} {Reason}; killing it", w, w.BootFailure);
                     Condemn(w, Signum.SIGKILL);
-                }
-                continue;
+                    break;
+                case Verdict.RequestTimedOut:
+                    Log.Error("WORKER TIMEOUT: {Worker} spent {Busy:F1} s on {Request} (timeout {Timeout} s); aborting it",
+                        w, seconds, w.BusyRequest, _config.Timeout);
+                    Condemn(w, Signum.SIGABRT);
+                    break;
+                case Verdict.SilentTimedOut:
+                    Log.Error("WORKER TIMEOUT: {Worker} silent for {Silent:F1} s (timeout {Timeout} s){Doing}; aborting it",
+                        w, seconds, _config.Timeout, w.BusyRequest.Length > 0 ? $", last seen serving {w.BusyRequest}" : ", idle when last heard");
+                    Condemn(w, Signum.SIGABRT);
+                    break;
             }
-            if (_config.Timeout == 0 || w.Retiring) continue;
-            double silent = (now - w.LastHeard).TotalSeconds;
-            double busy = w.BusyMs < 0 ? -1 : w.BusyMs / 1000.0 + silent;
-            if (busy > _config.Timeout)
-                Log.Error("WORKER TIMEOUT: {Worker} spent {Busy:F1} s on {Request} (timeout {Timeout} s); aborting it",
-                    w, busy, w.BusyRequest, _config.Timeout);
-            else if (silent > _config.Timeout)
-                Log.Error("WORKER TIMEOUT: {Worker} silent for {Silent:F1} s (timeout {Timeout} s){Doing}; aborting it",
-                    w, silent, _config.Timeout, w.BusyRequest.Length > 0 ? $", last seen serving {w.BusyRequest}" : ", idle when last heard");
-            else continue;
-            Condemn(w, Signum.SIGABRT);
         }
     }
 
@@ -412,7 +404,7 @@ public sealed class Arbiter
         // action (dotnet/runtime#99495); the second one aborts the process.
         if (signal == Signum.SIGABRT) { Thread.Sleep(20); Kill(w, signal); w.Aborting = true; }
         w.Condemned = true;
-        w.KillAt = DateTime.UtcNow + AbortGrace;
+        w.KillAt = _clock.After(Supervision.AbortGrace);
         w.RecycleReason ??= "condemned";
     }
 
@@ -421,15 +413,9 @@ public sealed class Arbiter
     {
         foreach (var w in _workers)
         {
-            if (w.Retiring || w.RecycleReason is not null || !w.Booted) continue;
-            if (w.MaxRequests > 0 && w.Requests >= w.MaxRequests)
-                w.RecycleReason = $"served {w.Requests} requests (max_requests {w.MaxRequests})";
-            else if (_config.MaxWorkerAge > 0 && (DateTime.UtcNow - w.SpawnedAt).TotalSeconds > _config.MaxWorkerAge)
-                w.RecycleReason = $"older than max_worker_age ({_config.MaxWorkerAge} s)";
-            else if (_config.MaxWorkerMemoryMiB > 0 && ResidentMiB(w.Pid) is var rss && rss > _config.MaxWorkerMemoryMiB)
-                w.RecycleReason = $"resident memory {rss} MiB over max_worker_memory ({_config.MaxWorkerMemoryMiB} MiB)";
-            else continue;
-            Log.Information("Recycling {Worker}: {Reason}", w, w.RecycleReason);
+            if (_supervision.RecycleReason(w, _config, ResidentMiB) is not { } reason) continue;
+            w.RecycleReason = reason;
+            Log.Information("Recycling {Worker}: {Reason}", w, reason);
         }
     }
 
@@ -440,29 +426,15 @@ public sealed class Arbiter
     /// </summary>
     private void ManageWorkers()
     {
-        int target = _winched ? 0 : _targetWorkers;
-        var active = _workers.Where(w => !w.Retiring).ToList();
-        foreach (var extra in active.Where(w => w.Index >= target)) Retire(extra, _winched ? "WINCH" : "fewer workers wanted");
-        bool allReady = true;
-        for (int index = 0; index < target; index++)
-        {
-            var holders = active.Where(w => w.Index == index && !w.Condemned).ToList();
-            var current = holders.FirstOrDefault(w => w.Generation == _generation && w.RecycleReason is null);
-            if (current is null)
-            {
-                allReady = false;
-                if (DateTime.UtcNow >= _nextSpawnAllowed) Spawn(index);
-                continue;
-            }
-            if (!current.Booted) { allReady = false; continue; }
-            foreach (var old in holders.Where(w => w != current))
-                Retire(old, old.RecycleReason ?? $"replaced by generation {_generation}");
-        }
-        if (allReady && target > 0 && _readyGeneration != _generation)
+        var plan = Supervision.PlanWorkers(_workers, _targetWorkers, _winched, _generation);
+        foreach (var (w, why) in plan.Retire) Retire(w, why);
+        foreach (var index in plan.Spawn)
+            if (_backoff.MaySpawn) Spawn(index);
+        if (plan.AllReady && plan.Target > 0 && _readyGeneration != _generation)
         {
             bool first = _readyGeneration == 0;
             _readyGeneration = _generation;
-            Log.Information("Ready: generation {Generation}, {Workers} workers serving", _generation, target);
+            Log.Information("Ready: generation {Generation}, {Workers} workers serving", _generation, plan.Target);
             _notify.Ready(_workers, _generation); // systemd: READY=1
             if (first) Hooks.Run(_config, "when_ready");
         }
@@ -471,8 +443,8 @@ public sealed class Arbiter
     private void Retire(WorkerHandle w, string why)
     {
         if (w.Retiring) return;
-        w.RetiringSince = DateTime.UtcNow;
-        w.KillAt ??= DateTime.UtcNow.AddSeconds(_config.GracefulTimeout);
+        w.RetiringSince = _clock.GetTimestamp();
+        w.KillAt ??= _clock.After(TimeSpan.FromSeconds(_config.GracefulTimeout));
         Log.Information("Retiring {Worker}: {Why}", w, why);
         Kill(w, Signum.SIGTERM);
     }
@@ -503,14 +475,19 @@ public sealed class Arbiter
             psi.Environment[WorkerProcess.EnvConfigPath] = _config.FilePath is null ? "" : Path.GetFullPath(_config.FilePath);
             var process = Process.Start(psi)!;
             long maxRequests = _config.MaxRequests == 0 ? 0 : _config.MaxRequests + Random.Shared.NextInt64(_config.MaxRequestsJitter + 1);
-            _workers.Add(new WorkerHandle { Process = process, Pid = process.Id, Index = index, Generation = _generation, PipeFd = readFd, MaxRequests = maxRequests });
+            long now = _clock.GetTimestamp();
+            _workers.Add(new WorkerHandle
+            {
+                Process = process, Pid = process.Id, Index = index, Generation = _generation, PipeFd = readFd, MaxRequests = maxRequests,
+                SpawnedAt = now, LastHeard = now,
+            });
             Log.Debug("Spawned worker {Index} (pid {Pid}), generation {Generation}", index, process.Id, _generation);
         }
         catch (Exception e)
         {
             Log.Error("Could not start a worker process: {Reason}", e.Message);
             Syscall.close(readFd);
-            _nextSpawnAllowed = DateTime.UtcNow.AddSeconds(1);
+            _backoff.SpawnFailed();
         }
         finally
         {
@@ -530,20 +507,20 @@ public sealed class Arbiter
         // Stop accepting: the master's copies close now, so once the workers have drained the queue and
         // closed theirs, a new client is refused (safe for a proxy to retry) rather than accepted and reset.
         foreach (var l in _listeners) l.Dispose();
-        var deadline = DateTime.UtcNow.AddSeconds(graceful ? _config.GracefulTimeout : 5);
+        long deadline = _clock.After(TimeSpan.FromSeconds(graceful ? _config.GracefulTimeout : 5));
         foreach (var w in _workers)
         {
-            w.RetiringSince ??= DateTime.UtcNow;
+            w.RetiringSince ??= _clock.GetTimestamp();
             Kill(w, graceful ? Signum.SIGTERM : Signum.SIGQUIT);
         }
-        while (_workers.Count > 0 && DateTime.UtcNow < deadline)
+        while (_workers.Count > 0 && _clock.GetTimestamp() < deadline)
         {
             // INT or QUIT during a graceful stop hurries it up, as in Gunicorn.
             if (graceful && _signals.TryDequeue(out var more) && more is PosixSignal.SIGINT or PosixSignal.SIGQUIT)
             {
                 Log.Information("Handling signal: {Signal} during graceful stop; stopping fast", more);
                 foreach (var w in _workers) Kill(w, Signum.SIGQUIT);
-                deadline = DateTime.UtcNow.AddSeconds(5);
+                deadline = _clock.After(TimeSpan.FromSeconds(5));
             }
             Thread.Sleep(50);
             foreach (var w in _workers) ReadMessages(w);

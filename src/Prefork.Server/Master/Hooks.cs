@@ -59,8 +59,8 @@ public static class Hooks
     /// <summary>Waits, up to <paramref name="limit"/>, for the hooks still running beside the master.</summary>
     public static void WaitForBackground(TimeSpan limit)
     {
-        var deadline = DateTime.UtcNow + limit;
-        while (DateTime.UtcNow < deadline)
+        long started = Stopwatch.GetTimestamp(); // monotonic: a wall-clock step neither cuts nor stretches the wait
+        while (Stopwatch.GetElapsedTime(started) < limit)
         {
             lock (Background) if (Background.Count == 0) return;
             Thread.Sleep(20);

@@ -20,7 +20,12 @@ public static class InPlaceUpgrade
     private const string StateVariable = "PREFORK_UPGRADE_STATE";
 
     public sealed record ListenerState(string Text, int Fd);
-    public sealed record WorkerState(int Pid, int Index, int Generation, int PipeFd, bool Booted, long Requests, long MaxRequests, DateTime SpawnedAt);
+    /// <summary>
+    /// One worker handed over. Its times are monotonic timestamps (<see cref="Monotonic"/>), which stay comparable
+    /// across the exec; null when the previous image predates them (it sent a wall-clock SpawnedAt, ignored).
+    /// </summary>
+    public sealed record WorkerState(int Pid, int Index, int Generation, int PipeFd, bool Booted, long Requests, long MaxRequests,
+        long? SpawnedMonotonic, long? LastHeardMonotonic);
     public sealed record State(int Generation, List<ListenerState> Listeners, List<WorkerState> Workers);
 
     /// <summary>The state handed over by the previous image, if this process is the result of an upgrade; cleared from the environment.</summary>

@@ -12,12 +12,14 @@ public sealed class WorkerHandle
     public required int Generation { get; init; }
     /// <summary>Read end of the worker's pipe (heartbeats and boot reports).</summary>
     public required int PipeFd { get; init; }
-    public DateTime SpawnedAt { get; init; } = DateTime.UtcNow;
+    /// <summary>Monotonic timestamp (<see cref="Monotonic"/>) of the spawn; carried across an in-place upgrade.</summary>
+    public required long SpawnedAt { get; init; }
     /// <summary>This worker's own max_requests (the setting plus its jitter); 0 for no limit.</summary>
     public long MaxRequests { get; init; }
 
     public bool Booted { get; set; }
-    public DateTime LastHeard { get; set; } = DateTime.UtcNow;
+    /// <summary>Monotonic timestamp of the last message from it (any message is a heartbeat).</summary>
+    public required long LastHeard { get; set; }
     public long Requests { get; set; }
     /// <summary>How long the worker's oldest in-flight request had run at the last ping, -1 when idle.</summary>
     public long BusyMs { get; set; } = -1;
@@ -26,9 +28,9 @@ public sealed class WorkerHandle
 
     /// <summary>Why it should be replaced (max_requests, memory, age), or null. It serves until its replacement is ready.</summary>
     public string? RecycleReason { get; set; }
-    /// <summary>When the master told it to stop (TERM); it is killed at <see cref="KillAt"/> if still alive.</summary>
-    public DateTime? RetiringSince { get; set; }
-    public DateTime? KillAt { get; set; }
+    /// <summary>When the master told it to stop (TERM); it is killed at <see cref="KillAt"/> if still alive. Monotonic timestamps.</summary>
+    public long? RetiringSince { get; set; }
+    public long? KillAt { get; set; }
     public bool Retiring => RetiringSince is not null;
     /// <summary>Set once the master gave up on it (timeout, boot timeout, graceful timeout): its exit is not a surprise.</summary>
     public bool Condemned { get; set; }

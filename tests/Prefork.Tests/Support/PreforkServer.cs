@@ -21,8 +21,9 @@ public sealed class PreforkServer : MasterProcess
     /// <summary>The `prefork` apphost built beside the tests (the CLI project is referenced).</summary>
     public static string Executable => Path.Combine(AppContext.BaseDirectory, "prefork");
 
-    /// <summary>Starts a master with `bind` on a free port plus the given TOML lines; waits until it serves.</summary>
-    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, string? executable = null, string[]? args = null)
+    /// <summary>Starts a master with `bind` on a free port plus the given TOML lines (and variables added to its environment); waits until it serves.</summary>
+    public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, string? executable = null, string[]? args = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         int port = FreePort();
         var dir = Path.Combine(Path.GetTempPath(), "prefork-test-" + Guid.NewGuid().ToString("N")[..8]);
@@ -42,6 +43,7 @@ public sealed class PreforkServer : MasterProcess
             ArgumentList = { "-c", config },
         };
         foreach (var arg in args ?? []) psi.ArgumentList.Add(arg); // command-line overrides, after the config
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var server = new PreforkServer(Process.Start(psi)!, port, dir, config);
         if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(60));
         return server;
