@@ -225,4 +225,20 @@ public sealed class RequestParserTests
         if (status == 0) Assert.Equal(expectContinue, Parse(raw).ExpectContinue);
         else Assert.Equal(("ExpectationFailed", status), Refused(raw));
     }
+
+    [Fact]
+    public void A_repeated_request_head_parses_without_allocating()
+    {
+        // The hot path: the target scan, Host, Connection and Expect checks allocate nothing once the
+        // connection's strings are known (RecentStrings), for every request after the first.
+        var raw = Encoding.ASCII.GetBytes("POST /items/42?sort=asc&page=2 HTTP/1.1\r\nHost: example.com:8080\r\n"
+            + "Connection: keep-alive, Upgrade\r\nExpect: 100-continue\r\nContent-Length: 3\r\nAccept: */*\r\n\r\n");
+        var head = new RequestHead();
+        var limits = HttpLimits.Default;
+        Assert.True(RequestParser.TryParseHead(raw, head, limits, out _));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++) RequestParser.TryParseHead(raw, head, limits, out _);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(head.ExpectContinue);
+    }
 }
