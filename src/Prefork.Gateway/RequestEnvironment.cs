@@ -13,11 +13,11 @@ public sealed class RequestEnvironment
 {
     /// <summary>REQUEST_METHOD, e.g. "GET".</summary>
     public string Method { get; set; } = "GET";
-    /// <summary>The request-target exactly as sent (origin-form, absolute-form, or "*").</summary>
+    /// <summary>The request-target exactly as sent (origin-form, absolute-form, or "*" for OPTIONS *): visible ASCII, no fragment.</summary>
     public string RawTarget { get; set; } = "/";
     /// <summary>SCRIPT_NAME: where the application is mounted; empty at the root.</summary>
     public string ScriptName { get; set; } = "";
-    /// <summary>PATH_INFO: the percent-decoded path below <see cref="ScriptName"/>.</summary>
+    /// <summary>PATH_INFO: the percent-decoded path below <see cref="ScriptName"/>; "*" for OPTIONS *.</summary>
     public string PathInfo { get; set; } = "/";
     /// <summary>QUERY_STRING, without the '?', not decoded.</summary>
     public string QueryString { get; set; } = "";

@@ -53,7 +53,7 @@ public static class Settings
         new("max_worker_age", SettingType.Integer, 0L, "recycling", "Recycle a worker after this many seconds. 0 disables.", Min: 0),
 
         // Limits (Gunicorn's defaults)
-        new("limit_request_line", SettingType.Integer, 4094L, "limits", "Longest request line in bytes; longer gets 414. 0 means 8190.", Min: 0, Max: 8190),
+        new("limit_request_line", SettingType.Integer, 8190L, "limits", "Longest request line in bytes; longer gets 414 (RFC 9112 §3 recommends at least 8000). 0 means 8190.", Min: 0, Max: 8190),
         new("limit_request_fields", SettingType.Integer, 100L, "limits", "Most header fields in a request; more gets 431. 0 means 32768.", Min: 0, Max: 32768),
         new("limit_request_field_size", SettingType.Integer, 8190L, "limits", "Longest header field line in bytes, counting name, colon, value and the CRLF (as Gunicorn counts); longer gets 431. 0 means 65536.", Min: 0, Max: 65536),
         new("limit_request_body", SettingType.Integer, 104857600L, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called.", Min: 0),

@@ -21,11 +21,14 @@ public sealed class HttpError : Exception
 
     public static HttpError InvalidRequestLine(string why) => new(400, "invalid request line: " + why);
     public static HttpError InvalidMethod(string why) => new(400, "invalid method: " + why);
+    public static HttpError MethodTooLong(int limit) => new(501, $"method longer than {limit} characters: not one we implement");
+    public static HttpError ConnectNotSupported() => new(501, "CONNECT is not supported: this is an origin server, not a proxy");
     public static HttpError InvalidTarget(string why) => new(400, "invalid request target: " + why);
     public static HttpError InvalidVersion(string why) => new(400, "invalid HTTP version: " + why);
     public static HttpError UnsupportedVersion(string version) => new(505, "HTTP version not supported: " + version);
     public static HttpError InvalidHeaderName(string why) => new(400, "invalid header name: " + why);
     public static HttpError InvalidHeader(string why) => new(400, "invalid header: " + why);
+    public static HttpError ExpectationFailed(string expectation) => new(417, $"expectation '{expectation}' cannot be met (only 100-continue can)");
     public static HttpError MissingHost() => new(400, "HTTP/1.1 request without Host");
     public static HttpError ObsoleteFolding() => new(400, "obsolete line folding (obs-fold) is not accepted");
     public static HttpError InvalidFraming(string why) => new(400, "ambiguous or invalid message framing: " + why);

@@ -5,7 +5,8 @@ namespace Prefork.Http;
 /// <summary>The parser's limits, taken from the config once per worker.</summary>
 public sealed record HttpLimits(int RequestLine, int Fields, int FieldSize, long Body)
 {
-    public static readonly HttpLimits Default = new(4094, 100, 8190, 104857600);
+    /// <summary>The limits the settings' defaults give (declared once, in Settings).</summary>
+    public static readonly HttpLimits Default = From(ConfigLoader.Parse(null, null));
 
     public static HttpLimits From(GatewayConfig c) =>
         new(c.LimitRequestLine, c.LimitRequestFields, c.LimitRequestFieldSize, c.LimitRequestBody);

@@ -14,6 +14,15 @@ public static class RequestParser
     internal static readonly SearchValues<byte> TokenChars =
         SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
 
+    private static readonly SearchValues<char> Digits = SearchValues.Create("0123456789");
+
+    /// <summary>
+    /// What a request-target may hold: visible ASCII (RFC 9112 §3.2, RFC 3986 §2; a client
+    /// percent-encodes anything else), except '#': a fragment is never sent (RFC 3986 §3.5).
+    /// </summary>
+    private static readonly SearchValues<byte> TargetChars =
+        SearchValues.Create(Enumerable.Range(0x21, 0x7e - 0x21 + 1).Where(b => b != '#').Select(b => (byte)b).ToArray());
+
     // Common names and methods are shared strings, so parsing them allocates nothing.
     private static readonly string[] KnownMethods = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
     private static readonly string[] KnownHeaderNames =
@@ -28,6 +37,8 @@ public static class RequestParser
 
     // Gunicorn's conventional-method rule (RFC 9110 only asks for a token): upper case, 3 to 20
     // characters, no '#'. Lower-case "methods" are almost always garbage or a probe, never a real client.
+    // The longest registered method (UPDATEREDIRECTREF, RFC 5842) has 17: a longer one is one we
+    // do not implement, so 501 (RFC 9112 §3), even when the line is also over limit_request_line.
     private const int MinMethodLength = 3, MaxMethodLength = 20;
     // RFC 9112 §2.2 asks us to skip "at least one" empty line before a request line; a few is generous,
     // and a bound keeps a stream of CRLFs from being re-scanned forever.
@@ -49,17 +60,17 @@ public static class RequestParser
         int lineLength = buffer[pos..].IndexOf((byte)'\n');
         if (lineLength < 0)
         {
-            if (buffer.Length - pos > limits.RequestLine + 1) throw HttpError.LimitRequestLine(limits.RequestLine);
+            if (buffer.Length - pos > limits.RequestLine + 1) throw LineTooLong(buffer.Slice(pos, limits.RequestLine + 1), limits);
             return false;
         }
         // Limits are checked before anything else on a line, so that a line decides the same
         // whether it arrived whole or in pieces (the partial checks above and below).
-        if (lineLength > limits.RequestLine + 1) throw HttpError.LimitRequestLine(limits.RequestLine);
+        if (lineLength > limits.RequestLine + 1) throw LineTooLong(buffer.Slice(pos, limits.RequestLine + 1), limits);
         var line = buffer.Slice(pos, lineLength);
         // A bare LF is not a line ending here: RFC 9112 §2.2 allows it, but proxies disagree on it.
         if (line.IsEmpty || line[^1] != '\r') throw HttpError.InvalidRequestLine("not terminated by CRLF");
         line = line[..^1];
-        if (line.Length > limits.RequestLine) throw HttpError.LimitRequestLine(limits.RequestLine);
+        if (line.Length > limits.RequestLine) throw LineTooLong(line, limits);
         ParseRequestLine(line, head);
         pos += lineLength + 1;
 
@@ -87,6 +98,17 @@ public static class RequestParser
         return true;
     }
 
+    /// <summary>
+    /// A request line over limit_request_line is 414, unless what it starts with is already a
+    /// method too long to be one (all token, no space within the first MaxMethodLength + 1 bytes):
+    /// then 501, as <see cref="CheckMethod"/> says for a line within the limit. Only the first
+    /// RequestLine + 1 bytes are looked at, which have arrived whether the line came whole or in pieces.
+    /// </summary>
+    private static HttpError LineTooLong(ReadOnlySpan<byte> lineStart, HttpLimits limits) =>
+        lineStart.Length > MaxMethodLength && lineStart[..(MaxMethodLength + 1)].IndexOfAnyExcept(TokenChars) < 0
+            ? HttpError.MethodTooLong(MaxMethodLength)
+            : HttpError.LimitRequestLine(limits.RequestLine);
+
     private static void ParseRequestLine(ReadOnlySpan<byte> line, RequestHead head)
     {
         int sp1 = line.IndexOf((byte)' ');
@@ -99,9 +121,11 @@ public static class RequestParser
         var target = rest[..sp2];
         var version = rest[(sp2 + 1)..];
         if (target.IsEmpty) throw HttpError.InvalidRequestLine("empty target (two spaces?)");
-        // Raw bytes above 0x7f are let through (as Gunicorn does) and read as Latin-1; controls never are.
-        foreach (var b in target)
-            if (b <= 0x20 || b == 0x7f) throw HttpError.InvalidTarget("control character or space");
+        // One vectorised pass. Gunicorn lets raw bytes above 0x7f and '#' through; we do not (DEVIATIONS.md).
+        int bad = target.IndexOfAnyExcept(TargetChars);
+        if (bad >= 0)
+            throw HttpError.InvalidTarget(target[bad] == '#' ? "'#' (a fragment is never sent)"
+                : target[bad] > 0x7f ? "a byte above 0x7f (not percent-encoded)" : "a control character");
 
         head.Method = Intern(method, KnownMethods, KnownMethodBytes) ?? Encoding.ASCII.GetString(method);
         head.VersionMinor = ParseVersion(version);
@@ -112,8 +136,8 @@ public static class RequestParser
     private static void CheckMethod(ReadOnlySpan<byte> method)
     {
         if (method.IndexOfAnyExcept(TokenChars) >= 0) throw HttpError.InvalidMethod("not a token");
-        if (method.Length is < MinMethodLength or > MaxMethodLength)
-            throw HttpError.InvalidMethod($"not {MinMethodLength} to {MaxMethodLength} characters");
+        if (method.Length > MaxMethodLength) throw HttpError.MethodTooLong(MaxMethodLength);
+        if (method.Length < MinMethodLength) throw HttpError.InvalidMethod($"shorter than {MinMethodLength} characters");
         foreach (var b in method)
             if (b is >= (byte)'a' and <= (byte)'z' or (byte)'#') throw HttpError.InvalidMethod("lower case or '#'");
     }
@@ -130,37 +154,37 @@ public static class RequestParser
     /// <summary>RFC 9112 §3.2: each form of request-target goes with its methods.</summary>
     private static void CheckTargetForm(RequestHead head)
     {
+        // CONNECT asks for a tunnel (RFC 9110 §9.3.6), which only a proxy makes; Prefork is an origin
+        // server and never hands the app a connection to tunnel. 501, not 405: 405 says the target
+        // resource refuses a method it knows and must list the methods it allows (RFC 9110 §15.5.6),
+        // which only the app knows; 501 says the server supports CONNECT for no resource at all (§15.6.2).
+        if (head.Method == "CONNECT") throw HttpError.ConnectNotSupported();
         var t = head.Target.AsSpan();
         if (t[0] == '/') return; // origin-form
         if (t is "*")
         {
+            // OPTIONS * asks about the server as a whole (§3.2.4); it goes to the app with PathInfo "*", as in Gunicorn.
             if (head.Method != "OPTIONS") throw HttpError.InvalidTarget("asterisk-form is only for OPTIONS");
             return;
         }
-        if (head.Method == "CONNECT")
-        {
-            // authority-form: host:port and nothing else (§3.2.3)
-            if (!IsAuthority(t, out bool hasPort) || !hasPort) throw HttpError.InvalidTarget("CONNECT needs host:port");
-            return;
-        }
+        // authority-form (host:port) is CONNECT's alone (§3.2.3): on any other method it is refused here.
         int schemeEnd = t.StartsWith("http://", StringComparison.OrdinalIgnoreCase) ? 7
             : t.StartsWith("https://", StringComparison.OrdinalIgnoreCase) ? 8 : -1;
         if (schemeEnd < 0) throw HttpError.InvalidTarget("expected /path, an http(s) absolute URI, or * with OPTIONS");
         var afterScheme = t[schemeEnd..];
-        int authorityEnd = afterScheme.IndexOfAny('/', '?', '#');
+        int authorityEnd = afterScheme.IndexOfAny('/', '?');
         var authority = authorityEnd < 0 ? afterScheme : afterScheme[..authorityEnd];
         // RFC 9110 §4.2.4: userinfo in an http(s) URI is treated as an error; it serves to disguise the host.
         if (authority.Contains('@')) throw HttpError.InvalidTarget("userinfo (user@) in an absolute URI");
-        if (authority.IsEmpty || !IsAuthority(authority, out _)) throw HttpError.InvalidTarget("invalid authority in an absolute URI");
+        if (authority.IsEmpty || !IsAuthority(authority)) throw HttpError.InvalidTarget("invalid authority in an absolute URI");
     }
 
     /// <summary>
     /// RFC 3986 host [":" port]: an IP literal in brackets, or reg-name characters (unreserved,
     /// %-escapes, sub-delims), optionally followed by a port. Used for Host and the request-target.
     /// </summary>
-    internal static bool IsAuthority(ReadOnlySpan<char> text, out bool hasPort)
+    internal static bool IsAuthority(ReadOnlySpan<char> text)
     {
-        hasPort = false;
         ReadOnlySpan<char> port;
         if (text.StartsWith('['))
         {
@@ -183,7 +207,6 @@ public static class RequestParser
         port = port[1..];
         foreach (var c in port)
             if (!char.IsAsciiDigit(c)) return false;
-        hasPort = port.Length is > 0 and <= 5;
         return port.Length <= 5;
     }
 
@@ -222,10 +245,10 @@ public static class RequestParser
         return null;
     }
 
-    /// <summary>Content-Length, Transfer-Encoding, Host, Connection, Expect: RFC 9112 §6, §9.3, RFC 9110 §7.2.</summary>
+    /// <summary>Content-Length, Transfer-Encoding, Host, Connection, Expect: RFC 9112 §6, §9.3, RFC 9110 §7.2, §10.1.1.</summary>
     private static void DecideFraming(RequestHead head)
     {
-        string? contentLength = null, transferEncoding = null, host = null;
+        string? contentLength = null, transferEncoding = null, host = null, expect = null;
         int hosts = 0, contentTypes = 0;
         bool close = false, keepAlive = false;
         foreach (var (name, value) in head.Headers)
@@ -245,12 +268,16 @@ public static class RequestParser
                 keepAlive |= HasToken(value, "keep-alive");
             }
             else if (name.Equals("Expect", StringComparison.OrdinalIgnoreCase))
-                head.ExpectContinue = value.Equals("100-continue", StringComparison.OrdinalIgnoreCase);
+                expect = expect is null ? value : expect + "," + value;
         }
 
         if (hosts > 1) throw HttpError.InvalidHeader("more than one Host");
         if (head.VersionMinor == 1 && hosts == 0) throw HttpError.MissingHost();
-        if (host is { Length: > 0 } && !IsAuthority(host, out _)) throw HttpError.InvalidHeader("Host is not host[:port]");
+        if (host is { Length: > 0 } && !IsAuthority(host)) throw HttpError.InvalidHeader("Host is not host[:port]");
+        // An empty Host says the target URI has no authority (RFC 9112 §3.2), but an http(s) URI
+        // needs one, and only an absolute-form target carries its own: otherwise "the server can
+        // reject the request" (§3.3), and we do rather than guess a server name for the app.
+        if (host is "" && head.Target[0] is '/' or '*') throw HttpError.InvalidHeader("empty Host");
         head.Host = host;
         // A singleton field sent twice: which one the application would read is a guess.
         if (contentTypes > 1) throw HttpError.InvalidHeader("more than one Content-Type");
@@ -265,13 +292,31 @@ public static class RequestParser
         }
         else if (contentLength is not null)
         {
-            if (contentLength.Length is 0 or > 18 || contentLength.AsSpan().IndexOfAnyExceptInRange('0', '9') >= 0)
+            // IndexOfAnyExcept(Digits), not IndexOfAnyExceptInRange('0', '9'): on .NET 10 the latter allocated 96 bytes a call.
+            if (contentLength.Length is 0 or > 18 || contentLength.AsSpan().IndexOfAnyExcept(Digits) >= 0)
                 throw HttpError.InvalidFraming($"Content-Length '{(contentLength.Length > 20 ? contentLength[..20] + "…" : contentLength)}' is not a number");
             head.ContentLength = long.Parse(contentLength);
         }
 
         head.KeepAlive = head.VersionMinor == 1 ? !close : keepAlive && !close;
-        if (head.VersionMinor == 0) head.ExpectContinue = false;
+        // RFC 9110 §10.1.1: an HTTP/1.0 client knows no expectations, so they are ignored there.
+        if (expect is not null && head.VersionMinor == 1) head.ExpectContinue = ExpectsContinue(expect);
+    }
+
+    /// <summary>
+    /// Whether the Expect list holds 100-continue. It is the only expectation there is (RFC 9110
+    /// §10.1.1); any other member (100-continue with parameters too) cannot be met: 417.
+    /// </summary>
+    private static bool ExpectsContinue(string expect)
+    {
+        bool any = false;
+        foreach (var member in new ListMembers(expect))
+        {
+            if (!member.Equals("100-continue", StringComparison.OrdinalIgnoreCase))
+                throw HttpError.ExpectationFailed(member.Length > 40 ? member[..40].ToString() + "…" : member.ToString());
+            any = true;
+        }
+        return any;
     }
 
     /// <summary>
@@ -280,16 +325,11 @@ public static class RequestParser
     /// </summary>
     private static void CheckTransferCodings(string transferEncoding)
     {
-        var rest = transferEncoding.AsSpan();
         int codings = 0;
         bool lastIsChunked = false, chunkedEarlier = false;
         string? unsupported = null;
-        while (!rest.IsEmpty)
+        foreach (var coding in new ListMembers(transferEncoding))
         {
-            int comma = rest.IndexOf(',');
-            var coding = (comma < 0 ? rest : rest[..comma]).Trim(" \t");
-            rest = comma < 0 ? default : rest[(comma + 1)..];
-            if (coding.IsEmpty) continue; // empty list elements are allowed (RFC 9110 §5.6.1)
             codings++;
             chunkedEarlier |= lastIsChunked;
             lastIsChunked = coding.Equals("chunked", StringComparison.OrdinalIgnoreCase);
@@ -304,13 +344,35 @@ public static class RequestParser
     /// <summary>Whether a comma-separated list (Connection) holds <paramref name="token"/>, case-insensitively.</summary>
     private static bool HasToken(string list, string token)
     {
-        var rest = list.AsSpan();
-        while (true)
+        foreach (var member in new ListMembers(list))
+            if (member.Equals(token, StringComparison.OrdinalIgnoreCase)) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// The members of a comma-separated field value, trimmed, for foreach. Empty members are
+    /// skipped: the list syntax allows them (RFC 9110 §5.6.1).
+    /// </summary>
+    private ref struct ListMembers
+    {
+        private ReadOnlySpan<char> _rest;
+
+        public ListMembers(string list) => _rest = list;
+
+        public ReadOnlySpan<char> Current { get; private set; }
+
+        public readonly ListMembers GetEnumerator() => this;
+
+        public bool MoveNext()
         {
-            int comma = rest.IndexOf(',');
-            if ((comma < 0 ? rest : rest[..comma]).Trim(" \t").Equals(token, StringComparison.OrdinalIgnoreCase)) return true;
-            if (comma < 0) return false;
-            rest = rest[(comma + 1)..];
+            while (!_rest.IsEmpty)
+            {
+                int comma = _rest.IndexOf(',');
+                Current = (comma < 0 ? _rest : _rest[..comma]).Trim(" \t");
+                _rest = comma < 0 ? default : _rest[(comma + 1)..];
+                if (!Current.IsEmpty) return true;
+            }
+            return false;
         }
     }
 }

@@ -187,6 +187,7 @@ public sealed class RequestProcessor
     /// <summary>
     /// Path (percent-decoded) and query from an origin-form or absolute-form target, and the
     /// authority of an absolute-form one ("example.com:8080" for "http://example.com:8080/x"; else null).
+    /// The asterisk-form "*" (OPTIONS) is path "*". There is no fragment: the parser refuses '#'.
     /// </summary>
     internal static void SplitTarget(string target, out string? authority, out string path, out string query)
     {
@@ -199,15 +200,12 @@ public sealed class RequestProcessor
             if (scheme > 0)
             {
                 var afterScheme = t[(scheme + 3)..];
-                int end = afterScheme.IndexOfAny('/', '?', '#');
+                int end = afterScheme.IndexOfAny('/', '?');
                 authority = (end < 0 ? afterScheme : afterScheme[..end]).ToString();
                 t = end < 0 ? "/" : afterScheme[end..];
                 if (t[0] != '/') t = ("/" + t.ToString()).AsSpan();
             }
         }
-        // A fragment is never sent by a correct client; if one is, it is neither path nor query.
-        int hash = t.IndexOf('#');
-        if (hash >= 0) t = t[..hash];
         int q = t.IndexOf('?');
         var rawPath = q < 0 ? t : t[..q];
         query = q < 0 ? "" : t[(q + 1)..].ToString();

@@ -26,7 +26,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal(30, c.GracefulTimeout);
         Assert.Equal(2, c.Keepalive);
         Assert.Equal(2048, c.Backlog);
-        Assert.Equal(4094, c.LimitRequestLine);
+        Assert.Equal(8190, c.LimitRequestLine);
         Assert.Equal(100, c.LimitRequestFields);
         Assert.Equal(8190, c.LimitRequestFieldSize);
     }

@@ -61,7 +61,7 @@ public sealed class ServingTests
     }
 
     [Theory]
-    [InlineData(5000, 0, 414)]    // request line over limit_request_line (4094)
+    [InlineData(9000, 0, 414)]    // request line over limit_request_line (8190)
     [InlineData(10, 101, 431)]    // more than limit_request_fields (100)
     [InlineData(10, -9000, 431)]  // one field over limit_request_field_size (8190)
     public void Limits_answer_414_and_431(int pathLength, int fields, int expected)
