@@ -59,4 +59,25 @@ public sealed class LogFileTests
             File.Delete(path + ".1");
         }
     }
+
+    [Fact]
+    public void A_standard_descriptor_redirected_to_a_file_without_O_APPEND_gets_it()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"prefork-logfile-{Guid.NewGuid():N}.log");
+        int fd = Syscall.open(path, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_TRUNC, FilePermissions.DEFFILEMODE); // as `>` opens it
+        try
+        {
+            Assert.Equal(0, Syscall.fcntl(fd, FcntlCommand.F_GETFL) & (int)OpenFlags.O_APPEND);
+            using var file = LogFile.Open("-", standardFd: fd);
+            Assert.NotEqual(0, Syscall.fcntl(fd, FcntlCommand.F_GETFL) & (int)OpenFlags.O_APPEND);
+            File.AppendAllText(path, "someone else\n"); // another writer: our next line goes after it, not over it
+            Assert.True(file.Write("ours\n"u8));
+            Assert.Equal("someone else\nours\n", File.ReadAllText(path));
+        }
+        finally
+        {
+            Syscall.close(fd);
+            File.Delete(path);
+        }
+    }
 }
