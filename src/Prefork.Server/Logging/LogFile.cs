@@ -42,7 +42,7 @@ internal sealed unsafe partial class LogFile : IDisposable
 
     /// <summary>
     /// "-" is the inherited <paramref name="standardFd"/> (1 or 2); anything else a file appended to,
-    /// created if missing. Throws IOException when the file cannot be opened.
+    /// created if missing (and its folder). Throws IOException when the file cannot be opened.
     /// </summary>
     public static LogFile Open(string path, int standardFd)
     {
@@ -67,6 +67,7 @@ internal sealed unsafe partial class LogFile : IDisposable
 
     private static int OpenAppend(string path)
     {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!); // as Serilog's file sink did: "logs/error.log" needs no mkdir
         int fd;
         do fd = OpenFile(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0b110_110_110 /* 0666, less the umask */);
         while (fd < 0 && Marshal.GetLastPInvokeError() == EINTR);

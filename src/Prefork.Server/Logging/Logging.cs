@@ -32,10 +32,15 @@ public static class Logging
             .Enrich.WithProperty("Role", role.Length == 0 ? "" : role + " ");
         // Master and workers share stderr or append to one file: each event leaves in one write(2).
         var path = config.ErrorLog == "-" ? "-" : Path.GetFullPath(config.ErrorLog, config.BaseDirectory);
-        lc = lc.WriteTo.Sink(new LineSink(LogFile.Open(path, standardFd: 2), new MessageTemplateTextFormatter(Template)));
+        string? unopened = null;
+        LogFile file;
+        try { file = LogFile.Open(path, standardFd: 2); }
+        catch (IOException e) { unopened = e.Message; file = LogFile.Open("-", standardFd: 2); } // never die for want of a log
+        lc = lc.WriteTo.Sink(new LineSink(file, new MessageTemplateTextFormatter(Template)));
         var old = Log.Logger;
         Log.Logger = lc.CreateLogger();
         (old as IDisposable)?.Dispose();
+        if (unopened is not null) Log.Error("Logging to stderr instead: {Reason}", unopened);
     }
 }
 

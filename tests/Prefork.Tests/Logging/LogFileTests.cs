@@ -5,6 +5,7 @@ using Prefork.Config;
 using Prefork.Gateway;
 using Prefork.Http;
 using Prefork.Logging;
+using Prefork.Tests.Support;
 
 namespace Prefork.Tests.Logging;
 
@@ -79,5 +80,14 @@ public sealed class LogFileTests
             Syscall.close(fd);
             File.Delete(path);
         }
+    }
+
+    [Fact]
+    public void An_error_log_that_cannot_be_opened_falls_back_to_stderr_and_says_why()
+    {
+        // The folder of the error log is a file: nothing can be created there.
+        using var server = PreforkServer.Start("errorlog = \"gateway.toml/error.log\"", workers: 1);
+        server.WaitForLog("Logging to stderr instead", TimeSpan.FromSeconds(10));
+        Assert.Equal(200, server.Get("/").Status);
     }
 }
