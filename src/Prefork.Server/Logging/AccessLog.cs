@@ -4,37 +4,34 @@ using System.Text;
 using Prefork.Config;
 using Prefork.Gateway;
 using Prefork.Http;
+using Serilog;
 
 namespace Prefork.Logging;
 
 /// <summary>
 /// The access log in Gunicorn's format language (Apache combined by default). The format is
-/// compiled once into a list of parts that append straight into a per-thread line buffer; the
-/// line goes to a buffered writer that a timer flushes. So logging a request costs no syscall and
-/// no allocation (the time is formatted once a second).
+/// compiled once into a list of parts that append straight into a per-thread line buffer, which
+/// is encoded into a per-thread byte buffer and written whole: one write(2) per request (see
+/// <see cref="LogFile"/>). That syscall is the price of lines that never tear between workers or
+/// threads, and of no line lost when a worker dies; logging costs no allocation (the time is
+/// formatted once a second).
 /// </summary>
 public sealed class AccessLog : IDisposable
 {
     private readonly Action<StringBuilder, Entry>[] _parts;
     [ThreadStatic] private static StringBuilder? t_line;
-    private readonly string _path;
-    private TextWriter _out;
-    private readonly Timer _flusher;
-    private readonly Lock _lock = new();
+    [ThreadStatic] private static char[]? t_chars;
+    [ThreadStatic] private static byte[]? t_bytes;
+    private readonly LogFile _file;
+    private long _lastReport = long.MinValue / 2;
 
     public readonly record struct Entry(RequestEnvironment Env, RequestHead Head, int Status, long Bytes, long Started);
 
     public AccessLog(GatewayConfig config)
     {
         _parts = Compile(config.AccessLogFormat);
-        _path = config.AccessLog == "-" ? "-" : Path.GetFullPath(config.AccessLog, config.BaseDirectory);
-        _out = Open();
-        _flusher = new Timer(_ => Flush(), null, 1000, 1000);
+        _file = LogFile.Open(config.AccessLog == "-" ? "-" : Path.GetFullPath(config.AccessLog, config.BaseDirectory), standardFd: 1);
     }
-
-    private TextWriter Open() => _path == "-"
-        ? new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 64 * 1024) { AutoFlush = false }
-        : new StreamWriter(new FileStream(_path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete), new UTF8Encoding(false), 64 * 1024);
 
     public void Write(RequestEnvironment env, RequestHead head, int status, long bytes, long started)
     {
@@ -42,30 +39,36 @@ public sealed class AccessLog : IDisposable
         var line = t_line ??= new StringBuilder(256);
         line.Clear();
         foreach (var part in _parts) part(line, entry);
-        lock (_lock) _out.WriteLine(line);
+        line.Append('\n');
+        var chars = t_chars is { } c && c.Length >= line.Length ? c : t_chars = new char[line.Length * 2];
+        line.CopyTo(0, chars, line.Length);
+        var text = chars.AsSpan(0, line.Length);
+        int max = Encoding.UTF8.GetMaxByteCount(text.Length);
+        var buffer = t_bytes is { } b && b.Length >= max ? b : t_bytes = new byte[max * 2];
+        int length = Encoding.UTF8.GetBytes(text, buffer);
+        if (!_file.Write(buffer.AsSpan(0, length))) ReportDropped();
     }
 
-    public void Flush()
+    /// <summary>A full disk or a closed pipe must not flood the error log: one line a second at most.</summary>
+    private void ReportDropped()
     {
-        lock (_lock) _out.Flush();
+        long now = Environment.TickCount64, last = Interlocked.Read(ref _lastReport);
+        if (now - last < 1000 || Interlocked.CompareExchange(ref _lastReport, now, last) != last) return;
+        Log.Error("Access log write failed ({Error}); lines dropped so far: {Dropped}", LogFile.Describe(_file.LastError), _file.Dropped);
     }
 
     /// <summary>For USR1: after logrotate moved the file, write to a new one at the same path.</summary>
     public void Reopen()
     {
-        lock (_lock)
-        {
-            _out.Flush();
-            if (_path == "-") return;
-            _out.Dispose();
-            _out = Open();
-        }
+        try { _file.Reopen(); }
+        catch (IOException e) { Log.Error("Access log not reopened, still writing to the old file: {Reason}", e.Message); }
     }
 
     public void Dispose()
     {
-        _flusher.Dispose();
-        lock (_lock) _out.Dispose();
+        if (_file.Dropped > 0 || _file.ShortWrites > 0)
+            Log.Warning("Access log: {Dropped} line(s) dropped on write errors, {ShortWrites} short write(s) completed", _file.Dropped, _file.ShortWrites);
+        _file.Dispose();
     }
 
     /// <summary>Splits "%(h)s %(t)s …" into constant text and atoms.</summary>

@@ -2,12 +2,15 @@ using Prefork.Config;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
+using Serilog.Formatting;
+using Serilog.Formatting.Display;
 
 namespace Prefork.Logging;
 
 /// <summary>
 /// The error log (Serilog): level from `loglevel`, to stderr or `errorlog`'s file. Every line
-/// carries the pid and the role (master or worker index). Re-created on USR1 so logrotate works.
+/// carries the pid and the role (master or worker index). Re-created on USR1 so logrotate works:
+/// the new logger opens the path anew, the old one closes its file.
 /// </summary>
 public static class Logging
 {
@@ -27,12 +30,53 @@ public static class Logging
             .MinimumLevel.Is(level)
             .Enrich.WithProperty("Pid", Environment.ProcessId)
             .Enrich.WithProperty("Role", role.Length == 0 ? "" : role + " ");
-        lc = config.ErrorLog == "-"
-            ? lc.WriteTo.Console(outputTemplate: Template, standardErrorFromLevel: LogEventLevel.Verbose)
-            : lc.WriteTo.File(Path.GetFullPath(config.ErrorLog, config.BaseDirectory), outputTemplate: Template, shared: true, flushToDiskInterval: TimeSpan.FromSeconds(1));
+        // Master and workers share stderr or append to one file: each event leaves in one write(2).
+        var path = config.ErrorLog == "-" ? "-" : Path.GetFullPath(config.ErrorLog, config.BaseDirectory);
+        string? unopened = null;
+        LogFile file;
+        try { file = LogFile.Open(path, standardFd: 2); }
+        catch (IOException e) { unopened = e.Message; file = LogFile.Open("-", standardFd: 2); } // never die for want of a log
+        lc = lc.WriteTo.Sink(new LineSink(file, new MessageTemplateTextFormatter(Template)));
         var old = Log.Logger;
         Log.Logger = lc.CreateLogger();
         (old as IDisposable)?.Dispose();
+        if (unopened is not null) Log.Error("Logging to stderr instead: {Reason}", unopened);
+    }
+}
+
+/// <summary>
+/// Formats each event (its line, and its exception's lines if any) into a reused buffer and writes
+/// it whole with <see cref="LogFile"/>, so lines from the master and workers never interleave.
+/// A write that fails drops the event: the error log has nowhere to report its own failures.
+/// </summary>
+internal sealed class LineSink(LogFile file, ITextFormatter formatter) : ILogEventSink, IDisposable
+{
+    private readonly StringWriter _text = new(System.Globalization.CultureInfo.InvariantCulture);
+    private byte[] _bytes = new byte[4096];
+    private bool _closed;
+
+    public void Emit(LogEvent logEvent)
+    {
+        lock (_text)
+        {
+            if (_closed) return; // a thread still held the logger USR1 replaced
+            var sb = _text.GetStringBuilder();
+            sb.Clear();
+            formatter.Format(logEvent, _text);
+            int max = System.Text.Encoding.UTF8.GetMaxByteCount(sb.Length);
+            if (_bytes.Length < max) _bytes = new byte[max];
+            int length = System.Text.Encoding.UTF8.GetBytes(sb.ToString(), _bytes);
+            file.Write(_bytes.AsSpan(0, length));
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_text)
+        {
+            _closed = true;
+            file.Dispose();
+        }
     }
 }
 

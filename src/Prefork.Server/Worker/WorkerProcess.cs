@@ -92,7 +92,6 @@ public static class WorkerProcess
         // Bytes allocated per request (app included) tell whether the hot path stays allocation-free.
         Log.Information("Exiting after {Requests} requests ({BytesPerRequest} bytes allocated per request, {Gen0} gen0 GCs)",
             context.Requests, context.Requests == 0 ? 0 : GC.GetTotalAllocatedBytes() / context.Requests, GC.CollectionCount(0));
-        accessLog?.Flush();
         Log.CloseAndFlush();
         return 0;
     }
