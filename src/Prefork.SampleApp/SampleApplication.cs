@@ -11,6 +11,7 @@ namespace Prefork.SampleApp;
 ///   GET  /pid              this worker's pid, index and generation (JSON)
 ///   ANY  /echo             the request as the app saw it (JSON: method, path, query, headers, body)
 ///   POST /echo-body        the request body, as sent
+///   POST /upload           "BYTES CHECKSUM": the body read in 64 KiB pieces, never held whole (Fletcher-64 style sum, hex)
 ///   GET  /bytes/N          N bytes (N may end in k or m)
 ///   GET  /stream?n=N       N chunks streamed with no Content-Length (chunked on HTTP/1.1)
 ///   GET  /async-stream     chunks produced by an async iterator
@@ -51,6 +52,9 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
             case "/echo-body":
                 startResponse("200 OK", Binary);
                 return ReadBody(env);
+            case "/upload":
+                startResponse("200 OK", TextPlain);
+                return CountBody(env);
             case "/stream":
                 startResponse("200 OK", TextPlain);
                 return ResponseBody.Stream(Chunks(QueryInt(env, "n", 5)));
@@ -97,6 +101,28 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
         using var ms = new MemoryStream();
         env.Input.CopyTo(ms);
         return ms.ToArray();
+    }
+
+    /// <summary>
+    /// Reads the body through a 64 KiB buffer and answers its length and a position-sensitive sum
+    /// (a += byte; b += a, both mod 2^64), so an upload of any size costs the app 64 KiB.
+    /// </summary>
+    private static string CountBody(RequestEnvironment env)
+    {
+        var buffer = new byte[64 * 1024];
+        long total = 0;
+        ulong a = 0, b = 0;
+        int n;
+        while ((n = env.Input.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            foreach (var x in buffer.AsSpan(0, n))
+            {
+                a += x;
+                b += a;
+            }
+            total += n;
+        }
+        return $"{total} {b:x16}\n";
     }
 
     private static byte[] EchoRequest(RequestEnvironment env) => JsonSerializer.SerializeToUtf8Bytes(new

@@ -48,6 +48,8 @@ public sealed class GatewayConfig
     public int LimitRequestFields => Int("limit_request_fields") is var v && v == 0 ? 32768 : v;
     public int LimitRequestFieldSize => Int("limit_request_field_size") is var v && v == 0 ? 65536 : v;
     public long LimitRequestBody => (long)_values["limit_request_body"];
+    /// <summary>worker_tmp_dir as a full path (relative to the config file); $TMPDIR or /tmp when empty.</summary>
+    public string WorkerTmpDir => Str("worker_tmp_dir") is { Length: > 0 } dir ? Path.GetFullPath(dir, BaseDirectory) : Path.GetTempPath();
     public string PidFile => Str("pidfile");
     public string ProcName => Str("proc_name");
     public string User => Str("user");

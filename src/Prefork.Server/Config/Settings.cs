@@ -56,7 +56,9 @@ public static class Settings
         new("limit_request_line", SettingType.Integer, 8190L, "limits", "Longest request line in bytes; longer gets 414 (RFC 9112 §3 recommends at least 8000). 0 means 8190.", Min: 0, Max: 8190),
         new("limit_request_fields", SettingType.Integer, 100L, "limits", "Most header fields in a request; more gets 431. 0 means 32768.", Min: 0, Max: 32768),
         new("limit_request_field_size", SettingType.Integer, 8190L, "limits", "Longest header field line in bytes, counting name, colon, value and the CRLF (as Gunicorn counts); longer gets 431. 0 means 65536.", Min: 0, Max: 65536),
-        new("limit_request_body", SettingType.Integer, 104857600L, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called.", Min: 0),
+        new("limit_request_body", SettingType.Integer, 104857600L, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called: up to 64 KiB in memory, the rest into a file in worker_tmp_dir.", Min: 0),
+        new("worker_tmp_dir", SettingType.String, "", "limits",
+            "Directory for request bodies over 64 KiB while they are read (unnamed files, gone when the request ends or the worker dies). Disk use is bounded by worker_connections x limit_request_body per worker. Empty: $TMPDIR, or /tmp. If it is unusable, such requests get 500 (logged); the worker goes on serving."),
 
         // Process
         new("pidfile", SettingType.String, "", "process", "File the master writes its pid to (atomically); removed on exit. Empty: none.", Reloadable: false),

@@ -39,6 +39,7 @@ public sealed class HttpError : Exception
     public static HttpError LimitRequestFields(int limit) => new(431, $"more than {limit} header fields");
     public static HttpError LimitRequestFieldSize(int limit) => new(431, $"header field longer than {limit} bytes");
     public static HttpError LimitRequestBody(long limit) => new(413, $"request body larger than {limit} bytes");
+    public static HttpError BodyNotStored(string why) => new(500, "the request body could not be stored in worker_tmp_dir: " + why);
     public static HttpError IncompleteBody() => new(400, "connection closed before the body was complete");
     public static HttpError InvalidSchemeHeaders(string why) => new(400, "contradictory scheme headers from a trusted proxy: " + why);
     public static HttpError InvalidProxyHeader(string why) => new(400, "invalid PROXY protocol header: " + why);

@@ -5,11 +5,13 @@ namespace Prefork.Http;
 /// <summary>
 /// Frames whole requests out of the bytes one connection receives: the head (parsed by
 /// <see cref="RequestParser"/>) and then the body (Content-Length or chunked), incrementally. It does
-/// no I/O: a worker class reads into <see cref="GetReadSpace"/>, calls <see cref="Advance"/>, and asks
+/// no socket I/O: a worker class reads into <see cref="GetReadSpace"/>, calls <see cref="Advance"/>, and asks
 /// <see cref="TryTakeRequest"/> whether a whole request is there. Blocking and non-blocking drivers
 /// share it, so all three worker classes frame requests the same way.
 /// </summary>
 /// <remarks>
+/// A body is received whole before the app is called, a small one in memory and a large one in a
+/// temp file (<see cref="BodyBuffer"/> says why), so a worker's memory does not grow with uploads.
 /// The receive buffer is rented while bytes are buffered and given back by <see cref="ReleaseIfEmpty"/>,
 /// so an idle keep-alive connection holds no buffer. A head is only (re-)parsed when a line has
 /// ended since the last attempt or the line in progress is over its limit, so a client sending one
@@ -19,7 +21,6 @@ public sealed class RequestReader
 {
     private const int InitialBufferSize = 4096;
     private const int BodyBufferSize = 64 * 1024; // a body streams through: fewer, larger reads
-    private const int MaxRetainedBodyCapacity = 1024 * 1024;
 
     private readonly HttpLimits _limits;
     private readonly int _maxLine;
@@ -33,18 +34,20 @@ public sealed class RequestReader
     private bool _continueWanted;
     private long _bodyRemaining;  // Content-Length bodies
     private ChunkedDecoder? _chunked;
-    private ArrayBufferWriter<byte>? _body;
+    private readonly BodyBuffer _body;
     private readonly BodyStream _bodyStream = new();
 
-    public RequestReader(HttpLimits limits)
+    /// <param name="tempDirectory">Where bodies too large for memory go (worker_tmp_dir); null for $TMPDIR or /tmp.</param>
+    public RequestReader(HttpLimits limits, string? tempDirectory = null)
     {
         _limits = limits;
+        _body = new BodyBuffer(tempDirectory ?? Path.GetTempPath());
         _maxLine = Math.Max(limits.RequestLine, limits.FieldSize) + 2;
     }
 
     /// <summary>The request taken by the last successful <see cref="TryTakeRequest"/>.</summary>
     public RequestHead Head { get; } = new();
-    /// <summary>Its body (empty stream when none), valid until the next request is taken.</summary>
+    /// <summary>Its body (empty stream when none), valid until the next call of <see cref="TryTakeRequest"/>.</summary>
     public Stream Body => BodyLength == 0 ? Stream.Null : _bodyStream;
     public long BodyLength { get; private set; }
 
@@ -97,7 +100,12 @@ public sealed class RequestReader
     /// </summary>
     public bool TryTakeRequest()
     {
-        if (!_inBody && !TryTakeHead()) return false;
+        if (!_inBody)
+        {
+            // Drivers ask for the next request once the last one is answered: its body (and temp file) can go.
+            _body.Clear();
+            if (!TryTakeHead()) return false;
+        }
         if (_inBody && !TryTakeBody()) return false;
         _inBody = false;
         _continueWanted = false;
@@ -144,11 +152,6 @@ public sealed class RequestReader
         _scanned = _lineStart = _start;
 
         BodyLength = 0;
-        if (_body is { } body)
-        {
-            if (body.Capacity > MaxRetainedBodyCapacity) _body = null; // do not keep a large body's memory for the next request
-            else body.ResetWrittenCount();
-        }
         if (Head.Chunked)
         {
             _chunked ??= new ChunkedDecoder(_limits);
@@ -167,23 +170,22 @@ public sealed class RequestReader
 
     private bool TryTakeBody()
     {
-        var body = _body ??= new ArrayBufferWriter<byte>(4096);
         var available = _buffer.AsSpan(_start, _end - _start);
         if (Head.Chunked)
         {
-            _start += _chunked!.Decode(available, body);
+            _start += _chunked!.Decode(available, _body);
             if (!_chunked.IsComplete) return WaitForBody(available.Length);
         }
         else
         {
             int take = (int)Math.Min(_bodyRemaining, available.Length);
-            body.Write(available[..take]);
+            _body.Write(available[..take]);
             _start += take;
             _bodyRemaining -= take;
             if (_bodyRemaining > 0) return WaitForBody(take);
         }
-        BodyLength = body.WrittenCount;
-        _bodyStream.Reset(body.WrittenMemory);
+        BodyLength = _body.Length;
+        _bodyStream.Reset(_body);
         return true;
     }
 
@@ -235,7 +237,7 @@ public sealed class RequestReader
         _start = _end;
         _inBody = _continueWanted = _lineEnded = false;
         BodyLength = 0;
-        _body?.ResetWrittenCount();
+        _body.Clear();
         ReleaseIfEmpty();
     }
 }

@@ -62,7 +62,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     {
         _worker = worker;
         _queueOutput = queueOutput;
-        Reader = new RequestReader(worker.Limits);
+        Reader = new RequestReader(worker.Limits, worker.Config.WorkerTmpDir);
         var c = worker.Config;
         _headerTimeoutMs = c.HeaderTimeout * 1000;
         _keepaliveMs = c.Keepalive * 1000;

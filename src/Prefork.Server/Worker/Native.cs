@@ -5,8 +5,9 @@ namespace Prefork.Worker;
 
 /// <summary>
 /// The libc calls the worker classes make on raw descriptors: epoll, eventfd, accept4, recv/send,
-/// poll, shutdown, close, getsockname. Every socket the workers serve is a plain non-blocking fd; nothing goes
-/// through .NET's socket engine, so no hidden thread or event loop runs underneath.
+/// poll, shutdown, close, getsockname, and open/unlink for the temp files large request bodies go
+/// to. Every socket the workers serve is a plain non-blocking fd; nothing goes through .NET's
+/// socket engine, so no hidden thread or event loop runs underneath.
 /// Functions return what libc returns; <see cref="Errno"/> reads errno right after a failure.
 /// </summary>
 internal static unsafe partial class Native
@@ -15,6 +16,7 @@ internal static unsafe partial class Native
 
     // errno values (Linux, all architectures .NET runs on)
     public const int EINTR = 4, EAGAIN = 11, ENFILE = 23, EMFILE = 24, ECONNABORTED = 103, EPROTO = 71;
+    public const int EEXIST = 17, EISDIR = 21, EOPNOTSUPP = 95;
 
     // flags
     public const int SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
@@ -26,6 +28,10 @@ internal static unsafe partial class Native
     public const int SHUT_WR = 1;
     public const short POLLIN = 0x001, POLLOUT = 0x004, POLLERR = 0x008, POLLHUP = 0x010;
     public const ushort AF_INET = 2, AF_INET6 = 10;
+    public const int O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_CLOEXEC = 0x80000;
+    // O_TMPFILE includes O_DIRECTORY, whose value differs on ARM (040000) from the generic one (0200000).
+    public static readonly int O_TMPFILE = 0x400000 |
+        (RuntimeInformation.ProcessArchitecture is Architecture.Arm or Architecture.Arm64 ? 0x4000 : 0x10000);
 
     public static int Errno => Marshal.GetLastPInvokeError();
 
@@ -42,6 +48,8 @@ internal static unsafe partial class Native
     [LibraryImport(Libc, SetLastError = true)] public static partial int shutdown(int fd, int how);
     [LibraryImport(Libc, SetLastError = true)] public static partial int poll(PollFd* fds, nuint count, int timeoutMs);
     [LibraryImport(Libc, SetLastError = true)] public static partial int getsockname(int fd, byte* addr, int* addrLen);
+    [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)] public static partial int open(string path, int flags, int mode);
+    [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)] public static partial int unlink(string path);
 
     [StructLayout(LayoutKind.Sequential)]
     public struct PollFd

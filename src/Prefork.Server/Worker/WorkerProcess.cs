@@ -83,6 +83,8 @@ public static class WorkerProcess
         }
         channel.ReportReady();
         Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, engine.Describe(config), config.App);
+        if (BodyBuffer.CheckDirectory(config.WorkerTmpDir) is { } tmpDirError)
+            Log.Error("worker_tmp_dir is unusable ({Reason}): request bodies over {Limit} bytes will get 500", tmpDirError, BodyBuffer.MemoryLimit);
         var heartbeat = new Thread(() => Heartbeat(context, channel, masterPid)) { IsBackground = true, Name = "heartbeat" };
         heartbeat.Start();
 
