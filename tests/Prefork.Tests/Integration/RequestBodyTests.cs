@@ -15,7 +15,7 @@ public sealed class RequestBodyTests(ITestOutputHelper output)
     private const long MaxPeakRssKiB = 150 * 1024;
 
     [Theory, MemberData(nameof(Classes))]
-    public void Sixteen_concurrent_100_MiB_uploads_are_answered_whole_and_the_worker_stays_under_150_MB(string workerClass)
+    public async Task Sixteen_concurrent_100_MiB_uploads_are_answered_whole_and_the_worker_stays_under_150_MB(string workerClass)
     {
         using var server = WorkerClassTests.Start(workerClass);
         int workerPid = server.WaitForWorkers(1)[0];
@@ -27,13 +27,13 @@ public sealed class RequestBodyTests(ITestOutputHelper output)
         var uploads = Enumerable.Range(0, Uploads)
             .Select(i => Task.Factory.StartNew(() => Upload(server.Port, piece, chunked: i == 0), TaskCreationOptions.LongRunning))
             .ToArray();
-        Assert.True(Task.WaitAll(uploads, TimeSpan.FromSeconds(240)), "uploads did not finish within 240 s");
+        var answers = await Task.WhenAll(uploads).WaitAsync(TimeSpan.FromSeconds(240));
         clock.Stop();
 
-        foreach (var upload in uploads)
+        foreach (var answer in answers)
         {
-            Assert.Equal(200, upload.Result.Status);
-            Assert.Equal(expected, upload.Result.BodyText);
+            Assert.Equal(200, answer.Status);
+            Assert.Equal(expected, answer.BodyText);
         }
         Assert.Equal([workerPid], server.WorkerPids());
         long peakKiB = PeakRssKiB(workerPid);
@@ -42,7 +42,7 @@ public sealed class RequestBodyTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(Classes))]
-    public void A_large_body_the_app_does_not_read_is_skipped_whole_before_the_next_request(string workerClass)
+    public async Task A_large_body_the_app_does_not_read_is_skipped_whole_before_the_next_request(string workerClass)
     {
         using var server = WorkerClassTests.Start(workerClass);
         using var socket = RawHttp.Connect(server.Port);
@@ -64,7 +64,7 @@ public sealed class RequestBodyTests(ITestOutputHelper output)
         Assert.Equal(200, second.Status);
         Assert.Equal("ok\n", second.BodyText);
         Assert.False(second.Closed);
-        Assert.True(sending.Wait(TimeSpan.FromSeconds(30)));
+        await sending.WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     [Theory, MemberData(nameof(Classes))]
