@@ -63,4 +63,51 @@ public sealed class SyncSlowClientTests
             drip.Join(TimeSpan.FromSeconds(10));
         }
     }
+
+    [Theory]
+    [InlineData("sync")]
+    [InlineData("threads")]
+    [InlineData("epoll")]
+    public void The_first_head_is_timed_from_the_connection_not_from_its_first_byte(string workerClass)
+    {
+        const int headerTimeoutS = 4;
+        using var server = WorkerClassTests.Start(workerClass, $"header_timeout = {headerTimeoutS}");
+        server.WaitForWorkers(1);
+        Assert.Equal(200, server.Get("/").Status);
+
+        // Silent for most of header_timeout, then a byte every half second. Timed from its first byte,
+        // the head would be ended no sooner than 3.5 + 4 = 7.5 s after the connection.
+        var head = Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + new string('a', 40));
+        using var client = RawHttp.Connect(server.Port, 30_000);
+        var connected = Stopwatch.StartNew();
+        using var stop = new CancellationTokenSource();
+        var drip = new Thread(() =>
+        {
+            if (stop.Token.WaitHandle.WaitOne(3500)) return; // the client's pace, not a wait on the server
+            for (int pos = 0; pos < head.Length && !stop.IsCancellationRequested; pos++)
+            {
+                try { client.Send(head, pos, 1, SocketFlags.None); }
+                catch (SocketException) { return; } // the server closed it
+                stop.Token.WaitHandle.WaitOne(500);
+            }
+        }) { IsBackground = true };
+        drip.Start();
+        try
+        {
+            var buffer = new byte[512];
+            int n;
+            try { n = client.Receive(buffer); }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset) { n = 0; }
+            var ended = connected.Elapsed;
+            var answer = Encoding.ASCII.GetString(buffer, 0, n);
+            Assert.True(n == 0 || answer.StartsWith("HTTP/1.1 408 "), answer);
+            // header_timeout (4 s) plus 3 s for a busy machine: still before the 7.5 s of the per-first-byte clock.
+            Assert.True(ended < TimeSpan.FromSeconds(7), $"the head was ended {ended.TotalSeconds:F1} s after the connection");
+        }
+        finally
+        {
+            stop.Cancel();
+            drip.Join(TimeSpan.FromSeconds(10));
+        }
+    }
 }
