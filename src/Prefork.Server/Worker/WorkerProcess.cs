@@ -78,6 +78,10 @@ public static class WorkerProcess
             Log.CloseAndFlush();
             return ExitAppLoadError;
         }
+        // Serilog reads Activity.Current for every event it writes, and Activity's type initializer
+        // needs a new fd (/dev/urandom, for Guid.NewGuid). Run it now: out of fds, the first warning
+        // (accept failing with EMFILE) would throw from it and kill the worker.
+        _ = System.Diagnostics.Activity.Current;
         channel.Send("ready");
         Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, engine.Describe(config), config.App);
         var heartbeat = new Thread(() => Heartbeat(context, channel, masterPid)) { IsBackground = true, Name = "heartbeat" };
