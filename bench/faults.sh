@@ -21,6 +21,7 @@ CLK_TCK=$(getconf CLK_TCK)
 # Processes a job's cleanup cannot see (a dead master's workers): stopped by pid on exit.
 strays=()
 faults_cleanup() {
+  set +e # a failing step must not end the cleanup before the rest is stopped
   local pid job
   for job in $(jobs -p); do strays+=($(children "$job")); done # a master KILLed by cleanup leaves them
   cleanup
