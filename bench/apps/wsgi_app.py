@@ -4,9 +4,11 @@
   GET  /bytes/16k, /bytes/1m
   POST /echo-body         the request body, as sent
   GET  /slow-async?ms=50  sleeps (WSGI has no way to await: a sync or gthread worker blocks)
+  GET  /pid               {"pid": N}: which worker answered (bench/faults.sh)
 
 Run: gunicorn --chdir bench/apps wsgi_app:app
 """
+import os
 import time
 from urllib.parse import parse_qs
 
@@ -30,6 +32,8 @@ def app(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/":
         return _reply(start_response, TEXT, HELLO)
+    if path == "/pid":
+        return _reply(start_response, "application/json", b'{"pid":%d}' % os.getpid())
     if path in BLOBS:
         return _reply(start_response, BINARY, BLOBS[path])
     if path == "/echo-body":

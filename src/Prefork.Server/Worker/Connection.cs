@@ -225,20 +225,21 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     }
 
     /// <summary>
-    /// Sets <see cref="Deadline"/> for the wait ahead: `header_timeout` from the first byte of a
-    /// head, `timeout` of silence in the middle of a body, `keepalive` between requests
-    /// (`header_timeout` before the first one).
+    /// Sets <see cref="Deadline"/> for the wait ahead: `header_timeout` for the whole head (the first
+    /// request's from the connection, a later one's from its first byte), `timeout` of silence in the
+    /// middle of a body, `keepalive` between requests.
     /// </summary>
     public void SetReadDeadline(long now)
     {
         if (Reader.InBody) Deadline = _ioTimeoutMs > 0 ? now + _ioTimeoutMs : 0;
-        else if (Reader.HasPartialRequest)
+        else if (Reader.HasPartialRequest || !ServedAny)
         {
+            // One start for the silence before the first byte and the head after it: else a client
+            // silent for almost header_timeout and then trickling would hold a worker twice as long.
             if (_headStartedAt == 0) _headStartedAt = now;
             Deadline = _headerTimeoutMs > 0 ? _headStartedAt + _headerTimeoutMs : 0;
         }
-        else if (ServedAny) Deadline = now + _keepaliveMs;
-        else Deadline = _headerTimeoutMs > 0 ? now + _headerTimeoutMs : 0;
+        else Deadline = now + _keepaliveMs;
     }
 
     /// <summary>The wait timed out: a client in the middle of a request hears 408 (best effort), an idle one nothing.</summary>

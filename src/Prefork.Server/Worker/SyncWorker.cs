@@ -16,6 +16,7 @@ public sealed unsafe class SyncWorker : IWorkerEngine
     private ListenSocket[] _listeners = [];
     private WakeUp _wake = null!;
     private Native.PollFd[] _fds = [];   // the connection, the wake-up pipe, then the listeners
+    private long _acceptPausedUntil;      // accept failed (out of fds): the listeners stay readable, so wait
 
     public string Describe(Prefork.Config.GatewayConfig config) => "sync";
 
@@ -34,6 +35,12 @@ public sealed unsafe class SyncWorker : IWorkerEngine
         {
             // Wait for a client (or a signal); every idle sync worker wakes and races for it.
             _fds[0] = new Native.PollFd { Fd = -1 };
+            long paused = _acceptPausedUntil - Environment.TickCount64;
+            if (paused > 0)
+            {
+                if (Poll((int)paused, watchListeners: false) > 0 && (_fds[1].Revents & Native.POLLIN) != 0) wake.Drain();
+                continue;
+            }
             if (Poll(1000) <= 0) continue;
             if ((_fds[1].Revents & Native.POLLIN) != 0) wake.Drain();
             for (int i = 0; i < _listeners.Length && !context.IsStopping; i++)
@@ -51,7 +58,9 @@ public sealed unsafe class SyncWorker : IWorkerEngine
 
     private bool AcceptAndServe(ListenSocket listener, Connection c, Exchange x)
     {
-        if (listener.TryAccept(out int fd, c.Info) != ListenSocket.Result.Accepted) return false;
+        var result = listener.TryAccept(out int fd, c.Info);
+        if (result == ListenSocket.Result.Failed) _acceptPausedUntil = Environment.TickCount64 + 1000; // as ListenerSet does
+        if (result != ListenSocket.Result.Accepted) return false;
         c.Open(fd);
         try
         {

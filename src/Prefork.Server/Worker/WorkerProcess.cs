@@ -81,6 +81,10 @@ public static class WorkerProcess
             Log.Error(e, "OnWorkerStart of the application threw");
             throw new AppLoadException($"OnWorkerStart threw {e.GetType().Name}: {e.Message}");
         }
+        // Serilog reads Activity.Current for every event it writes, and Activity's type initializer
+        // needs a new fd (/dev/urandom, for Guid.NewGuid). Run it now: out of fds, the first warning
+        // (accept failing with EMFILE) would throw from it and kill the worker.
+        _ = System.Diagnostics.Activity.Current;
         channel.ReportReady();
         Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, engine.Describe(config), config.App);
         if (BodyBuffer.CheckDirectory(config.WorkerTmpDir) is { } tmpDirError)
