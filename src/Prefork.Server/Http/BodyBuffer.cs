@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Prefork.Worker;
 using Serilog;
+using Prefork.Interop;
 
 namespace Prefork.Http;
 

@@ -7,6 +7,7 @@ using Prefork.Config;
 using Prefork.Systemd;
 using Prefork.Worker;
 using Serilog;
+using Prefork.Interop;
 
 namespace Prefork.Master;
 

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Mono.Unix.Native;
 using Prefork.Config;
 using Serilog;
+using Prefork.Interop;
 
 namespace Prefork.Master;
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Prefork.Interop;
 
 namespace Prefork.Master;
 

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Threading.Tasks.Sources;
 using Prefork.Http;
 using Serilog;
+using Prefork.Interop;
 
 namespace Prefork.Worker;
 

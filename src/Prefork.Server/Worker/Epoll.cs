@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Prefork.Interop;
 
 namespace Prefork.Worker;
 

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Prefork.Config;
 using Serilog;
+using Prefork.Interop;
 
 namespace Prefork.Worker;
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Serilog;
+using Prefork.Interop;
 
 namespace Prefork.Worker;
 

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using Prefork.Http;
 using Serilog;
+using Prefork.Interop;
 
 namespace Prefork.Worker;
 

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using Prefork.Interop;
 
 namespace Prefork.Worker;
 

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Serilog;
+using Prefork.Interop;
 
 namespace Prefork.Worker;
 

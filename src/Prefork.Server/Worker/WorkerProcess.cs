@@ -7,6 +7,7 @@ using Prefork.Gateway;
 using Prefork.Http;
 using Prefork.Logging;
 using Serilog;
+using Prefork.Interop;
 
 namespace Prefork.Worker;
 
@@ -54,7 +55,7 @@ public static class WorkerProcess
         var info = new WorkerInfo(EnvInt(EnvWorkerIndex), Environment.ProcessId, masterPid, EnvInt(EnvGeneration));
         var config = ConfigHandOff.Read(Environment.GetEnvironmentVariable(EnvConfig));
         Logging.Logging.Configure(config, $"worker {info.Index}");
-        Master.Libc.SetProcessName($"{config.ProcName}-w{info.Index}");
+        Libc.SetProcessName($"{config.ProcName}-w{info.Index}");
         DropPrivileges(config);
         var app = AppLoader.Load(config);
 

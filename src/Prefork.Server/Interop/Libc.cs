@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Prefork.Master;
+namespace Prefork.Interop;
 
 /// <summary>The few libc calls Mono.Unix does not offer (or offers without what we need).</summary>
 internal static partial class Libc

@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
-namespace Prefork.Worker;
+namespace Prefork.Interop;
 
 /// <summary>
 /// The libc calls the worker classes make on raw descriptors: epoll, eventfd, accept4, recv/send,
