@@ -119,7 +119,7 @@ public sealed class ForwardedHeaders
             port = text[(colon + 1)..].ToString();
             text = text[..colon];
         }
-        if (port.Length > 0 && (port.Length > 5 || port.AsSpan().IndexOfAnyExceptInRange('0', '9') >= 0)) return false;
+        if (port.Length > 0 && (port.Length > 5 || port.AsSpan().IndexOfAnyExcept(RequestParser.Digits) >= 0)) return false;
         return IpAllowList.TryParseAddress(text, out address);
     }
 

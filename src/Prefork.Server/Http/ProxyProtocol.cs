@@ -96,7 +96,7 @@ public static class ProxyProtocol
     private static bool TryPort(string text, out int port)
     {
         port = 0;
-        return text.Length is > 0 and <= 5 && text.AsSpan().IndexOfAnyExceptInRange('0', '9') < 0
+        return text.Length is > 0 and <= 5 && text.AsSpan().IndexOfAnyExcept(RequestParser.Digits) < 0
             && int.TryParse(text, out port) && port <= 65535;
     }
 

@@ -14,7 +14,7 @@ public static class RequestParser
     internal static readonly SearchValues<byte> TokenChars =
         SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"u8);
 
-    private static readonly SearchValues<char> Digits = SearchValues.Create("0123456789");
+    internal static readonly SearchValues<char> Digits = SearchValues.Create("0123456789");
 
     /// <summary>
     /// What a request-target may hold: visible ASCII (RFC 9112 §3.2, RFC 3986 §2; a client
