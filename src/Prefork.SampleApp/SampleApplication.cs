@@ -12,13 +12,15 @@ namespace Prefork.SampleApp;
 ///   ANY  /echo             the request as the app saw it (JSON: method, path, query, headers, body)
 ///   POST /echo-body        the request body, as sent
 ///   POST /upload           "BYTES CHECKSUM": the body read in 64 KiB pieces, never held whole (Fletcher-64 style sum, hex)
-///   GET  /bytes/N          N bytes (N may end in k or m)
-///   GET  /stream?n=N       N chunks streamed with no Content-Length (chunked on HTTP/1.1)
-///   GET  /async-stream     chunks produced by an async iterator
-///   GET  /slow?ms=N        sleeps N ms (blocking), then answers
-///   GET  /slow-async?ms=N  awaits N ms, then answers
+///   GET  /bytes/N          N bytes (N may end in k or m; at most 64m)
+///   GET  /stream?n=N       N chunks streamed with no Content-Length (chunked on HTTP/1.1; N at most 100000)
+///   GET  /async-stream     chunks produced by an async iterator (?n=N&amp;ms=M: N chunks M ms apart)
+///   GET  /slow?ms=N        sleeps N ms (blocking; at most 300000, 5 minutes), then answers
+///   GET  /slow-async?ms=N  awaits N ms (at most 5 minutes), then answers
 ///   GET  /crash            throws (the server answers 500; the worker lives)
 ///   GET  /env              the PEP 3333 environment (CGI names)
+/// The sample app is the default `app`, so anyone who reaches a default install reaches these
+/// routes: every number a client sends is bounded, and one out of bounds gets 400 with the bounds.
 /// </summary>
 public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
 {
@@ -27,7 +29,10 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
     private static readonly KeyValuePair<string, string>[] Json = [new("Content-Type", "application/json")];
     private static readonly KeyValuePair<string, string>[] Binary = [new("Content-Type", "application/octet-stream")];
     private static readonly KeyValuePair<string, string>[] NoHeaders = [];
+    internal const int MaxBlob = 64 << 20, MaxWaitMs = 5 * 60 * 1000, MaxChunks = 100_000;
+    internal const long MaxCachedBlobs = 128L << 20; // /bytes/N keeps its answers up to this total; larger ones are built per request
     private readonly Dictionary<int, byte[]> _blobs = new();
+    private long _cachedBytes;
 
     public ResponseBody Invoke(RequestEnvironment env, StartResponse startResponse)
     {
@@ -56,18 +61,31 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
                 startResponse("200 OK", TextPlain);
                 return CountBody(env);
             case "/stream":
+            {
+                if (!TryQueryInt(env, "n", 5, MaxChunks, out int n)) return OutOfBounds(startResponse, "n", MaxChunks);
                 startResponse("200 OK", TextPlain);
-                return ResponseBody.Stream(Chunks(QueryInt(env, "n", 5)));
+                return ResponseBody.Stream(Chunks(n));
+            }
             case "/async-stream":
+            {
+                if (!TryQueryInt(env, "n", 3, MaxChunks, out int n)) return OutOfBounds(startResponse, "n", MaxChunks);
+                if (!TryQueryInt(env, "ms", 10, MaxWaitMs, out int ms)) return OutOfBounds(startResponse, "ms", MaxWaitMs);
                 startResponse("200 OK", TextPlain);
-                return ResponseBody.Stream(AsyncChunks(QueryInt(env, "n", 3), QueryInt(env, "ms", 10)));
+                return ResponseBody.Stream(AsyncChunks(n, ms));
+            }
             case "/slow":
-                Thread.Sleep(QueryInt(env, "ms", 1000));
+            {
+                if (!TryQueryInt(env, "ms", 1000, MaxWaitMs, out int ms)) return OutOfBounds(startResponse, "ms", MaxWaitMs);
+                Thread.Sleep(ms);
                 startResponse("200 OK", TextPlain);
                 return "slept\n";
+            }
             case "/slow-async":
+            {
+                if (!TryQueryInt(env, "ms", 1000, MaxWaitMs, out int ms)) return OutOfBounds(startResponse, "ms", MaxWaitMs);
                 startResponse("200 OK", TextPlain);
-                return ResponseBody.Stream(SlowAsync(QueryInt(env, "ms", 1000)));
+                return ResponseBody.Stream(SlowAsync(ms));
+            }
             case "/crash":
                 throw new InvalidOperationException("the sample app's /crash route failed on purpose");
             case "/env":
@@ -77,8 +95,13 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
                 startResponse("204 No Content", NoHeaders);
                 return ResponseBody.Empty;
         }
-        if (env.PathInfo.StartsWith("/bytes/", StringComparison.Ordinal) && TryParseSize(env.PathInfo[7..], out int size))
+        if (env.PathInfo.StartsWith("/bytes/", StringComparison.Ordinal))
         {
+            if (!TryParseSize(env.PathInfo[7..], out int size))
+            {
+                startResponse("400 Bad Request", TextPlain);
+                return $"/bytes/N: N is a byte count from 0 to {MaxBlob} (or 65536k, or 64m)\n";
+            }
             startResponse("200 OK", Binary);
             return Blob(size);
         }
@@ -86,14 +109,26 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
         return "Not Found\n";
     }
 
+    /// <summary>N bytes "abc…z" repeated, kept for the next request while the cache holds under <see cref="MaxCachedBlobs"/>.</summary>
     private byte[] Blob(int size)
     {
         lock (_blobs)
         {
-            if (!_blobs.TryGetValue(size, out var blob))
-                _blobs[size] = blob = Enumerable.Range(0, size).Select(i => (byte)('a' + i % 26)).ToArray();
+            if (_blobs.TryGetValue(size, out var cached)) return cached;
+            var blob = Enumerable.Range(0, size).Select(i => (byte)('a' + i % 26)).ToArray();
+            if (_cachedBytes + size <= MaxCachedBlobs)
+            {
+                _blobs[size] = blob;
+                _cachedBytes += size;
+            }
             return blob;
         }
+    }
+
+    /// <summary>Bytes the /bytes/N cache holds (for its test).</summary>
+    internal long CachedBytes
+    {
+        get { lock (_blobs) return _cachedBytes; }
     }
 
     private static byte[] ReadBody(RequestEnvironment env)
@@ -161,20 +196,29 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
         yield return "slept\n"u8.ToArray();
     }
 
-    private static int QueryInt(RequestEnvironment env, string name, int fallback)
+    /// <summary>The query parameter <paramref name="name"/>, or <paramref name="fallback"/> if absent; false unless it is a number from 0 to <paramref name="max"/>.</summary>
+    private static bool TryQueryInt(RequestEnvironment env, string name, int fallback, int max, out int value)
     {
+        value = fallback;
         foreach (var pair in env.QueryString.Split('&'))
-            if (pair.StartsWith(name + "=", StringComparison.Ordinal) && int.TryParse(pair[(name.Length + 1)..], out var v))
-                return v;
-        return fallback;
+            if (pair.StartsWith(name + "=", StringComparison.Ordinal))
+                return int.TryParse(pair[(name.Length + 1)..], System.Globalization.NumberStyles.None, null, out value) && value <= max;
+        return true;
+    }
+
+    private static ResponseBody OutOfBounds(StartResponse startResponse, string name, int max)
+    {
+        startResponse("400 Bad Request", TextPlain);
+        return $"{name} must be a number from 0 to {max}\n";
     }
 
     private static bool TryParseSize(string text, out int size)
     {
         int factor = text.EndsWith('k') ? 1024 : text.EndsWith('m') ? 1024 * 1024 : 1;
         var digits = factor == 1 ? text : text[..^1];
-        size = int.TryParse(digits, out var n) && n >= 0 && (long)n * factor <= 64 * 1024 * 1024 ? n * factor : 0;
-        return size > 0 || digits == "0";
+        bool valid = int.TryParse(digits, System.Globalization.NumberStyles.None, null, out var n) && (long)n * factor <= MaxBlob;
+        size = valid ? n * factor : 0;
+        return valid;
     }
 
     public void OnWorkerStart(WorkerInfo worker) { }

@@ -36,7 +36,13 @@ public static class Logging
         LogFile file;
         try { file = LogFile.Open(path, standardFd: 2); }
         catch (IOException e) { unopened = e.Message; file = LogFile.Open("-", standardFd: 2); } // never die for want of a log
-        lc = lc.WriteTo.Sink(new LineSink(file, new MessageTemplateTextFormatter(Template)));
+        var sink = new LineSink(file, new MessageTemplateTextFormatter(Template));
+        // A log line must need no new fd: out of fds (accept failing with EMFILE) is when a worker
+        // most needs to say so. What formatting loads lazily (the local time zone, read from
+        // /usr/share/zoneinfo, which out of fds left every line of the worker's life in UTC) is
+        // loaded now, by formatting one event that is not written.
+        sink.WarmUp();
+        lc = lc.WriteTo.Sink(sink);
         var old = Log.Logger;
         Log.Logger = lc.CreateLogger();
         (old as IDisposable)?.Dispose();
@@ -60,14 +66,28 @@ internal sealed class LineSink(LogFile file, ITextFormatter formatter) : ILogEve
         lock (_text)
         {
             if (_closed) return; // a thread still held the logger USR1 replaced
-            var sb = _text.GetStringBuilder();
-            sb.Clear();
-            formatter.Format(logEvent, _text);
-            int max = System.Text.Encoding.UTF8.GetMaxByteCount(sb.Length);
-            if (_bytes.Length < max) _bytes = new byte[max];
-            int length = System.Text.Encoding.UTF8.GetBytes(sb.ToString(), _bytes);
-            file.Write(_bytes.AsSpan(0, length));
+            file.Write(Format(logEvent));
         }
+    }
+
+    /// <summary>Formats an event (the time now, a property, an exception) without writing it: see <see cref="Logging.Configure"/>.</summary>
+    public void WarmUp()
+    {
+        var template = new Serilog.Parsing.MessageTemplateParser().Parse("warm-up {Number}");
+        var warmUp = new LogEvent(DateTimeOffset.Now, LogEventLevel.Warning, new InvalidOperationException("warm-up"), template,
+            [new LogEventProperty("Number", new ScalarValue(1))]);
+        lock (_text) Format(warmUp);
+    }
+
+    private ReadOnlySpan<byte> Format(LogEvent logEvent)
+    {
+        var sb = _text.GetStringBuilder();
+        sb.Clear();
+        formatter.Format(logEvent, _text);
+        int max = System.Text.Encoding.UTF8.GetMaxByteCount(sb.Length);
+        if (_bytes.Length < max) _bytes = new byte[max];
+        int length = System.Text.Encoding.UTF8.GetBytes(sb.ToString(), _bytes);
+        return _bytes.AsSpan(0, length);
     }
 
     public void Dispose()
