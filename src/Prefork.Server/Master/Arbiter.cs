@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Mono.Unix.Native;
 using Prefork.Config;
+using Prefork.Protocol;
 using Prefork.Systemd;
 using Prefork.Worker;
 using Serilog;
@@ -33,11 +34,13 @@ public sealed class Arbiter
     private readonly TimeProvider _clock = TimeProvider.System; // monotonic timestamps only (see Monotonic)
     private readonly Supervision _supervision;
     private readonly SpawnBackoff _backoff;
+    private readonly WorkerSpawner _spawner;
 
     private int _generation = 1;
     private int _targetWorkers;
     private bool _winched;           // WINCH: no workers until HUP
     private int _readyGeneration;    // the last generation announced as fully serving
+    private bool _stopping;          // TERM, INT or QUIT: the workers are being stopped
 
     public Arbiter(GatewayConfig config, string? configPath, IReadOnlyList<KeyValuePair<string, string>> overrides)
     {
@@ -47,10 +50,39 @@ public sealed class Arbiter
         _targetWorkers = config.Workers;
         _supervision = new Supervision(_clock);
         _backoff = new SpawnBackoff(_clock);
+        _spawner = new WorkerSpawner(_clock);
     }
 
     /// <summary>Runs the master until it is told to stop. Returns the process exit code.</summary>
     public int Run()
+    {
+        if (Start() is { } failed) return failed;
+        using var registrations = TrapSignals();
+        ManageWorkers(); // spawn the first workers now, not after the first second's sleep
+        while (true)
+        {
+            try
+            {
+                Sleep();
+                while (_signals.TryDequeue(out var signal))
+                    if (HandleSignal(signal) is { } graceful) return Stop(graceful);
+                Reap();
+                MurderWorkers();
+                RecycleWorkers();
+                ManageWorkers();
+                _notify.Tick(_workers, _generation); // systemd: watchdog ping, STATUS=
+            }
+            catch (Exception e)
+            {
+                // The master must outlive its own bugs: workers depend on it. Log, pause, go on.
+                Log.Error(e, "Unexpected error in the master loop; continuing");
+                Thread.Sleep(1000);
+            }
+        }
+    }
+
+    /// <summary>Process settings, pidfile, listeners, and after an upgrade the previous image's workers; an exit code if it cannot start.</summary>
+    private int? Start()
     {
         var upgrade = InPlaceUpgrade.Take();
         Log.Information(upgrade is null ? "Starting prefork {Version} (master pid {Pid})" : "Upgraded in place to prefork {Version} (master pid {Pid} kept)",
@@ -74,32 +106,7 @@ public sealed class Arbiter
         }
         if (upgrade is not null) Adopt(upgrade);
         Log.Information("Using worker class {Class}, {Workers} workers, app {App}", _config.WorkerClass, _targetWorkers, _config.App);
-        using var registrations = TrapSignals();
-        ManageWorkers(); // spawn the first workers now, not after the first second's sleep
-
-        while (true)
-        {
-            try
-            {
-                Sleep();
-                while (_signals.TryDequeue(out var signal))
-                {
-                    var stop = HandleSignal(signal);
-                    if (stop is not null) return Stop(graceful: stop.Value);
-                }
-                Reap();
-                MurderWorkers();
-                RecycleWorkers();
-                ManageWorkers();
-                _notify.Tick(_workers, _generation); // systemd: watchdog ping, STATUS=
-            }
-            catch (Exception e)
-            {
-                // The master must outlive its own bugs: workers depend on it. Log, pause, go on.
-                Log.Error(e, "Unexpected error in the master loop; continuing");
-                Thread.Sleep(1000);
-            }
-        }
+        return null;
     }
 
     private void ApplyProcessSettings()
@@ -306,23 +313,20 @@ public sealed class Arbiter
 
     private void OnMessage(WorkerHandle w, string line)
     {
-        w.LastHeard = _clock.GetTimestamp();
-        var parts = line.Split(' ', 5);
-        switch (parts[0])
+        long now = _clock.GetTimestamp();
+        w.Heard(now); // any line is a sign of life, even one this master does not understand
+        switch (WorkerMessage.TryParse(line))
         {
-            case "ready":
-                w.Booted = true;
+            case WorkerMessage.Ready when w.OnReady(now):
                 _backoff.Booted();
                 Log.Information("Booted {Worker}, generation {Generation}, in {Ms} ms", w, w.Generation, (int)_clock.GetElapsedTime(w.SpawnedAt).TotalMilliseconds);
                 Hooks.Run(_config, "worker_boot", Hooks.WorkerDetails(w));
                 break;
-            case "ping" when parts.Length == 5 && long.TryParse(parts[1], out var requests) && long.TryParse(parts[2], out var busyMs):
-                w.Requests = requests;
-                w.BusyMs = busyMs;
-                w.BusyRequest = busyMs < 0 ? "" : $"{parts[3]} {parts[4]}";
+            case WorkerMessage.Heartbeat beat:
+                w.OnHeartbeat(beat, now);
                 break;
-            case "bootfail":
-                w.BootFailure = line.Length > 9 ? MasterChannel.OneLine(line[9..]) : "unknown";
+            case WorkerMessage.BootFailure failure:
+                w.BootFailed(failure.Reason);
                 break;
         }
     }
@@ -339,16 +343,26 @@ public sealed class Arbiter
             Syscall.close(w.PipeFd);
             w.Process?.Dispose();
             string how = signal != 0 ? $"was killed by signal {signal} ({SignalName(signal)})" : $"exited with code {code}";
-            if (w.Retiring) Log.Information("{Worker} {How} (retired)", w, how);
-            else if (!w.Booted)
+            switch (Supervision.Ending(w, code, signal, _stopping))
             {
-                var delay = _backoff.BootFailed();
-                Log.Error("{Worker} failed to boot and {How}: {Reason}. Boot failure {Count} in a row; next attempt in {Delay} s",
-                    w, how, w.BootFailure ?? "it sent no reason (killed, or crashed before it could; see its log)", _backoff.BootFailures, delay.TotalSeconds);
+                case Ending.Retired:
+                    Log.Information("{Worker} {How} (retired)", w, how);
+                    break;
+                case Ending.BootFailed:
+                    var delay = _backoff.BootFailed();
+                    Log.Error("{Worker} failed to boot and {How}: {Reason}. Boot failure {Count} in a row; next attempt in {Delay} s",
+                        w, how, w.BootFailure ?? "it sent no reason (crashed before it could; see its log)", _backoff.BootFailures, delay.TotalSeconds);
+                    break;
+                case Ending.KilledWhileBooting:
+                    Log.Warning("{Worker} {How} while booting, which the master did not send; replacing it at once (not a boot failure)", w, how);
+                    break;
+                case Ending.KilledByOthers:
+                    Log.Error("{Worker} {How}, which the master did not send: out of memory? (check dmesg). Replacing it", w, how);
+                    break;
+                default:
+                    Log.Warning("{Worker} {How}; replacing it", w, how);
+                    break;
             }
-            else if (signal == 9 && !w.Condemned)
-                Log.Error("{Worker} {How}, which the master did not send: out of memory? (check dmesg). Replacing it", w, how);
-            else Log.Warning("{Worker} {How}; replacing it", w, how);
             var details = Hooks.WorkerDetails(w);
             details[signal != 0 ? "PREFORK_EXIT_SIGNAL" : "PREFORK_EXIT_CODE"] = (signal != 0 ? signal : code).ToString();
             Hooks.Run(_config, "worker_exit", details);
@@ -364,23 +378,20 @@ public sealed class Arbiter
     {
         foreach (var w in _workers)
         {
+            if (w.SignalDue(_clock.GetTimestamp()) is { } due)
+            {
+                if (due == Signum.SIGKILL && w.Retiring)
+                    Log.Warning("{Worker} did not finish within graceful_timeout ({Seconds} s); killing it", w, _config.GracefulTimeout);
+                Kill(w, due);
+                continue;
+            }
             var (verdict, seconds) = _supervision.Judge(w, _config);
             switch (verdict)
             {
-                case Verdict.KillDue:
-                    if (!w.Condemned) Log.Warning("{Worker} did not finish within graceful_timeout ({Seconds} s); killing it", w, _config.GracefulTimeout);
-                    Kill(w, Signum.SIGKILL);
-                    w.KillAt = null;
-                    w.Condemned = true;
-                    break;
-                case Verdict.AbortAgain:
-                    // Repeats of one signal merge while the worker is not scheduled, so the pair Condemn
-                    // sent may have counted once (and the CLR swallows the first): send it again.
-                    Kill(w, Signum.SIGABRT);
-                    break;
                 case Verdict.BootTimedOut:
-                    w.BootFailure = $"did not report ready within worker_boot_timeout ({_config.WorkerBootTimeout} s)";
-                    Log.Error("{Worker} {Reason}; killing it", w, w.BootFailure);
+                    var why = $"did not report ready within worker_boot_timeout ({_config.WorkerBootTimeout} s)";
+                    w.BootFailed(why);
+                    Log.Error("{Worker} {Reason}; killing it", w, why);
                     Condemn(w, Signum.SIGKILL);
                     break;
                 case Verdict.RequestTimedOut:
@@ -400,13 +411,11 @@ public sealed class Arbiter
     /// <summary>Gives up on a worker: this signal now, KILL shortly after if it lingers. Its replacement is spawned at once.</summary>
     private void Condemn(WorkerHandle w, Signum signal)
     {
+        if (!w.Condemn(_clock.After(Supervision.AbortGrace), abort: signal == Signum.SIGABRT)) return;
         Kill(w, signal);
         // The CLR swallows the first SIGABRT sent from outside and only restores the default
         // action (dotnet/runtime#99495); the second one aborts the process.
-        if (signal == Signum.SIGABRT) { Thread.Sleep(20); Kill(w, signal); w.Aborting = true; }
-        w.Condemned = true;
-        w.KillAt = _clock.After(Supervision.AbortGrace);
-        w.RecycleReason ??= "condemned";
+        if (signal == Signum.SIGABRT) { Thread.Sleep(20); Kill(w, signal); }
     }
 
     /// <summary>max_requests, max_worker_memory, max_worker_age: mark workers for replacement (they serve until it is ready).</summary>
@@ -414,9 +423,8 @@ public sealed class Arbiter
     {
         foreach (var w in _workers)
         {
-            if (_supervision.RecycleReason(w, _config, ResidentMiB) is not { } reason) continue;
-            w.RecycleReason = reason;
-            Log.Information("Recycling {Worker}: {Reason}", w, reason);
+            if (_supervision.RecycleReason(w, _config, ResidentMiB) is { } reason && w.Recycle(reason))
+                Log.Information("Recycling {Worker}: {Reason}", w, reason);
         }
     }
 
@@ -443,9 +451,7 @@ public sealed class Arbiter
 
     private void Retire(WorkerHandle w, string why)
     {
-        if (w.Retiring) return;
-        w.RetiringSince = _clock.GetTimestamp();
-        w.KillAt ??= _clock.After(TimeSpan.FromSeconds(_config.GracefulTimeout));
+        if (!w.Retire(_clock.After(TimeSpan.FromSeconds(_config.GracefulTimeout)))) return;
         Log.Information("Retiring {Worker}: {Why}", w, why);
         Kill(w, Signum.SIGTERM);
     }
@@ -454,46 +460,8 @@ public sealed class Arbiter
 
     private void Spawn(int index)
     {
-        if (Syscall.pipe(out int readFd, out int writeFd) != 0)
-        {
-            Log.Error("pipe() failed: {Error}", Stdlib.GetLastError());
-            return;
-        }
-        Syscall.fcntl(readFd, FcntlCommand.F_SETFD, 1); // FD_CLOEXEC: only the master reads it
-        Syscall.fcntl(readFd, FcntlCommand.F_SETFL, Syscall.fcntl(readFd, FcntlCommand.F_GETFL) | (int)OpenFlags.O_NONBLOCK);
-        Syscall.fcntl(writeFd, FcntlCommand.F_SETFD, 0); // inherited by this one worker; closed here right after
-        try
-        {
-            var psi = ServerInfo.StartInfo(ServerInfo.WorkerFlag);
-            SocketActivation.RemoveFromWorkerEnvironment(psi.Environment); // systemd: LISTEN_*, NOTIFY_SOCKET are the master's
-            foreach (var pair in _config.RawEnv) psi.Environment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
-            psi.Environment[WorkerProcess.EnvListenFds] = string.Join(",", _listeners.Select(l => l.Fd));
-            psi.Environment[WorkerProcess.EnvPipeFd] = writeFd.ToString();
-            psi.Environment[WorkerProcess.EnvMasterPid] = Environment.ProcessId.ToString();
-            psi.Environment[WorkerProcess.EnvWorkerIndex] = index.ToString();
-            psi.Environment[WorkerProcess.EnvGeneration] = _generation.ToString();
-            psi.Environment[WorkerProcess.EnvConfig] = _config.HandOff;
-            psi.Environment[WorkerProcess.EnvConfigPath] = _config.FilePath is null ? "" : Path.GetFullPath(_config.FilePath);
-            var process = Process.Start(psi)!;
-            long maxRequests = _config.MaxRequests == 0 ? 0 : _config.MaxRequests + Random.Shared.NextInt64(_config.MaxRequestsJitter + 1);
-            long now = _clock.GetTimestamp();
-            _workers.Add(new WorkerHandle
-            {
-                Process = process, Pid = process.Id, Index = index, Generation = _generation, PipeFd = readFd, MaxRequests = maxRequests,
-                SpawnedAt = now, LastHeard = now,
-            });
-            Log.Debug("Spawned worker {Index} (pid {Pid}), generation {Generation}", index, process.Id, _generation);
-        }
-        catch (Exception e)
-        {
-            Log.Error("Could not start a worker process: {Reason}", e.Message);
-            Syscall.close(readFd);
-            _backoff.SpawnFailed();
-        }
-        finally
-        {
-            Syscall.close(writeFd);
-        }
+        if (_spawner.Spawn(_config, _listeners.Select(l => l.Fd), index, _generation) is { } w) _workers.Add(w);
+        else _backoff.SpawnFailed();
     }
 
     // ---- stopping ----------------------------------------------------------------------------
@@ -509,9 +477,10 @@ public sealed class Arbiter
         // closed theirs, a new client is refused (safe for a proxy to retry) rather than accepted and reset.
         foreach (var l in _listeners) l.Dispose();
         long deadline = _clock.After(TimeSpan.FromSeconds(graceful ? _config.GracefulTimeout : 5));
+        _stopping = true; // every exit from now on is expected, a condemned worker's too
         foreach (var w in _workers)
         {
-            w.RetiringSince ??= _clock.GetTimestamp();
+            w.Retire(deadline); // this loop kills at the deadline itself
             Kill(w, graceful ? Signum.SIGTERM : Signum.SIGQUIT);
         }
         while (_workers.Count > 0 && _clock.GetTimestamp() < deadline)

@@ -6,10 +6,6 @@ namespace Prefork.Master;
 internal enum Verdict
 {
     Spare,
-    /// <summary>Its grace after TERM or ABRT is over: KILL.</summary>
-    KillDue,
-    /// <summary>Condemned for a timeout and still alive: ABRT again (repeats merge, and the CLR swallows the first).</summary>
-    AbortAgain,
     /// <summary>Not ready within worker_boot_timeout.</summary>
     BootTimedOut,
     /// <summary>Stuck on one request longer than timeout.</summary>
@@ -20,6 +16,21 @@ internal enum Verdict
 
 /// <summary>A verdict, with the seconds that earned it (busy or silent) for the log.</summary>
 internal readonly record struct Judgement(Verdict Verdict, double Seconds = 0);
+
+/// <summary>How a worker's exit reads (see <see cref="Supervision.Ending"/>).</summary>
+internal enum Ending
+{
+    /// <summary>The master told it to stop (retired, or the master is stopping).</summary>
+    Retired,
+    /// <summary>It could not boot: backs off (see <see cref="SpawnBackoff.CountsAsBootFailure"/>).</summary>
+    BootFailed,
+    /// <summary>Killed from outside while booting: replaced at once.</summary>
+    KilledWhileBooting,
+    /// <summary>A serving worker KILLed by someone else than the master: the OOM killer, probably.</summary>
+    KilledByOthers,
+    /// <summary>A serving worker died (crashed, exited, or condemned by the master).</summary>
+    Died,
+}
 
 /// <summary>What it takes to bring the workers to the target: who to retire (and why), which indexes need a worker.</summary>
 internal sealed record Plan(int Target, List<(WorkerHandle Worker, string Why)> Retire, List<int> Spawn, bool AllReady);
@@ -36,18 +47,17 @@ internal sealed class Supervision(TimeProvider clock)
     public static readonly TimeSpan AbortGrace = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// Decides whether a worker overran: its KILL is due (after a retirement's graceful_timeout or a
-    /// condemnation's grace), it did not boot within worker_boot_timeout, or it exceeded `timeout`
-    /// (silent for too long, or stuck on one request).
+    /// Decides whether a worker overran: it did not boot within worker_boot_timeout, or it exceeded
+    /// `timeout` (silent for too long, or stuck on one request). A retiring or condemned worker is
+    /// past judging: its handle says when its KILL is due (<see cref="WorkerHandle.SignalDue"/>).
     /// </summary>
     public Judgement Judge(WorkerHandle w, GatewayConfig config)
     {
         long now = clock.GetTimestamp();
-        if (w.KillAt is { } killAt && now >= killAt) return new(Verdict.KillDue);
-        if (w.Condemned) return new(w.Aborting ? Verdict.AbortAgain : Verdict.Spare);
-        if (!w.Booted)
+        if (w.State is WorkerState.Retiring or WorkerState.Condemned) return new(Verdict.Spare);
+        if (w.State == WorkerState.Booting)
             return clock.GetElapsedTime(w.SpawnedAt, now).TotalSeconds > config.WorkerBootTimeout ? new(Verdict.BootTimedOut) : new(Verdict.Spare);
-        if (config.Timeout == 0 || w.Retiring) return new(Verdict.Spare);
+        if (config.Timeout == 0) return new(Verdict.Spare);
         double silent = clock.GetElapsedTime(w.LastHeard, now).TotalSeconds;
         double busy = w.BusyMs < 0 ? -1 : w.BusyMs / 1000.0 + silent;
         if (busy > config.Timeout) return new(Verdict.RequestTimedOut, busy);
@@ -61,7 +71,7 @@ internal sealed class Supervision(TimeProvider clock)
     /// </summary>
     public string? RecycleReason(WorkerHandle w, GatewayConfig config, Func<int, long> residentMiB)
     {
-        if (w.Retiring || w.RecycleReason is not null || !w.Booted) return null;
+        if (w.State != WorkerState.Serving) return null;
         if (w.MaxRequests > 0 && w.Requests >= w.MaxRequests)
             return $"served {w.Requests} requests (max_requests {w.MaxRequests})";
         if (config.MaxWorkerAge > 0 && clock.GetElapsedTime(w.SpawnedAt).TotalSeconds > config.MaxWorkerAge)
@@ -71,6 +81,17 @@ internal sealed class Supervision(TimeProvider clock)
         return null;
     }
 
+    /// <summary>How the exit of <paramref name="w"/> (exit <paramref name="code"/>, or killed by <paramref name="signal"/>) reads.</summary>
+    public static Ending Ending(WorkerHandle w, int code, int signal, bool stopping)
+    {
+        if (stopping || w.State == WorkerState.Retiring) return Master.Ending.Retired;
+        if (!w.Booted) return SpawnBackoff.CountsAsBootFailure(w.BootFailure, signal) ? Master.Ending.BootFailed : Master.Ending.KilledWhileBooting;
+        if (signal == SigKill && w.State != WorkerState.Condemned) return Master.Ending.KilledByOthers;
+        return Master.Ending.Died;
+    }
+
+    internal const int SigKill = 9, SigTerm = 15, SigInt = 2;
+
     /// <summary>
     /// For every index 0..N-1 one booted, current worker (of the current generation, not marked for
     /// recycling): indexes without one get a worker; a worker it replaces is retired only once the
@@ -79,16 +100,16 @@ internal sealed class Supervision(TimeProvider clock)
     public static Plan PlanWorkers(IEnumerable<WorkerHandle> workers, int targetWorkers, bool winched, int generation)
     {
         int target = winched ? 0 : targetWorkers;
-        var active = workers.Where(w => !w.Retiring).ToList();
+        var active = workers.Where(w => w.State is not (WorkerState.Retiring or WorkerState.Condemned)).ToList(); // the others are on their way out
         var retire = active.Where(w => w.Index >= target).Select(w => (w, winched ? "WINCH" : "fewer workers wanted")).ToList();
         var spawn = new List<int>();
         bool allReady = true;
         for (int index = 0; index < target; index++)
         {
-            var holders = active.Where(w => w.Index == index && !w.Condemned).ToList();
-            var current = holders.FirstOrDefault(w => w.Generation == generation && w.RecycleReason is null);
+            var holders = active.Where(w => w.Index == index).ToList();
+            var current = holders.FirstOrDefault(w => w.Generation == generation && w.State != WorkerState.Recycling);
             if (current is null) { allReady = false; spawn.Add(index); continue; }
-            if (!current.Booted) { allReady = false; continue; }
+            if (current.State == WorkerState.Booting) { allReady = false; continue; }
             retire.AddRange(holders.Where(w => w != current).Select(old => (old, old.RecycleReason ?? $"replaced by generation {generation}")));
         }
         return new Plan(target, retire, spawn, allReady);
@@ -117,6 +138,18 @@ internal sealed class SpawnBackoff(TimeProvider clock)
         Wait(delay);
         return delay;
     }
+
+    /// <summary>
+    /// Whether a worker that died before booting counts against the app. It does if it said why it
+    /// cannot boot (exit 4 and a reason, or the master's worker_boot_timeout), or if it exited or
+    /// crashed on its own (SEGV, ABRT, any exit code). Killed from outside by KILL, TERM or INT (an
+    /// operator, a fault bench killing a worker a second, a deploy script) it says nothing about the
+    /// app: counting it would starve capacity behind a 1, 2, 4 … s wait for no fault of the app.
+    /// Gunicorn's arbiter likewise halts only on its own WORKER_BOOT_ERROR exit code. (The OOM
+    /// killer during boot is one such KILL: the app is then respawned at its own boot's pace.)
+    /// </summary>
+    public static bool CountsAsBootFailure(string? reported, int signal) =>
+        reported is not null || signal is not (Supervision.SigKill or Supervision.SigTerm or Supervision.SigInt);
 
     /// <summary>A worker booted: the next failure starts the sequence again (a pending wait stands).</summary>
     public void Booted() => BootFailures = 0;

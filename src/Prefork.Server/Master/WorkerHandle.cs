@@ -1,9 +1,30 @@
 using System.Diagnostics;
+using Mono.Unix.Native;
 using Prefork.Interop;
+using Prefork.Protocol;
 
 namespace Prefork.Master;
 
-/// <summary>Everything the master knows about one worker, in one place (Puma's WorkerHandle).</summary>
+/// <summary>Where a worker is in its life, as the master sees it.</summary>
+public enum WorkerState
+{
+    /// <summary>Spawned, loading the app; worker_boot_timeout applies.</summary>
+    Booting,
+    /// <summary>Reported ready; `timeout` applies.</summary>
+    Serving,
+    /// <summary>Serving, but due for replacement (max_requests, age, memory, a new generation): retired once its replacement is ready.</summary>
+    Recycling,
+    /// <summary>Told to stop (TERM): it finishes what it has, and is killed if still alive after its grace.</summary>
+    Retiring,
+    /// <summary>Given up on (timeout, boot timeout): ABRT or KILL now, KILL after a short grace. Its exit is no surprise.</summary>
+    Condemned,
+}
+
+/// <summary>
+/// Everything the master knows about one worker, and the transitions of its life (Puma's
+/// WorkerHandle). The handle decides which signal is due; the master sends it. A transition that
+/// does not apply to the current state is refused (returns false) or ignored.
+/// </summary>
 public sealed class WorkerHandle
 {
     /// <summary>The process we started; null for a worker adopted from the previous image across an in-place upgrade (USR2).</summary>
@@ -18,28 +39,119 @@ public sealed class WorkerHandle
     /// <summary>This worker's own max_requests (the setting plus its jitter); 0 for no limit.</summary>
     public long MaxRequests { get; init; }
 
-    public bool Booted { get; set; }
-    /// <summary>Monotonic timestamp of the last message from it (any message is a heartbeat).</summary>
-    public required long LastHeard { get; set; }
-    public long Requests { get; set; }
-    /// <summary>How long the worker's oldest in-flight request had run at the last ping, -1 when idle.</summary>
-    public long BusyMs { get; set; } = -1;
-    public string BusyRequest { get; set; } = "";
-    public string? BootFailure { get; set; }
+    private bool _booted;
+    private long _lastHeard;
+    private long _requests;
+    private long? _killAt;   // monotonic timestamp of the KILL that ends a retirement or a condemnation
+    private bool _aborting;  // condemned for a timeout: ABRT until it dies or its KILL is due
 
-    /// <summary>Why it should be replaced (max_requests, memory, age), or null. It serves until its replacement is ready.</summary>
-    public string? RecycleReason { get; set; }
-    /// <summary>When the master told it to stop (TERM); it is killed at <see cref="KillAt"/> if still alive. Monotonic timestamps.</summary>
-    public long? RetiringSince { get; set; }
-    public long? KillAt { get; set; }
-    public bool Retiring => RetiringSince is not null;
-    /// <summary>Set once the master gave up on it (timeout, boot timeout, graceful timeout): its exit is not a surprise.</summary>
-    public bool Condemned { get; set; }
-    /// <summary>Condemned for a timeout: sent ABRT (for a core and a stack) until it dies or its KILL is due.</summary>
-    public bool Aborting { get; set; }
+    public WorkerState State { get; private set; } = WorkerState.Booting;
+
+    /// <summary>It reported ready at some point (a retiring or condemned worker may have, or not). Set on adoption.</summary>
+    public bool Booted
+    {
+        get => _booted;
+        init { _booted = value; State = value ? WorkerState.Serving : WorkerState.Booting; }
+    }
+    /// <summary>Monotonic timestamp of the last message from it (any message is a heartbeat).</summary>
+    public required long LastHeard { get => _lastHeard; init => _lastHeard = value; }
+    public long Requests { get => _requests; init => _requests = value; }
+    /// <summary>How long the worker's oldest in-flight request had run at the last heartbeat, -1 when idle.</summary>
+    public long BusyMs { get; private set; } = -1;
+    /// <summary>"METHOD PATH" of that request, "" when idle.</summary>
+    public string BusyRequest { get; private set; } = "";
+    /// <summary>Why it did not boot: its own report, or the master's boot timeout.</summary>
+    public string? BootFailure { get; private set; }
+    /// <summary>Why it is recycled (or was, before retiring).</summary>
+    public string? RecycleReason { get; private set; }
+
+    public bool Retiring => State == WorkerState.Retiring;
+    public bool Condemned => State == WorkerState.Condemned;
 
     /// <summary>Unparsed bytes from the pipe (a line may arrive in pieces).</summary>
     public string Partial { get; set; } = "";
+
+    // ---- what it says ------------------------------------------------------------------------
+
+    /// <summary>Any line from it, understood or not: it lives.</summary>
+    public void Heard(long now) => _lastHeard = now;
+
+    /// <summary>It reported ready. False when it already had (nothing to announce again).</summary>
+    public bool OnReady(long now)
+    {
+        Heard(now);
+        if (_booted) return false;
+        _booted = true;
+        if (State == WorkerState.Booting) State = WorkerState.Serving; // a retiring or condemned one stays so
+        return true;
+    }
+
+    public void OnHeartbeat(WorkerMessage.Heartbeat beat, long now)
+    {
+        Heard(now);
+        _requests = beat.Requests;
+        BusyMs = beat.BusyMs;
+        BusyRequest = beat.BusyMs < 0 ? "" : $"{beat.Method} {beat.Path}";
+    }
+
+    /// <summary>Why it cannot boot (its report, or the master's boot timeout); ignored once it booted, and the first reason stands.</summary>
+    public void BootFailed(string reason)
+    {
+        if (!_booted) BootFailure ??= reason;
+    }
+
+    // ---- what the master decides ---------------------------------------------------------------
+
+    /// <summary>Marks a serving worker for replacement; it serves until then. False in any other state.</summary>
+    public bool Recycle(string reason)
+    {
+        if (State != WorkerState.Serving) return false;
+        State = WorkerState.Recycling;
+        RecycleReason = reason;
+        return true;
+    }
+
+    /// <summary>
+    /// Tells it to stop: the caller sends TERM now, and <see cref="SignalDue"/> says KILL at
+    /// <paramref name="killAt"/> (a monotonic timestamp). False (nothing to send) when it is already retiring or condemned.
+    /// </summary>
+    public bool Retire(long killAt)
+    {
+        if (State is WorkerState.Retiring or WorkerState.Condemned) return false;
+        State = WorkerState.Retiring;
+        _killAt = killAt;
+        return true;
+    }
+
+    /// <summary>
+    /// Gives up on it: the caller sends ABRT (<paramref name="abort"/>, for a core and a stack) or KILL
+    /// now; <see cref="SignalDue"/> repeats ABRT and says KILL at <paramref name="killAt"/>. False when
+    /// it is already condemned or retiring (a retiring worker has its own KILL due).
+    /// </summary>
+    public bool Condemn(long killAt, bool abort)
+    {
+        if (State is WorkerState.Retiring or WorkerState.Condemned) return false;
+        State = WorkerState.Condemned;
+        _killAt = killAt;
+        _aborting = abort;
+        return true;
+    }
+
+    /// <summary>
+    /// The signal to send it this pass, if any: KILL once its grace is over (once), else ABRT again
+    /// while an abort is pending (repeats of one signal merge while it is not scheduled, and the CLR
+    /// swallows the first).
+    /// </summary>
+    public Signum? SignalDue(long now)
+    {
+        if (_killAt is { } killAt && now >= killAt)
+        {
+            _killAt = null;
+            _aborting = false;
+            return Signum.SIGKILL;
+        }
+        return _aborting ? Signum.SIGABRT : null;
+    }
 
     /// <summary>Checks without blocking whether it has exited; code, or signal (0 when it exited normally).</summary>
     public bool HasExited(out int code, out int signal)

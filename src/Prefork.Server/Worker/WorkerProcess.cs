@@ -6,6 +6,7 @@ using Prefork.Config;
 using Prefork.Gateway;
 using Prefork.Http;
 using Prefork.Logging;
+using Prefork.Protocol;
 using Serilog;
 using Prefork.Interop;
 
@@ -174,7 +175,7 @@ public static class WorkerProcess
         while (true)
         {
             var (busyMs, method, path) = context.OldestRequest();
-            bool delivered = channel.Send($"ping {context.Requests} {busyMs} {(busyMs < 0 ? "-" : method)} {(busyMs < 0 ? "-" : MasterChannel.Sanitize(path))}");
+            bool delivered = channel.Send(new WorkerMessage.Heartbeat(context.Requests, busyMs, method, path));
             if (!delivered || Syscall.getppid() != masterPid)
             {
                 Log.Warning("Master {MasterPid} is gone; worker exiting", masterPid);

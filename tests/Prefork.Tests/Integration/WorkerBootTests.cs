@@ -1,3 +1,4 @@
+using Mono.Unix.Native;
 using Prefork.Tests.Support;
 
 namespace Prefork.Tests.Integration;
@@ -35,6 +36,35 @@ public sealed class WorkerBootTests
         server.WaitForLog("next attempt in 1 s", TimeSpan.FromSeconds(60));
         Assert.Matches(@"failed to boot and exited with code 4: IOException: cannot open log file [^\n]*: Is a directory", server.Log);
         Assert.False(server.Master.HasExited);
+    }
+
+    [Fact]
+    public void A_worker_killed_from_outside_while_booting_is_replaced_at_once_and_is_no_boot_failure()
+    {
+        // A fault bench killing a worker every second used to starve capacity: each kill of a booting
+        // worker counted as a boot failure and the next spawn waited 1, 2, 4 … s.
+        using var server = PreforkServer.Start("", workers: 1);
+        var seen = new HashSet<int>(server.WorkerPids());
+        var killed = new List<int> { seen.Single() };
+        Assert.Equal(0, Syscall.kill(killed[0], Signum.SIGKILL)); // booted: its replacements are killed while they boot
+        for (int i = 0; i < 3; i++)
+        {
+            int fresh = 0;
+            Assert.True(Wait.Until(() => (fresh = server.WorkerPids().FirstOrDefault(p => !seen.Contains(p))) != 0, TimeSpan.FromSeconds(30)),
+                "a replacement is spawned\n" + server.Log);
+            seen.Add(fresh);
+            Syscall.kill(fresh, Signum.SIGKILL); // at once: a .NET worker takes far longer to load its app
+            killed.Add(fresh);
+        }
+        foreach (var pid in killed)
+            server.WaitForLog($"(pid {pid}) ", TimeSpan.FromSeconds(30)); // how it ended
+        int last = 0;
+        Assert.True(Wait.Until(() => (last = server.WorkerPids().FirstOrDefault(p => !seen.Contains(p))) != 0 && server.Log.Contains($"Booted worker 0 (pid {last})"),
+            TimeSpan.FromSeconds(60)), "the last replacement boots\n" + server.Log);
+        Assert.DoesNotContain("failed to boot", server.Log);
+        Assert.DoesNotContain("next attempt in", server.Log);
+        Assert.Contains("was killed by signal 9 (SIGKILL) while booting, which the master did not send; replacing it at once", server.Log);
+        Assert.Equal(200, server.Get("/").Status);
     }
 
     [Fact]

@@ -44,7 +44,7 @@ public sealed class SupervisionTests
         var config = Config(("timeout", "10"));
         var w = Worker();
         _clock.Advance(Seconds(9));
-        w.LastHeard = _clock.GetTimestamp();
+        w.OnHeartbeat(new(Requests: 3, BusyMs: -1), _clock.GetTimestamp());
         _clock.Advance(Seconds(9));
         Assert.Equal(Verdict.Spare, _supervision.Judge(w, config).Verdict);
     }
@@ -71,8 +71,7 @@ public sealed class SupervisionTests
     {
         var config = Config(("timeout", "10"));
         var w = Worker();
-        w.BusyMs = 9_500; // at its last ping, the request had run 9.5 s
-        w.BusyRequest = "GET /slow";
+        w.OnHeartbeat(new(Requests: 0, BusyMs: 9_500, "GET", "/slow"), _clock.GetTimestamp()); // the request had run 9.5 s
         _clock.Advance(Seconds(0.5) - Epsilon);
         Assert.Equal(Verdict.Spare, _supervision.Judge(w, config).Verdict);
         _clock.Advance(2 * Epsilon);
@@ -82,19 +81,21 @@ public sealed class SupervisionTests
     }
 
     [Fact]
-    public void Timeout_0_disables_it_and_a_retiring_worker_is_not_timed_out_but_killed_at_its_deadline()
+    public void Timeout_0_disables_it_and_a_retiring_or_condemned_worker_is_not_judged()
     {
         var w = Worker();
         _clock.Advance(TimeSpan.FromDays(1));
         Assert.Equal(Verdict.Spare, _supervision.Judge(w, Config(("timeout", "0"))).Verdict);
 
         var retiring = Worker();
-        retiring.RetiringSince = _clock.GetTimestamp();
-        retiring.KillAt = _clock.After(Seconds(30));
-        _clock.Advance(Seconds(30) - Epsilon);
-        Assert.Equal(Verdict.Spare, _supervision.Judge(retiring, Config(("timeout", "10"))).Verdict);
-        _clock.Advance(Epsilon);
-        Assert.Equal(Verdict.KillDue, _supervision.Judge(retiring, Config(("timeout", "10"))).Verdict);
+        var booting = Worker(booted: false);
+        var condemned = Worker();
+        Assert.True(retiring.Retire(_clock.After(Seconds(30))));
+        Assert.True(booting.Retire(_clock.After(Seconds(30))));
+        Assert.True(condemned.Condemn(_clock.After(Supervision.AbortGrace), abort: true));
+        _clock.Advance(TimeSpan.FromDays(1)); // its KILL is the handle's to say (WorkerHandleTests)
+        foreach (var gone in new[] { retiring, booting, condemned })
+            Assert.Equal(Verdict.Spare, _supervision.Judge(gone, Config(("timeout", "10"), ("worker_boot_timeout", "5"))).Verdict);
     }
 
     // ---- booting ---------------------------------------------------------------------------
@@ -116,29 +117,8 @@ public sealed class SupervisionTests
         var config = Config(("timeout", "30"), ("worker_boot_timeout", "5"));
         var w = Worker(booted: false);
         _clock.Advance(Seconds(4));
-        w.Booted = true;
-        w.LastHeard = _clock.GetTimestamp();
+        Assert.True(w.OnReady(_clock.GetTimestamp()));
         _clock.Advance(Seconds(20));
-        Assert.Equal(Verdict.Spare, _supervision.Judge(w, config).Verdict);
-    }
-
-    // ---- after TERM or ABRT ------------------------------------------------------------------
-
-    [Fact]
-    public void A_condemned_worker_gets_ABRT_again_until_its_KILL_is_due_after_the_grace()
-    {
-        var config = Config(("timeout", "10"));
-        var w = Worker();
-        w.Condemned = w.Aborting = true;
-        w.KillAt = _clock.After(Supervision.AbortGrace);
-        _clock.Advance(Supervision.AbortGrace - Epsilon);
-        Assert.Equal(Verdict.AbortAgain, _supervision.Judge(w, config).Verdict);
-        _clock.Advance(Epsilon);
-        Assert.Equal(Verdict.KillDue, _supervision.Judge(w, config).Verdict);
-
-        w.KillAt = null; // KILL sent: nothing more to do but wait for the exit
-        w.Aborting = false;
-        _clock.Advance(TimeSpan.FromHours(1));
         Assert.Equal(Verdict.Spare, _supervision.Judge(w, config).Verdict);
     }
 
@@ -162,7 +142,8 @@ public sealed class SupervisionTests
         int reads = 0;
         long Rss(int pid) { reads++; return 250; }
 
-        var spent = new WorkerHandle { Pid = 1, Index = 0, Generation = 1, PipeFd = -1, SpawnedAt = 0, LastHeard = 0, Booted = true, MaxRequests = 50, Requests = 50 };
+        var spent = new WorkerHandle { Pid = 1, Index = 0, Generation = 1, PipeFd = -1, SpawnedAt = 0, LastHeard = 0, Booted = true, MaxRequests = 50 };
+        spent.OnHeartbeat(new(Requests: 50, BusyMs: -1), 0);
         Assert.Equal("served 50 requests (max_requests 50)", _supervision.RecycleReason(spent, config, Rss));
         Assert.Equal(0, reads);
 
@@ -172,7 +153,7 @@ public sealed class SupervisionTests
 
         var booting = Worker(booted: false);
         var marked = Worker();
-        marked.RecycleReason = "condemned";
+        marked.Recycle("older than max_worker_age (100 s)");
         Assert.Null(_supervision.RecycleReason(booting, config, Rss));
         Assert.Null(_supervision.RecycleReason(marked, config, Rss));
         Assert.Equal(1, reads);
@@ -203,7 +184,7 @@ public sealed class SupervisionTests
         Assert.Empty(plan.Retire); // capacity never dips
         Assert.False(plan.AllReady);
 
-        fresh.Booted = true;
+        fresh.OnReady(_clock.GetTimestamp());
         plan = Supervision.PlanWorkers([old, fresh], 1, false, 2);
         Assert.Equal(new[] { (old, "replaced by generation 2") }, plan.Retire);
         Assert.True(plan.AllReady);
@@ -213,9 +194,9 @@ public sealed class SupervisionTests
     public void A_recycled_worker_is_replaced_then_retired_with_its_reason_and_a_condemned_one_is_replaced_at_once()
     {
         var recycled = Worker(0);
-        recycled.RecycleReason = "older than max_worker_age (100 s)";
+        recycled.Recycle("older than max_worker_age (100 s)");
         var condemned = Worker(1);
-        condemned.Condemned = true;
+        condemned.Condemn(_clock.After(Supervision.AbortGrace), abort: true);
         var plan = Supervision.PlanWorkers([recycled, condemned], 2, false, 1);
         Assert.Equal(new[] { 0, 1 }, plan.Spawn);
         Assert.Empty(plan.Retire);
@@ -233,7 +214,7 @@ public sealed class SupervisionTests
         Assert.Equal(new[] { (workers[2], "fewer workers wanted") }, plan.Retire);
         Assert.True(plan.AllReady);
 
-        workers[2].RetiringSince = _clock.GetTimestamp();
+        workers[2].Retire(_clock.After(Seconds(30)));
         plan = Supervision.PlanWorkers(workers, 2, winched: true, 1);
         Assert.Equal(0, plan.Target);
         Assert.Equal(new[] { (workers[0], "WINCH"), (workers[1], "WINCH") }, plan.Retire);
@@ -277,6 +258,46 @@ public sealed class SupervisionTests
         Assert.False(backoff.MaySpawn);
         _clock.Advance(Seconds(1));
         Assert.True(backoff.MaySpawn);
+    }
+
+    [Theory]
+    [InlineData(null, 9, false)]   // SIGKILL from outside (an operator, a fault bench): replaced at once
+    [InlineData(null, 15, false)]  // SIGTERM
+    [InlineData(null, 2, false)]   // SIGINT
+    [InlineData(null, 11, true)]   // SIGSEGV: the app crashed while loading
+    [InlineData(null, 6, true)]    // SIGABRT
+    [InlineData(null, 0, true)]    // exited on its own (any code) without a word
+    [InlineData("app not found", 0, true)] // exit 4 with a reason
+    [InlineData("did not report ready within worker_boot_timeout (60 s)", 9, true)] // the master's own KILL
+    public void Only_the_apps_own_failure_to_boot_backs_off_not_a_kill_from_outside(string? reported, int signal, bool counts) =>
+        Assert.Equal(counts, SpawnBackoff.CountsAsBootFailure(reported, signal));
+
+    [Fact]
+    public void A_worker_killed_from_outside_while_booting_is_not_a_boot_failure_but_a_boot_timeout_or_crash_is()
+    {
+        Assert.Equal(Ending.KilledWhileBooting, Supervision.Ending(Worker(booted: false), 0, 9, stopping: false));
+        Assert.Equal(Ending.KilledWhileBooting, Supervision.Ending(Worker(booted: false), 0, 15, stopping: false));
+
+        var timedOut = Worker(booted: false);
+        timedOut.BootFailed("did not report ready within worker_boot_timeout (60 s)");
+        timedOut.Condemn(_clock.After(Supervision.AbortGrace), abort: false);
+        Assert.Equal(Ending.BootFailed, Supervision.Ending(timedOut, 0, 9, stopping: false));
+        Assert.Equal(Ending.BootFailed, Supervision.Ending(Worker(booted: false), 4, 0, stopping: false));
+        Assert.Equal(Ending.BootFailed, Supervision.Ending(Worker(booted: false), 0, 11, stopping: false));
+    }
+
+    [Fact]
+    public void An_exit_reads_as_retired_killed_by_others_or_died_by_the_workers_state()
+    {
+        var retiring = Worker();
+        retiring.Retire(_clock.After(Seconds(30)));
+        Assert.Equal(Ending.Retired, Supervision.Ending(retiring, 0, 9, stopping: false)); // its graceful_timeout KILL too
+        Assert.Equal(Ending.Retired, Supervision.Ending(Worker(booted: false), 0, 15, stopping: true));
+        Assert.Equal(Ending.KilledByOthers, Supervision.Ending(Worker(), 0, 9, stopping: false)); // the OOM killer?
+        var condemned = Worker();
+        condemned.Condemn(_clock.After(Supervision.AbortGrace), abort: true);
+        Assert.Equal(Ending.Died, Supervision.Ending(condemned, 0, 9, stopping: false));
+        Assert.Equal(Ending.Died, Supervision.Ending(Worker(), 1, 0, stopping: false));
     }
 
     [Fact]
