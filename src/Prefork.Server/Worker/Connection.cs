@@ -17,6 +17,8 @@ public enum ConnectionState
     Parked,
     /// <summary>epoll: its request awaits (an asynchronous body); the loop serves others meanwhile.</summary>
     InFlight,
+    /// <summary>epoll: its last response is still going out; then it lingers.</summary>
+    Closing,
     /// <summary>Our side is shut down; the client's last bytes are read and dropped until it closes (or briefly).</summary>
     Lingering,
 }
@@ -87,11 +89,6 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     public bool ServedAny { get; private set; }
     /// <summary>Requests taken on this connection so far (a deadline check tells whether a read brought one).</summary>
     public int RequestsTaken { get; private set; }
-    /// <summary>epoll: the exchange a request in flight is using, and its completion.</summary>
-    public Exchange? Lent { get; set; }
-    /// <summary>Registered with the worker's epoll set, and for which events (maintained by the worker class).</summary>
-    public bool Registered { get; set; }
-    public uint Interest { get; set; }
     public int QueuedBytes => _outEnd - _outStart;
     public bool IsEmpty => !Reader.HasPartialRequest && QueuedBytes == 0;
 
@@ -99,9 +96,8 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     {
         Fd = fd;
         State = ConnectionState.Active;
-        PeerClosed = Broken = ServedAny = Registered = false;
+        PeerClosed = Broken = ServedAny = false;
         RequestsTaken = 0;
-        Interest = 0;
         Deadline = 0;
         _headStartedAt = 0;
         _proxyPending = _proxyAllowList is not null;
@@ -417,10 +413,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
         State = ConnectionState.Free;
         Reader.Reset();
         ReleaseOutput();
-        Lent = null;
         Deadline = 0;
-        Registered = false;
-        Interest = 0;
     }
 
     // ---- IValueTaskSource: DrainAsync's completion, reused for every wait ---------------------------
