@@ -1,8 +1,5 @@
-using System.Buffers;
-using System.Threading.Tasks.Sources;
 using Prefork.Http;
 using Serilog;
-using Prefork.Interop;
 
 namespace Prefork.Worker;
 
@@ -27,54 +24,38 @@ public enum ConnectionState
 public enum ServeStep { NeedInput, Close, InFlight }
 
 /// <summary>
-/// One accepted socket, as a raw non-blocking fd: the bytes received so far (a
-/// <see cref="RequestReader"/>), its addresses, the output the kernel has not taken yet, and the
-/// deadline of whatever it is waiting for. <see cref="Serve"/> is the hot path every worker class
-/// shares: take each whole request received, call the app, write the response, batching pipelined
-/// responses into one write. Instances are reused for later connections.
+/// One client connection, whatever carries its bytes (a <see cref="Transport"/>): the bytes
+/// received so far (a <see cref="RequestReader"/>), its addresses, and the deadline of whatever it
+/// is waiting for. <see cref="Serve"/> is the hot path every worker class shares: take each whole
+/// request received, call the app, write the response, batching pipelined responses into one
+/// write. Instances are reused for later connections.
 /// </summary>
-public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
+public sealed class Connection
 {
-    /// <summary>Queued output above which a streamed body waits (epoll), and below which it resumes.</summary>
-    private const int HighWater = 256 * 1024, LowWater = 64 * 1024;
-    /// <summary>Queued output above which the epoll worker stops reading more requests from the client.</summary>
-    public const int ReadPauseBytes = HighWater;
     private const int LingerMs = 1000;
 
     private static readonly byte[] ContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n"u8.ToArray();
 
     private readonly WorkerContext _worker;
-    private readonly bool _queueOutput;
     private readonly int _headerTimeoutMs, _keepaliveMs, _ioTimeoutMs;
-
-    // Output not yet taken by the kernel (queued mode only): _out[_outStart.._outEnd].
-    private byte[]? _out;
-    private int _outStart, _outEnd;
-    private ManualResetValueTaskSourceCore<bool> _drain = new() { RunContinuationsAsynchronously = true };
-    private bool _drainWaiting;
     private long _headStartedAt;
     private readonly IpAllowList? _proxyAllowList; // set when proxy_protocol is on
     private bool _proxyPending;                    // the PROXY header has not been read yet
 
-    /// <param name="queueOutput">
-    /// False: <see cref="Send"/> blocks (polling for writability) until the kernel took every byte
-    /// (sync, threads). True: what the kernel does not take at once is queued for
-    /// <see cref="SendQueued"/> to finish when the socket is writable again (epoll).
-    /// </param>
-    public Connection(WorkerContext worker, bool queueOutput)
+    public Connection(WorkerContext worker, Transport transport)
     {
         _worker = worker;
-        _queueOutput = queueOutput;
+        Transport = transport;
         Reader = new RequestReader(worker.Limits, worker.Config.WorkerTmpDir);
         var c = worker.Config;
         _headerTimeoutMs = c.HeaderTimeout * 1000;
         _keepaliveMs = c.Keepalive * 1000;
         _ioTimeoutMs = c.Timeout > 0 ? c.Timeout * 1000 : -1;
         if (c.ProxyProtocol) _proxyAllowList = IpAllowList.Parse(c.ProxyAllowIps);
-        _drain.SetResult(true); // so the first Reset starts from a completed state
     }
 
-    public int Fd { get; private set; } = -1;
+    public Transport Transport { get; }
+    public int Fd => Transport.Fd;
     /// <summary>Slot and generation, as registered with epoll (see <see cref="ConnectionTable"/>).</summary>
     public ulong Token { get; set; }
     public RequestReader Reader { get; }
@@ -85,18 +66,17 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     /// <summary>The client sent EOF (it may still read our responses).</summary>
     public bool PeerClosed { get; private set; }
     /// <summary>The socket failed (reset, broken pipe, or a write timed out): nothing more can be sent.</summary>
-    public bool Broken { get; private set; }
+    public bool Broken => Transport.Broken;
     public bool ServedAny { get; private set; }
     /// <summary>Requests taken on this connection so far (a deadline check tells whether a read brought one).</summary>
     public int RequestsTaken { get; private set; }
-    public int QueuedBytes => _outEnd - _outStart;
-    public bool IsEmpty => !Reader.HasPartialRequest && QueuedBytes == 0;
+    public int QueuedBytes => Transport.QueuedBytes;
 
     public void Open(int fd)
     {
-        Fd = fd;
+        Transport.Open(fd);
         State = ConnectionState.Active;
-        PeerClosed = Broken = ServedAny = false;
+        PeerClosed = ServedAny = false;
         RequestsTaken = 0;
         Deadline = 0;
         _headStartedAt = 0;
@@ -115,7 +95,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     {
         inFlight = default;
         var writer = x.Writer;
-        writer.Attach(this);
+        writer.Attach(Transport);
         try
         {
             while (true)
@@ -193,32 +173,13 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
 
     // ---- input -------------------------------------------------------------------------------------
 
-    public enum ReceiveResult { Data, WouldBlock, Eof, Error }
-
     /// <summary>One non-blocking read into the request buffer.</summary>
     public ReceiveResult Receive()
     {
-        var space = Reader.GetReadSpace();
-        while (true)
-        {
-            nint n;
-            fixed (byte* p = space) n = Native.recv(Fd, p, space.Length, 0);
-            if (n > 0)
-            {
-                Reader.Advance((int)n);
-                return ReceiveResult.Data;
-            }
-            if (n == 0)
-            {
-                PeerClosed = true;
-                return ReceiveResult.Eof;
-            }
-            int errno = Native.Errno;
-            if (errno == Native.EINTR) continue;
-            if (errno == Native.EAGAIN) return ReceiveResult.WouldBlock;
-            Broken = true;
-            return ReceiveResult.Error;
-        }
+        var result = Transport.Receive(Reader.GetReadSpace(), out int read);
+        if (result == ReceiveResult.Data) Reader.Advance(read);
+        else if (result == ReceiveResult.Eof) PeerClosed = true;
+        return result;
     }
 
     /// <summary>
@@ -244,126 +205,7 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     {
         if (!Reader.HasPartialRequest || Broken) return;
         Log.Debug("Timed out reading a request from {Remote}", Info.RemoteAddr);
-        var response = ResponseWriter.ErrorResponse(408, headRequest: false, out _);
-        fixed (byte* p = response) Native.send(Fd, p, response.Length, Native.MSG_NOSIGNAL | Native.MSG_DONTWAIT);
-    }
-
-    // ---- output ------------------------------------------------------------------------------------
-
-    /// <summary>Sends the bytes: blocking until the kernel took them, or queuing what it did not (epoll).</summary>
-    public void Send(ReadOnlySpan<byte> bytes)
-    {
-        if (Broken) throw new ConnectionLostException("connection already failed");
-        if (_queueOutput)
-        {
-            if (QueuedBytes == 0)
-            {
-                int sent = TrySend(bytes);
-                if (sent < 0) throw Lost();
-                bytes = bytes[sent..];
-                if (bytes.IsEmpty) return;
-            }
-            Enqueue(bytes);
-            return;
-        }
-        while (!bytes.IsEmpty)
-        {
-            int sent = TrySend(bytes);
-            if (sent < 0) throw Lost();
-            if (sent > 0)
-            {
-                bytes = bytes[sent..];
-                continue;
-            }
-            // The client reads slower than we write: wait for room, but not forever.
-            if ((Native.PollOne(Fd, Native.POLLOUT, _ioTimeoutMs) & (Native.POLLOUT | Native.POLLERR | Native.POLLHUP)) == 0)
-            {
-                Broken = true;
-                throw new ConnectionLostException("the client did not read its response within `timeout`");
-            }
-        }
-    }
-
-    public bool NeedsDrain => QueuedBytes > HighWater;
-
-    public ValueTask DrainAsync()
-    {
-        if (!NeedsDrain) return ValueTask.CompletedTask;
-        if (Broken) throw new ConnectionLostException("connection already failed");
-        _drain.Reset();
-        _drainWaiting = true;
-        return new ValueTask(this, _drain.Version);
-    }
-
-    /// <summary>Queued mode: sends what is queued, as far as the kernel takes it. False when the connection failed.</summary>
-    public bool SendQueued()
-    {
-        if (QueuedBytes > 0)
-        {
-            int sent = TrySend(_out.AsSpan(_outStart, QueuedBytes));
-            if (sent < 0)
-            {
-                FailDrainWaiter();
-                return false;
-            }
-            _outStart += sent;
-        }
-        if (QueuedBytes == 0) ReleaseOutput();
-        if (_drainWaiting && QueuedBytes <= LowWater)
-        {
-            _drainWaiting = false;
-            _drain.SetResult(true);
-        }
-        return true;
-    }
-
-    /// <summary>Bytes the kernel took (0 when its buffer is full), or -1 when the connection failed.</summary>
-    private int TrySend(ReadOnlySpan<byte> bytes)
-    {
-        while (true)
-        {
-            nint n;
-            fixed (byte* p = bytes) n = Native.send(Fd, p, bytes.Length, Native.MSG_NOSIGNAL);
-            if (n >= 0) return (int)n;
-            int errno = Native.Errno;
-            if (errno == Native.EINTR) continue;
-            if (errno == Native.EAGAIN) return 0;
-            Broken = true;
-            return -1;
-        }
-    }
-
-    private ConnectionLostException Lost() => new($"the client went away (errno {Native.Errno})");
-
-    private void Enqueue(ReadOnlySpan<byte> bytes)
-    {
-        if (_out is null) _out = ArrayPool<byte>.Shared.Rent(Math.Max(16 * 1024, bytes.Length));
-        else if (_out.Length - _outEnd < bytes.Length)
-        {
-            int queued = QueuedBytes;
-            var target = queued + bytes.Length <= _out.Length ? _out : ArrayPool<byte>.Shared.Rent(Math.Max(_out.Length * 2, queued + bytes.Length));
-            Buffer.BlockCopy(_out, _outStart, target, 0, queued);
-            if (!ReferenceEquals(target, _out)) ArrayPool<byte>.Shared.Return(_out);
-            _out = target;
-            _outStart = 0;
-            _outEnd = queued;
-        }
-        bytes.CopyTo(_out.AsSpan(_outEnd));
-        _outEnd += bytes.Length;
-    }
-
-    private void ReleaseOutput()
-    {
-        if (_out is not null) ArrayPool<byte>.Shared.Return(_out);
-        _out = null;
-        _outStart = _outEnd = 0;
-    }
-
-    private void FailDrainWaiter()
-    {
-        if (!_drainWaiting) return;
-        _drainWaiting = false;
-        _drain.SetException(new ConnectionLostException("the connection closed while the response was streaming"));
+        Transport.SendIfRoom(ResponseWriter.ErrorResponse(408, headRequest: false, out _));
     }
 
     // ---- closing -----------------------------------------------------------------------------------
@@ -376,50 +218,23 @@ public sealed unsafe class Connection : IResponseTransport, IValueTaskSource
     public bool BeginLingeringClose(long now)
     {
         if (Broken || PeerClosed || Fd < 0) return false;
-        Native.shutdown(Fd, Native.SHUT_WR);
+        Transport.ShutdownOutput();
         Deadline = now + LingerMs;
         return !DiscardInput();
     }
 
     /// <summary>Reads and drops what arrived; true when the client closed (or the socket failed), so lingering is over.</summary>
-    public bool DiscardInput()
-    {
-        byte* sink = stackalloc byte[4096];
-        for (int i = 0; i < 64; i++)
-        {
-            nint n = Native.recv(Fd, sink, 4096, 0);
-            if (n > 0) continue;
-            if (n == 0) return true;
-            int errno = Native.Errno;
-            if (errno == Native.EINTR) continue;
-            return errno != Native.EAGAIN;
-        }
-        return false; // a client still pouring bytes in: keep lingering until the deadline
-    }
+    public bool DiscardInput() => Transport.DiscardInput();
 
     /// <summary>Gives up on a client that stopped reading: the response in progress fails at its next write.</summary>
-    public void Abort()
-    {
-        Broken = true;
-        FailDrainWaiter();
-    }
+    public void Abort() => Transport.Abort();
 
     /// <summary>Closes the socket and forgets the connection's state, ready for reuse.</summary>
     public void Close()
     {
-        FailDrainWaiter();
-        if (Fd >= 0) Native.close(Fd);
-        Fd = -1;
+        Transport.Close();
         State = ConnectionState.Free;
         Reader.Reset();
-        ReleaseOutput();
         Deadline = 0;
     }
-
-    // ---- IValueTaskSource: DrainAsync's completion, reused for every wait ---------------------------
-
-    void IValueTaskSource.GetResult(short token) => _drain.GetResult(token);
-    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _drain.GetStatus(token);
-    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _drain.OnCompleted(continuation, state, token, flags);
 }

@@ -60,13 +60,13 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
                 return;
             case ConnectionState.InFlight:
                 // Only output is watched while a request runs: keep its streamed body moving.
-                if (!c.SendQueued()) AbortInFlight(c);
+                if (!c.Transport.SendQueued()) AbortInFlight(c);
                 else WatchInFlight(c);
                 return;
         }
         if ((events & Native.EPOLLOUT) != 0 || c.QueuedBytes > 0)
         {
-            if (!c.SendQueued())
+            if (!c.Transport.SendQueued())
             {
                 CloseNow(c);
                 return;
@@ -78,7 +78,7 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
                 return;
             }
         }
-        if ((events & (InputEvents | Native.EPOLLHUP | Native.EPOLLERR)) != 0 && c.QueuedBytes <= Connection.ReadPauseBytes)
+        if ((events & (InputEvents | Native.EPOLLHUP | Native.EPOLLERR)) != 0 && c.QueuedBytes <= QueuedTransport.ReadPauseBytes)
             ReadAndServe(c);
         else Park(c);
     }

@@ -57,7 +57,7 @@ internal abstract class EventEngine : IWorkerEngine
         Context = context;
         _wake = wake;
         _ioTimeoutMs = context.Config.Timeout > 0 ? context.Config.Timeout * 1000 : 0;
-        Table = new ConnectionTable(context.Config.WorkerConnections, () => new Connection(context, queueOutput: !_threaded));
+        Table = new ConnectionTable(context.Config.WorkerConnections, () => new Connection(context, _threaded ? new BlockingTransport(context.Config.Timeout) : new QueuedTransport()));
         _registrations = new Registration[Table.Capacity];
         using var epoll = Epoll = new Epoll(_threaded ? 1 : 1024);
         Listeners = new ListenerSet(listeners, Epoll, FirstListenerToken);
@@ -153,7 +153,7 @@ internal abstract class EventEngine : IWorkerEngine
     /// <summary>Reads what arrived, answers every whole request, then parks or closes the connection.</summary>
     protected void ReadAndServe(Connection c)
     {
-        if (c.Receive() == Connection.ReceiveResult.Error) CloseNow(c);
+        if (c.Receive() == ReceiveResult.Error) CloseNow(c);
         else Serve(c);
     }
 
@@ -216,7 +216,7 @@ internal abstract class EventEngine : IWorkerEngine
             }
             // A client that does not read its responses gets no more of them computed.
             c.Deadline = WriteDeadline(now);
-            Watch(c, c.QueuedBytes > Connection.ReadPauseBytes ? Native.EPOLLOUT : InputEvents | Native.EPOLLOUT);
+            Watch(c, c.QueuedBytes > QueuedTransport.ReadPauseBytes ? Native.EPOLLOUT : InputEvents | Native.EPOLLOUT);
         }
     }
 
@@ -315,7 +315,7 @@ internal abstract class EventEngine : IWorkerEngine
     private bool ServeWaitingRequest(Connection c)
     {
         int before = c.RequestsTaken;
-        if (c.Receive() != Connection.ReceiveResult.Data) return false;
+        if (c.Receive() != ReceiveResult.Data) return false;
         var step = ServeRequests(c);
         if (step != ServeStep.Close && c.RequestsTaken == before) return false; // only part of a head: timed out like one
         AfterServe(c, step);
