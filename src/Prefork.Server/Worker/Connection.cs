@@ -91,10 +91,9 @@ public sealed class Connection
     /// when the connection is done, or (only when <paramref name="blocking"/> is false)
     /// <see cref="ServeStep.InFlight"/> with the request's completion in <paramref name="inFlight"/>.
     /// </summary>
-    public ServeStep Serve(Exchange x, bool keepAliveAllowed, bool blocking, out ValueTask<bool> inFlight)
+    public ServeStep Serve(IRequestHandler handler, ResponseWriter writer, bool keepAliveAllowed, bool blocking, out ValueTask<bool> inFlight)
     {
         inFlight = default;
-        var writer = x.Writer;
         writer.Attach(Transport);
         try
         {
@@ -124,7 +123,7 @@ public sealed class Connection
                 ServedAny = true;
                 RequestsTaken++;
                 bool keepAlive = keepAliveAllowed && _keepaliveMs > 0 && !_worker.IsStopping;
-                var pending = x.Processor.ProcessAsync(Reader.Head, Reader.Body, Reader.BodyLength, Info, writer, keepAlive, x.Slot, Reader.Trailers);
+                var pending = handler.ProcessAsync(Reader.Head, Reader.Body, Reader.BodyLength, Info, writer, keepAlive, Reader.Trailers);
                 if (!pending.IsCompleted)
                 {
                     if (!blocking)

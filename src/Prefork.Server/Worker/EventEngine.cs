@@ -168,7 +168,7 @@ internal abstract class EventEngine : IWorkerEngine
     {
         try
         {
-            var step = c.Serve(Exchange, keepAliveAllowed: Table.Open < Table.Capacity, blocking: _threaded, out var pending);
+            var step = c.Serve(Exchange.Handler, Exchange.Writer, keepAliveAllowed: Table.Open < Table.Capacity, blocking: _threaded, out var pending);
             if (step == ServeStep.InFlight) OnInFlight(c, pending);
             return step;
         }

@@ -75,7 +75,7 @@ public sealed unsafe class SyncWorker : IWorkerEngine
             };
             while (open)
             {
-                var step = c.Serve(x, keepAliveAllowed: NobodyWaiting(), blocking: true, out _);
+                var step = c.Serve(x.Handler, x.Writer, keepAliveAllowed: NobodyWaiting(), blocking: true, out _);
                 if (step == ServeStep.Close)
                 {
                     LingeringClose(c);
