@@ -1,6 +1,7 @@
 using Prefork.Config;
 using Serilog;
 using Prefork.Interop;
+using Prefork.Connections;
 
 namespace Prefork.Worker;
 

@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using Prefork.Config;
 using Serilog;
 using Prefork.Interop;
+using Prefork.Connections;
 
 namespace Prefork.Worker;
 
@@ -57,7 +58,7 @@ internal abstract class EventEngine : IWorkerEngine
         Context = context;
         _wake = wake;
         _ioTimeoutMs = context.Config.Timeout > 0 ? context.Config.Timeout * 1000 : 0;
-        Table = new ConnectionTable(context.Config.WorkerConnections, () => new Connection(context, _threaded ? new BlockingTransport(context.Config.Timeout) : new QueuedTransport()));
+        Table = new ConnectionTable(context.Config.WorkerConnections, () => new Connection(context.Config, context.Limits, context.Stopping.Token, _threaded ? new BlockingTransport(context.Config.Timeout) : new QueuedTransport()));
         _registrations = new Registration[Table.Capacity];
         using var epoll = Epoll = new Epoll(_threaded ? 1 : 1024);
         Listeners = new ListenerSet(listeners, Epoll, FirstListenerToken);

@@ -1,5 +1,6 @@
 using Prefork.Config;
 using Serilog;
+using Prefork.Connections;
 
 namespace Prefork.Worker;
 

@@ -1,7 +1,8 @@
+using Prefork.Config;
 using Prefork.Http;
 using Serilog;
 
-namespace Prefork.Worker;
+namespace Prefork.Connections;
 
 /// <summary>Where a connection is in its life; what each state means depends a little on the worker class.</summary>
 public enum ConnectionState
@@ -36,18 +37,18 @@ public sealed class Connection
 
     private static readonly byte[] ContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n"u8.ToArray();
 
-    private readonly WorkerContext _worker;
+    private readonly CancellationToken _stopping;
     private readonly int _headerTimeoutMs, _keepaliveMs, _ioTimeoutMs;
     private long _headStartedAt;
     private readonly IpAllowList? _proxyAllowList; // set when proxy_protocol is on
     private bool _proxyPending;                    // the PROXY header has not been read yet
 
-    public Connection(WorkerContext worker, Transport transport)
+    /// <param name="stopping">Set when the worker stops: requests from then on are answered with Connection: close.</param>
+    public Connection(GatewayConfig c, HttpLimits limits, CancellationToken stopping, Transport transport)
     {
-        _worker = worker;
+        _stopping = stopping;
         Transport = transport;
-        Reader = new RequestReader(worker.Limits, worker.Config.WorkerTmpDir);
-        var c = worker.Config;
+        Reader = new RequestReader(limits, c.WorkerTmpDir);
         _headerTimeoutMs = c.HeaderTimeout * 1000;
         _keepaliveMs = c.Keepalive * 1000;
         _ioTimeoutMs = c.Timeout > 0 ? c.Timeout * 1000 : -1;
@@ -122,7 +123,7 @@ public sealed class Connection
                 _headStartedAt = 0;
                 ServedAny = true;
                 RequestsTaken++;
-                bool keepAlive = keepAliveAllowed && _keepaliveMs > 0 && !_worker.IsStopping;
+                bool keepAlive = keepAliveAllowed && _keepaliveMs > 0 && !_stopping.IsCancellationRequested;
                 var pending = handler.ProcessAsync(Reader.Head, Reader.Body, Reader.BodyLength, Info, writer, keepAlive, Reader.Trailers);
                 if (!pending.IsCompleted)
                 {

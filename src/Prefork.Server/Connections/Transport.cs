@@ -1,7 +1,7 @@
 using Prefork.Http;
 using Prefork.Interop;
 
-namespace Prefork.Worker;
+namespace Prefork.Connections;
 
 /// <summary>What one non-blocking read brought.</summary>
 public enum ReceiveResult { Data, WouldBlock, Eof, Error }

@@ -1,4 +1,4 @@
-namespace Prefork.Worker;
+namespace Prefork.Connections;
 
 /// <summary>
 /// The open connections of one worker, at most `worker_connections`, in reusable slots. A slot's

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Threading.Tasks.Sources;
 using Prefork.Http;
 
-namespace Prefork.Worker;
+namespace Prefork.Connections;
 
 /// <summary>
 /// epoll: what the kernel does not take at once is queued, and sent by the loop when the socket
