@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using Prefork.Worker;
 using Serilog;
 using Prefork.Interop;
 

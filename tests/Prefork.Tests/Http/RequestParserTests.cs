@@ -98,11 +98,11 @@ public sealed class RequestParserTests
     {
         Assert.Equal("*", Parse("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").Target);
         Assert.Equal("http://x/p?q", Parse("GET http://x/p?q HTTP/1.1\r\nHost: x\r\n\r\n").Target);
-        RequestProcessor.SplitTarget("http://x:81/p%20q?a=1", out var authority, out var path, out var query);
+        RequestTarget.Split("http://x:81/p%20q?a=1", out var authority, out var path, out var query);
         Assert.Equal("x:81", authority);
         Assert.Equal("/p q", path);
         Assert.Equal("a=1", query);
-        RequestProcessor.SplitTarget("/p?a=1", out authority, out path, out query);
+        RequestTarget.Split("/p?a=1", out authority, out path, out query);
         Assert.Null(authority);
         Assert.Equal("/p", path);
     }
@@ -152,7 +152,7 @@ public sealed class RequestParserTests
     public void OPTIONS_star_reaches_the_app_as_path_star_and_star_with_another_method_is_400()
     {
         Assert.Equal("*", Parse("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n").Target);
-        RequestProcessor.SplitTarget("*", out var authority, out var path, out var query);
+        RequestTarget.Split("*", out var authority, out var path, out var query);
         Assert.Equal((null, "*", ""), (authority, path, query));
         Assert.Equal(400, Status("POST * HTTP/1.1\r\nHost: x\r\n\r\n"));
         Assert.Equal(400, Status("HEAD * HTTP/1.1\r\nHost: x\r\n\r\n"));

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Serilog;
 using Prefork.Interop;
+using Prefork.Connections;
 
 namespace Prefork.Worker;
 
@@ -30,7 +31,7 @@ public sealed unsafe class SyncWorker : IWorkerEngine
         _fds[1] = new Native.PollFd { Fd = wake.ReadFd, Events = Native.POLLIN };
         for (int i = 0; i < _listeners.Length; i++) _fds[2 + i] = new Native.PollFd { Fd = _listeners[i].Fd, Events = Native.POLLIN };
         var exchange = new Exchange(context);
-        var connection = new Connection(context, queueOutput: false);
+        var connection = new Connection(context.Config, context.Limits, context.Stopping.Token, new BlockingTransport(context.Config.Timeout));
 
         while (!context.IsStopping)
         {
@@ -69,13 +70,13 @@ public sealed unsafe class SyncWorker : IWorkerEngine
             var first = c.Receive();
             bool open = first switch
             {
-                Connection.ReceiveResult.Error => false,
-                Connection.ReceiveResult.WouldBlock => WaitForInput(c),
+                ReceiveResult.Error => false,
+                ReceiveResult.WouldBlock => WaitForInput(c),
                 _ => true,
             };
             while (open)
             {
-                var step = c.Serve(x, keepAliveAllowed: NobodyWaiting(), blocking: true, out _);
+                var step = c.Serve(x.Handler, x.Writer, keepAliveAllowed: NobodyWaiting(), blocking: true, out _);
                 if (step == ServeStep.Close)
                 {
                     LingeringClose(c);
@@ -116,8 +117,8 @@ public sealed unsafe class SyncWorker : IWorkerEngine
             if ((_fds[0].Revents & (Native.POLLIN | Native.POLLHUP | Native.POLLERR)) != 0)
             {
                 var r = c.Receive();
-                if (r is Connection.ReceiveResult.Data or Connection.ReceiveResult.Eof) return true;
-                if (r == Connection.ReceiveResult.Error) return false;
+                if (r is ReceiveResult.Data or ReceiveResult.Eof) return true;
+                if (r == ReceiveResult.Error) return false;
                 continue;
             }
             if ((_fds[1].Revents & Native.POLLIN) != 0) _wake.Drain();

@@ -1,4 +1,4 @@
-namespace Prefork.Worker;
+namespace Prefork.Connections;
 
 /// <summary>
 /// The open connections of one worker, at most `worker_connections`, in reusable slots. A slot's
@@ -52,7 +52,7 @@ internal sealed class ConnectionTable
     {
         lock (_lock)
         {
-            _free.Push((int)(uint)c.Token);
+            _free.Push(SlotOf(c.Token));
             c.Token = 0;
             _open--;
         }
@@ -62,10 +62,13 @@ internal sealed class ConnectionTable
     public Connection? Find(ulong token)
     {
         if (token >> 32 == 0) return null;
-        int slot = (int)(uint)token;
+        int slot = SlotOf(token);
         var c = slot < _slots.Length ? _slots[slot] : null;
         return c is not null && c.Token == token ? c : null;
     }
 
     public static bool IsConnection(ulong token) => token >> 32 != 0;
+
+    /// <summary>The slot a connection's token names, for state the engine keeps by slot.</summary>
+    public static int SlotOf(ulong token) => (int)(uint)token;
 }

@@ -3,16 +3,22 @@ using Prefork.Http;
 namespace Prefork.Worker;
 
 /// <summary>
-/// What one request in progress needs besides its connection: the processor (with the reused
-/// request environment), the response writer and its buffer, and the heartbeat slot that says
+/// What one request in progress needs besides its connection: the request handler (with the
+/// reused request environment), the response writer and its buffer, and the heartbeat slot that says
 /// what is running. The sync worker and each pool thread own one; the epoll loop keeps one for
 /// requests that complete at once and lends others to connections whose request awaits.
 /// </summary>
-public sealed class Exchange(WorkerContext worker)
+public sealed class Exchange
 {
-    public RequestProcessor Processor { get; } = new(worker);
+    public Exchange(WorkerContext worker)
+    {
+        Slot = worker.NewSlot();
+        Handler = new GatewayRequestHandler(worker, Slot);
+    }
+
+    public RequestSlot Slot { get; }
+    public IRequestHandler Handler { get; }
     public ResponseWriter Writer { get; } = new(NoTransport.Instance);
-    public RequestSlot Slot { get; } = worker.NewSlot();
 
     private sealed class NoTransport : IResponseTransport
     {

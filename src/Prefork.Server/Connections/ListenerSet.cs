@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using Prefork.Interop;
 
-namespace Prefork.Worker;
+namespace Prefork.Connections;
 
 /// <summary>
 /// The listening sockets of a threads or epoll worker, registered with its epoll set so that a new

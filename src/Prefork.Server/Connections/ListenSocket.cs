@@ -6,7 +6,7 @@ using Prefork.Http;
 using Serilog;
 using Prefork.Interop;
 
-namespace Prefork.Worker;
+namespace Prefork.Connections;
 
 /// <summary>
 /// A listening socket the worker inherited, accepted from with accept4 (non-blocking,

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Prefork.Interop;
 
-namespace Prefork.Worker;
+namespace Prefork.Connections;
 
 /// <summary>
 /// One epoll instance and the buffer its events come back in. Each registration carries a 64-bit

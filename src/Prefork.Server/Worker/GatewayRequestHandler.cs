@@ -1,21 +1,20 @@
-using System.Net;
-using System.Net.Sockets;
 using Prefork.Gateway;
+using Prefork.Http;
 using Prefork.Logging;
-using Prefork.Worker;
 using Serilog;
 
-namespace Prefork.Http;
+namespace Prefork.Worker;
 
 /// <summary>
-/// The part of serving a request every worker class shares: compose the environment, call the
-/// application, stream its body through the <see cref="ResponseWriter"/>, and turn any failure of
+/// The request handler that serves through the gateway interface, for every worker class: compose
+/// the environment, call the application, stream its body through the <see cref="ResponseWriter"/>, and turn any failure of
 /// the application into a 500 (or a dropped connection if bytes had already left) — never into a
 /// dead worker.
 /// </summary>
-public sealed class RequestProcessor
+public sealed class GatewayRequestHandler : IRequestHandler
 {
     private readonly WorkerContext _worker;
+    private readonly RequestSlot _slot;
     private readonly RequestEnvironment _env = new();
     private readonly ForwardedHeaders _forwarded;
     private readonly StartResponse _startResponse;
@@ -23,9 +22,11 @@ public sealed class RequestProcessor
     private IReadOnlyList<KeyValuePair<string, string>>? _headers;
     private (string Value, string Name, string? Port) _host = ("", "", null); // the last Host, split
 
-    public RequestProcessor(WorkerContext worker)
+    /// <param name="slot">Says which request runs, for the heartbeat.</param>
+    public GatewayRequestHandler(WorkerContext worker, RequestSlot slot)
     {
         _worker = worker;
+        _slot = slot;
         _forwarded = ForwardedHeaders.From(worker.Config);
         _startResponse = (status, headers) =>
         {
@@ -38,14 +39,13 @@ public sealed class RequestProcessor
     }
 
     /// <summary>
-    /// Serves one complete request. Completes synchronously (allocating nothing) unless the
-    /// application's body is asynchronous or the transport asks a streamed body to wait; then the
-    /// continuations run on the caller's SynchronizationContext (the epoll worker's loop).
-    /// Returns true when the connection may carry another request. <paramref name="trailers"/> are
-    /// a chunked body's trailer fields, shown to the app as <c>env.Items["gateway.trailers"]</c>.
+    /// Completes synchronously (allocating nothing) unless the application's body is asynchronous
+    /// or the transport asks a streamed body to wait; then the continuations run on the caller's
+    /// SynchronizationContext (the epoll worker's loop). A chunked body's trailers are shown to the
+    /// app as <c>env.Items["gateway.trailers"]</c>.
     /// </summary>
     public async ValueTask<bool> ProcessAsync(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection,
-        ResponseWriter writer, bool keepAlive, RequestSlot slot, RequestHeaders? trailers = null)
+        ResponseWriter writer, bool keepAlive, RequestHeaders? trailers)
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
@@ -60,7 +60,7 @@ public sealed class RequestProcessor
             _worker.AccessLog?.Write(_env, head, writer.Status, writer.BodyBytes, started);
             return false;
         }
-        slot.Begin(head.Method, _env.PathInfo);
+        _slot.Begin(head.Method, _env.PathInfo);
         _status = null;
         _headers = null;
         keepAlive &= head.KeepAlive;
@@ -87,7 +87,7 @@ public sealed class RequestProcessor
         }
         finally
         {
-            slot.End();
+            _slot.End();
         }
         _worker.AccessLog?.Write(_env, head, writer.Status, writer.BodyBytes, started);
         _worker.CountRequest();
@@ -158,7 +158,7 @@ public sealed class RequestProcessor
         // The environment is reused for the next request: nothing an app or the last request put in Items may leak.
         if (env.Items.Count > 0) env.Items.Clear();
         if (trailers is { Count: > 0 }) env.Items["gateway.trailers"] = trailers;
-        SplitTarget(head.Target, out var authority, out var path, out var query);
+        RequestTarget.Split(head.Target, out var authority, out var path, out var query);
         env.PathInfo = path;
         env.QueryString = query;
         env.ScriptName = "";
@@ -182,64 +182,5 @@ public sealed class RequestProcessor
             env.ServerPort = connection.LocalPort;
         }
         _forwarded.Apply(head.Headers, connection, env);
-    }
-
-    /// <summary>
-    /// Path (percent-decoded) and query from an origin-form or absolute-form target, and the
-    /// authority of an absolute-form one ("example.com:8080" for "http://example.com:8080/x"; else null).
-    /// The asterisk-form "*" (OPTIONS) is path "*". There is no fragment: the parser refuses '#'.
-    /// </summary>
-    internal static void SplitTarget(string target, out string? authority, out string path, out string query)
-    {
-        authority = null;
-        var t = target.AsSpan();
-        if (t.Length > 0 && t[0] != '/' && t[0] != '*')
-        {
-            // absolute-form: scheme://authority/path?query → /path?query
-            int scheme = t.IndexOf("://");
-            if (scheme > 0)
-            {
-                var afterScheme = t[(scheme + 3)..];
-                int end = afterScheme.IndexOfAny('/', '?');
-                authority = (end < 0 ? afterScheme : afterScheme[..end]).ToString();
-                t = end < 0 ? "/" : afterScheme[end..];
-                if (t[0] != '/') t = ("/" + t.ToString()).AsSpan();
-            }
-        }
-        int q = t.IndexOf('?');
-        var rawPath = q < 0 ? t : t[..q];
-        query = q < 0 ? "" : t[(q + 1)..].ToString();
-        path = rawPath.Contains('%') ? Uri.UnescapeDataString(rawPath.ToString())
-            : rawPath.Length == target.Length ? target : rawPath.ToString(); // the common case allocates nothing
-    }
-}
-
-/// <summary>The addresses of one connection, as strings the environment needs (and the peer's IP, for trust checks).</summary>
-public sealed class ConnectionInfo
-{
-    public string RemoteAddr = "";
-    public string RemotePort = "";
-    public string LocalAddr = "";
-    public string LocalPort = "";
-    /// <summary>The peer's address; null on a unix socket.</summary>
-    public IPAddress? RemoteIp;
-    public bool IsUnixSocket;
-
-    public void Set(EndPoint? remote, EndPoint? local)
-    {
-        RemoteIp = (remote as IPEndPoint)?.Address;
-        IsUnixSocket = remote is UnixDomainSocketEndPoint || local is UnixDomainSocketEndPoint;
-        (RemoteAddr, RemotePort) = remote is IPEndPoint r ? (r.Address.ToString(), r.Port.ToString()) : ("", "");
-        (LocalAddr, LocalPort) = local is IPEndPoint l ? (l.Address.ToString(), l.Port.ToString()) : ("localhost", "");
-    }
-
-    /// <summary>A PROXY protocol header replaces the addresses with the ones the proxy saw (the client is now the peer).</summary>
-    public void Apply(ProxyHeader header)
-    {
-        if (header.Source is null || header.Destination is null) return;
-        IsUnixSocket = false;
-        RemoteIp = header.Source.Address;
-        (RemoteAddr, RemotePort) = (header.Source.Address.ToString(), header.Source.Port.ToString());
-        (LocalAddr, LocalPort) = (header.Destination.Address.ToString(), header.Destination.Port.ToString());
     }
 }

@@ -1,0 +1,145 @@
+using Prefork.Config;
+using Serilog;
+using Prefork.Interop;
+using Prefork.Connections;
+
+namespace Prefork.Worker;
+
+/// <summary>
+/// worker_class = "epoll": one thread, one non-blocking event loop over Linux epoll, holding up to
+/// `worker_connections` keep-alive connections. Readiness drives everything: a readable connection
+/// is read and every whole request in it answered at once; what the kernel does not take is queued
+/// and sent when the socket is writable. A request whose body is asynchronous is left "in flight"
+/// while the loop serves the others: the application's continuations run on the loop through
+/// <see cref="EventLoopContext"/>, and the response finishes when its body does.
+/// </summary>
+/// <remarks>
+/// Applications that block (Thread.Sleep, synchronous I/O, .Result) block every connection of the
+/// worker: use async bodies, or the threads class, for those.
+/// </remarks>
+internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 4)
+{
+    // The exchange requests that complete at once use; one whose request awaits is lent to its
+    // connection (by slot) until it completes.
+    private Exchange _exchange = null!;
+    private Exchange?[] _lent = [];
+    private readonly Stack<Exchange> _spareExchanges = new();
+    private EventLoopContext _loop = null!;
+
+    public override string Describe(GatewayConfig config) => $"epoll ({config.WorkerConnections} connections)";
+
+    protected override Exchange Exchange => _exchange;
+
+    protected override void Loop()
+    {
+        _exchange = new Exchange(Context);
+        _lent = new Exchange?[Table.Capacity];
+        using var loop = _loop = new EventLoopContext(Context.NewSlot());
+        SynchronizationContext.SetSynchronizationContext(loop);
+        Epoll.Add(loop.EventFd, Native.EPOLLIN, LoopToken);
+        do
+        {
+            int n = Epoll.Wait(loop.HasWork ? 0 : UntilHousekeeping(Environment.TickCount64));
+            for (int i = 0; i < n; i++) Dispatch(Epoll.Token(i), Epoll.Flags(i));
+            loop.RunPending();
+        } while (Housekeep());
+        loop.RunPending();
+        SynchronizationContext.SetSynchronizationContext(null);
+    }
+
+    protected override void OnOwnEvent(ulong token)
+    {
+        if (token == LoopToken) _loop.OnWakeUp();
+    }
+
+    protected override void OnConnectionEvent(Connection c, uint events)
+    {
+        switch (c.State)
+        {
+            case ConnectionState.Lingering:
+                ContinueLingering(c);
+                return;
+            case ConnectionState.InFlight:
+                // Only output is watched while a request runs: keep its streamed body moving.
+                if (!c.Transport.SendQueued()) AbortInFlight(c);
+                else WatchInFlight(c);
+                return;
+        }
+        if ((events & Native.EPOLLOUT) != 0 || c.QueuedBytes > 0)
+        {
+            if (!c.Transport.SendQueued())
+            {
+                CloseNow(c);
+                return;
+            }
+            if (c.State == ConnectionState.Closing)
+            {
+                if (c.QueuedBytes == 0) Linger(c);
+                else c.Deadline = WriteDeadline(Environment.TickCount64);
+                return;
+            }
+        }
+        if ((events & (InputEvents | Native.EPOLLHUP | Native.EPOLLERR)) != 0 && c.QueuedBytes <= QueuedTransport.ReadPauseBytes)
+            ReadAndServe(c);
+        else Park(c);
+    }
+
+    // ---- requests in flight ------------------------------------------------------------------------
+
+    protected override void OnInFlight(Connection c, ValueTask<bool> pending)
+    {
+        var x = _lent[ConnectionTable.SlotOf(c.Token)] = _exchange;
+        // Awaiting is not being stuck: `timeout` watches the loop (continuations are timed as they run).
+        x.Slot.End();
+        _exchange = _spareExchanges.Count > 0 ? _spareExchanges.Pop() : new Exchange(Context);
+        c.State = ConnectionState.InFlight;
+        WatchInFlight(c);
+        _ = CompleteAsync(c, pending);
+    }
+
+    /// <summary>On the loop, when an awaiting request finished: flush its tail, then carry on with the connection.</summary>
+    private async Task CompleteAsync(Connection c, ValueTask<bool> inFlight)
+    {
+        bool keepAlive;
+        try
+        {
+            keepAlive = await inFlight;
+        }
+        catch (Exception e)
+        {
+            Log.Error(e, "Unexpected error finishing a request from {Remote}", c.Info.RemoteAddr);
+            keepAlive = false;
+        }
+        int slot = ConnectionTable.SlotOf(c.Token);
+        var x = _lent[slot]!;
+        _lent[slot] = null;
+        try
+        {
+            x.Writer.Flush();
+        }
+        catch (Http.ConnectionLostException)
+        {
+            x.Writer.Discard();
+            keepAlive = false;
+        }
+        _spareExchanges.Push(x);
+        c.State = ConnectionState.Active;
+        if (c.Broken) CloseNow(c);
+        else if (!keepAlive) AfterServe(c, ServeStep.Close);
+        else Serve(c); // requests pipelined behind it; then back to waiting
+    }
+
+    private void WatchInFlight(Connection c)
+    {
+        if (c.QueuedBytes > 0)
+        {
+            c.Deadline = WriteDeadline(Environment.TickCount64);
+            Watch(c, Native.EPOLLOUT);
+        }
+        else
+        {
+            c.Deadline = 0; // the app is working; the master's `timeout` watches that
+            Watch(c, 0);
+        }
+    }
+}
