@@ -105,7 +105,7 @@ public sealed class Arbiter
     private void ApplyProcessSettings()
     {
         if (_config.Chdir.Length > 0) Directory.SetCurrentDirectory(Path.GetFullPath(_config.Chdir, _config.BaseDirectory));
-        if (_config.Umask.Length > 0) Libc.umask(Convert.ToUInt32(_config.Umask, 8)); // inherited by workers
+        if (_config.Umask.Length > 0) Syscall.umask(NativeConvert.FromOctalPermissionString(_config.Umask)); // inherited by workers
         Libc.SetProcessName(_config.ProcName);
     }
 

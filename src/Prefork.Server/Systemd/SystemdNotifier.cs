@@ -1,5 +1,5 @@
+using System.Diagnostics;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Text;
 using Prefork.Master;
 using Serilog;
@@ -160,23 +160,11 @@ public sealed class SystemdNotifier : IDisposable
 
     private static string OneLine(string text) => text.ReplaceLineEndings(" ");
 
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Timespec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int clock_gettime(int clockId, out Timespec ts);
-
-    /// <summary>CLOCK_MONOTONIC in µs: systemd compares MONOTONIC_USEC with the time it sent the reload signal.</summary>
-    public static long MonotonicMicroseconds()
-    {
-        const int ClockMonotonic = 1;
-        if (clock_gettime(ClockMonotonic, out var ts) != 0) throw new IOException("clock_gettime(CLOCK_MONOTONIC) failed");
-        return ts.Seconds * 1_000_000 + ts.Nanoseconds / 1000;
-    }
+    /// <summary>
+    /// CLOCK_MONOTONIC in µs: systemd compares MONOTONIC_USEC with the time it sent the reload signal.
+    /// On Linux Stopwatch reads CLOCK_MONOTONIC in ns (see Master/Monotonic.cs, and MonotonicClockTests).
+    /// </summary>
+    public static long MonotonicMicroseconds() => Stopwatch.GetTimestamp() / (Stopwatch.Frequency / 1_000_000);
 
     public void Dispose() => _socket?.Dispose();
 }
