@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Threading.Tasks.Sources;
+using Prefork.Config;
 using Prefork.Http;
 using Serilog;
 using Prefork.Interop;
