@@ -25,8 +25,9 @@ internal static class Libc
         int r = Syscall.waitpid(pid, out int status, WaitOptions.WNOHANG);
         if (r == 0) return false;
         if (r < 0) { exitCode = -1; return true; } // ECHILD: someone else reaped it; it is gone
-        if (Syscall.WIFEXITED(status)) exitCode = Syscall.WEXITSTATUS(status);
-        else if (Syscall.WIFSIGNALED(status)) signal = (int)NativeConvert.FromSignum(Syscall.WTERMSIG(status));
+        // Decoded by hand, not with Syscall.WTERMSIG: that maps to Mono's Signum and throws on a real-time signal.
+        if ((status & 0x7f) == 0) exitCode = (status >> 8) & 0xff;
+        else signal = status & 0x7f;
         return true;
     }
 
