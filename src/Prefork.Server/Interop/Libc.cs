@@ -3,7 +3,7 @@ using Mono.Unix.Native;
 
 namespace Prefork.Interop;
 
-/// <summary>The master's process calls that need more than one Mono.Unix call, or one Mono.Unix lacks.</summary>
+/// <summary>Process calls wrapped for the master and workers: exec and reap on Mono.Unix, the process name on prctl (Native).</summary>
 internal static class Libc
 {
     private const int PR_SET_NAME = 15;
