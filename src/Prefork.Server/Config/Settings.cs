@@ -9,14 +9,14 @@ public static class Settings
     // The forms some string settings take (see ValueForm); the loader checks every value against its setting's.
     private static readonly ValueForm ListenAddressForm = new("HOST:PORT, [ADDR]:PORT, unix:/path or fd://N", v =>
     {
-        try { Master.ListenAddress.Parse(v); return null; }
+        try { ListenAddress.Parse(v); return null; }
         catch (FormatException e) { return e.Message; }
     });
     private static readonly ValueForm OctalModeForm = ValueForm.Of("an octal file mode such as \"0660\"", IsOctalMode);
     private static readonly ValueForm OptionalOctalModeForm = ValueForm.Of("an octal file mode such as \"0027\", or \"\"", v => v.Length == 0 || IsOctalMode(v));
     private static readonly ValueForm EnvPairForm = ValueForm.Of("\"KEY=value\" strings", v => v.IndexOf('=') > 0);
     private static readonly ValueForm PeerForm = ValueForm.Of(
-        "IP addresses (\"10.0.0.7\", \"::1\"), CIDR blocks (\"10.0.0.0/8\", \"fd00::/8\") or \"*\"", Http.IpAllowList.IsValidEntry);
+        "IP addresses (\"10.0.0.7\", \"::1\"), CIDR blocks (\"10.0.0.0/8\", \"fd00::/8\") or \"*\"", IpAllowList.IsValidEntry);
     private static readonly ValueForm HeaderPairForm = ValueForm.Of(
         "\"HEADER=value\" pairs such as \"X-FORWARDED-PROTO=https\" (a header name, '=', a non-empty value)", IsHeaderPair);
 

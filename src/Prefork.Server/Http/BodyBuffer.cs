@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
+using Mono.Unix.Native;
 using Serilog;
 using Prefork.Interop;
 
@@ -148,6 +149,7 @@ public sealed class BodyBuffer : IBufferWriter<byte>, IDisposable
     /// </summary>
     public static SafeFileHandle? OpenTempFile(string directory, out string? error)
     {
+        // Native: Mono.Unix's OpenFlags has no O_TMPFILE.
         int fd = Native.open(directory, Native.O_TMPFILE | Native.O_RDWR | Native.O_CLOEXEC, 0x180 /* 0600 */);
         if (fd < 0 && Native.Errno is Native.EOPNOTSUPP or Native.EISDIR) fd = CreateUnlinked(directory);
         if (fd < 0)
@@ -165,10 +167,11 @@ public sealed class BodyBuffer : IBufferWriter<byte>, IDisposable
         for (int attempt = 0; ; attempt++)
         {
             var path = Path.Combine(directory, $"prefork-body-{Environment.ProcessId}-{Random.Shared.Next():x8}");
-            int fd = Native.open(path, Native.O_CREAT | Native.O_EXCL | Native.O_RDWR | Native.O_CLOEXEC, 0x180 /* 0600 */);
+            int fd = Syscall.open(path, OpenFlags.O_CREAT | OpenFlags.O_EXCL | OpenFlags.O_RDWR | OpenFlags.O_CLOEXEC,
+                FilePermissions.S_IRUSR | FilePermissions.S_IWUSR);
             if (fd >= 0)
             {
-                Native.unlink(path);
+                Syscall.unlink(path);
                 return fd;
             }
             if (Native.Errno != Native.EEXIST || attempt == 10) return -1;

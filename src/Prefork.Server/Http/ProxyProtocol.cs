@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Text;
+using Prefork.Config;
 
 namespace Prefork.Http;
 

@@ -4,10 +4,15 @@ using System.Runtime.InteropServices;
 namespace Prefork.Interop;
 
 /// <summary>
-/// The libc calls the worker classes make on raw descriptors: epoll, eventfd, accept4, recv/send,
-/// poll, shutdown, close, getsockname, and open/unlink for the temp files large request bodies go
-/// to. Every socket the workers serve is a plain non-blocking fd; nothing goes through .NET's
-/// socket engine, so no hidden thread or event loop runs underneath.
+/// The libc calls made through source-generated [LibraryImport] stubs (blittable arguments, no
+/// marshalling allocation, AOT-safe). Two kinds, and only these:
+///  - the worker engines' calls on raw descriptors (epoll, eventfd, accept4, recv/send, poll, read/write,
+///    shutdown, close, getsockname) and the log files' write: the hot path, where Mono.Unix would add flag/errno translation
+///    (recv/send MessageFlags), array copies (poll, epoll_wait) or Sockaddr objects (accept4, getsockname);
+///  - what Mono.Unix lacks: eventfd, dup3, prctl, and open with O_TMPFILE (not in its OpenFlags).
+/// Every other POSIX call goes through Mono.Unix.Native (Syscall, Stdlib); see Libc for the helpers on it.
+/// Every socket the workers serve is a plain non-blocking fd; nothing goes through .NET's socket
+/// engine, so no hidden thread or event loop runs underneath.
 /// Functions return what libc returns; <see cref="Errno"/> reads errno right after a failure.
 /// </summary>
 internal static unsafe partial class Native
@@ -28,7 +33,7 @@ internal static unsafe partial class Native
     public const int SHUT_WR = 1;
     public const short POLLIN = 0x001, POLLOUT = 0x004, POLLERR = 0x008, POLLHUP = 0x010;
     public const ushort AF_INET = 2, AF_INET6 = 10;
-    public const int O_RDWR = 2, O_CREAT = 0x40, O_EXCL = 0x80, O_CLOEXEC = 0x80000;
+    public const int O_RDWR = 2, O_CLOEXEC = 0x80000;
     // O_TMPFILE includes O_DIRECTORY, whose value differs on ARM (040000) from the generic one (0200000).
     public static readonly int O_TMPFILE = 0x400000 |
         (RuntimeInformation.ProcessArchitecture is Architecture.Arm or Architecture.Arm64 ? 0x4000 : 0x10000);
@@ -49,7 +54,9 @@ internal static unsafe partial class Native
     [LibraryImport(Libc, SetLastError = true)] public static partial int poll(PollFd* fds, nuint count, int timeoutMs);
     [LibraryImport(Libc, SetLastError = true)] public static partial int getsockname(int fd, byte* addr, int* addrLen);
     [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)] public static partial int open(string path, int flags, int mode);
-    [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)] public static partial int unlink(string path);
+    [LibraryImport(Libc, SetLastError = true)] public static partial int dup3(int oldFd, int newFd, int flags);
+    [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int prctl(int option, string arg2, nint arg3, nint arg4, nint arg5);
 
     [StructLayout(LayoutKind.Sequential)]
     public struct PollFd

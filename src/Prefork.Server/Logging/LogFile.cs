@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Mono.Unix.Native;
+using Prefork.Interop;
 
 namespace Prefork.Logging;
 
@@ -11,17 +12,9 @@ namespace Prefork.Logging;
 /// worker is killed, and no flush can cut a line in two.
 /// A failed write (ENOSPC, EPIPE, EIO…) drops the line and returns false; it never throws.
 /// </summary>
-internal sealed unsafe partial class LogFile : IDisposable
+internal sealed unsafe class LogFile : IDisposable
 {
-    private const int EINTR = 4, O_WRONLY = 0x1, O_CREAT = 0x40, O_APPEND = 0x400, O_CLOEXEC = 0x80000;
-    private const int F_GETFL = 3, F_SETFL = 4;
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int OpenFile(string path, int flags, int mode);
-    [LibraryImport("libc", SetLastError = true)] private static partial nint write(int fd, byte* buf, nint len);
-    [LibraryImport("libc", SetLastError = true)] private static partial int close(int fd);
-    [LibraryImport("libc", SetLastError = true)] private static partial int dup3(int oldFd, int newFd, int flags);
-    [LibraryImport("libc", SetLastError = true)] private static partial int fcntl(int fd, int cmd, int arg);
+    private const int EINTR = 4;
 
     private readonly string? _path;
     private readonly int _fd;
@@ -61,15 +54,16 @@ internal sealed unsafe partial class LogFile : IDisposable
     private static void AppendIfRegularFile(int fd)
     {
         if (Syscall.fstat(fd, out var st) != 0 || (st.st_mode & FilePermissions.S_IFMT) != FilePermissions.S_IFREG) return;
-        int flags = fcntl(fd, F_GETFL, 0);
-        if (flags >= 0 && (flags & O_APPEND) == 0) fcntl(fd, F_SETFL, flags | O_APPEND);
+        int flags = Syscall.fcntl(fd, FcntlCommand.F_GETFL); // the native flags, untranslated, both ways
+        if (flags >= 0 && (flags & (int)OpenFlags.O_APPEND) == 0) Syscall.fcntl(fd, FcntlCommand.F_SETFL, flags | (int)OpenFlags.O_APPEND);
     }
 
     private static int OpenAppend(string path)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!); // as Serilog's file sink did: "logs/error.log" needs no mkdir
         int fd;
-        do fd = OpenFile(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0b110_110_110 /* 0666, less the umask */);
+        do fd = Syscall.open(path, OpenFlags.O_WRONLY | OpenFlags.O_CREAT | OpenFlags.O_APPEND | OpenFlags.O_CLOEXEC,
+                FilePermissions.DEFFILEMODE /* 0666, less the umask */);
         while (fd < 0 && Marshal.GetLastPInvokeError() == EINTR);
         if (fd < 0) throw new IOException($"cannot open log file {path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
         return fd;
@@ -88,7 +82,7 @@ internal sealed unsafe partial class LogFile : IDisposable
             nint left = line.Length;
             while (left > 0)
             {
-                nint n = write(_fd, p, left);
+                nint n = Native.write(_fd, p, left); // every access log line: the allocation-free LibraryImport
                 if (n < 0)
                 {
                     int errno = Marshal.GetLastPInvokeError();
@@ -114,9 +108,9 @@ internal sealed unsafe partial class LogFile : IDisposable
     {
         if (_path is null) return;
         int fresh = OpenAppend(_path);
-        int done = dup3(fresh, _fd, O_CLOEXEC);
+        int done = Native.dup3(fresh, _fd, Native.O_CLOEXEC); // Mono.Unix has dup2 only, which would drop FD_CLOEXEC
         int errno = Marshal.GetLastPInvokeError();
-        close(fresh);
+        Syscall.close(fresh);
         if (done < 0) throw new IOException($"cannot reopen log file {_path}: {Marshal.GetPInvokeErrorMessage(errno)}");
     }
 
@@ -124,6 +118,6 @@ internal sealed unsafe partial class LogFile : IDisposable
 
     public void Dispose()
     {
-        if (_path is not null) close(_fd);
+        if (_path is not null) Syscall.close(_fd);
     }
 }

@@ -27,6 +27,8 @@ public sealed class Arbiter
     private GatewayConfig _config;
     private readonly List<Listener> _listeners = [];
     private readonly List<WorkerHandle> _workers = [];
+    private IEnumerable<SystemdNotifier.WorkerStatus> WorkersForSystemd =>
+        _workers.Select(w => new SystemdNotifier.WorkerStatus(w.Pid, w.Generation, w.Booted, w.Retiring, w.Requests));
     private readonly ConcurrentQueue<PosixSignal> _signals = new();
     private readonly WakeUp _wake = new();
     private PidFile? _pidFile;
@@ -70,7 +72,7 @@ public sealed class Arbiter
                 MurderWorkers();
                 RecycleWorkers();
                 ManageWorkers();
-                _notify.Tick(_workers, _generation); // systemd: watchdog ping, STATUS=
+                _notify.Tick(WorkersForSystemd, _generation); // systemd: watchdog ping, STATUS=
             }
             catch (Exception e)
             {
@@ -112,7 +114,7 @@ public sealed class Arbiter
     private void ApplyProcessSettings()
     {
         if (_config.Chdir.Length > 0) Directory.SetCurrentDirectory(Path.GetFullPath(_config.Chdir, _config.BaseDirectory));
-        if (_config.Umask.Length > 0) Libc.umask(Convert.ToUInt32(_config.Umask, 8)); // inherited by workers
+        if (_config.Umask.Length > 0) Syscall.umask(NativeConvert.FromOctalPermissionString(_config.Umask)); // inherited by workers
         Libc.SetProcessName(_config.ProcName);
     }
 
@@ -182,7 +184,7 @@ public sealed class Arbiter
             case PosixSignal.SIGQUIT: Log.Information("Handling signal: QUIT (fast stop)"); return false;
             case PosixSignal.SIGHUP:
                 Log.Information("Handling signal: HUP (reload)");
-                _notify.Reloading(_workers, _generation); // systemd: RELOADING=1 now, READY=1 once the new generation serves
+                _notify.Reloading(WorkersForSystemd, _generation); // systemd: RELOADING=1 now, READY=1 once the new generation serves
                 Reload();
                 return null;
             case PosixSignal.SIGTTIN:
@@ -245,7 +247,7 @@ public sealed class Arbiter
     /// <summary>USR2: check the program on disk, then exec it in place; on any failure, go on serving and say why.</summary>
     private void Upgrade()
     {
-        _notify.Reloading(_workers, _generation); // systemd: the new image says READY=1 when its generation serves
+        _notify.Reloading(WorkersForSystemd, _generation); // systemd: the new image says READY=1 when its generation serves
         if (InPlaceUpgrade.Preflight(_configPath, _overrides) is { } why)
         {
             Log.Error("Upgrade refused, the running master goes on: {Reason}", why);
@@ -444,7 +446,7 @@ public sealed class Arbiter
             bool first = _readyGeneration == 0;
             _readyGeneration = _generation;
             Log.Information("Ready: generation {Generation}, {Workers} workers serving", _generation, plan.Target);
-            _notify.Ready(_workers, _generation); // systemd: READY=1
+            _notify.Ready(WorkersForSystemd, _generation); // systemd: READY=1
             if (first) Hooks.Run(_config, "when_ready");
         }
     }
@@ -472,7 +474,7 @@ public sealed class Arbiter
     /// </summary>
     private int Stop(bool graceful)
     {
-        _notify.Stopping(_workers, _generation); // systemd: STOPPING=1
+        _notify.Stopping(WorkersForSystemd, _generation); // systemd: STOPPING=1
         // Stop accepting: the master's copies close now, so once the workers have drained the queue and
         // closed theirs, a new client is refused (safe for a proxy to retry) rather than accepted and reset.
         foreach (var l in _listeners) l.Dispose();
@@ -495,7 +497,7 @@ public sealed class Arbiter
             Thread.Sleep(50);
             foreach (var w in _workers) ReadMessages(w);
             Reap();
-            _notify.Tick(_workers, _generation); // systemd: keep the watchdog fed while workers finish
+            _notify.Tick(WorkersForSystemd, _generation); // systemd: keep the watchdog fed while workers finish
         }
         foreach (var w in _workers)
         {

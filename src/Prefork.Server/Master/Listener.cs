@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Mono.Unix.Native;
+using Prefork.Config;
 using Serilog;
 
 namespace Prefork.Master;

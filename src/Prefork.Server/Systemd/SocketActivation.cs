@@ -1,6 +1,6 @@
 using System.Globalization;
 using Mono.Unix.Native;
-using Prefork.Master;
+using Prefork.Config;
 using Serilog;
 
 namespace Prefork.Systemd;

@@ -1,7 +1,6 @@
+using System.Diagnostics;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Text;
-using Prefork.Master;
 using Serilog;
 
 namespace Prefork.Systemd;
@@ -43,6 +42,9 @@ public sealed class SystemdNotifier : IDisposable
         _watchdogIntervalMs = watchdogIntervalMs;
     }
 
+    /// <summary>What the STATUS= line counts of one worker; the master maps its own worker records to these.</summary>
+    public readonly record struct WorkerStatus(int Pid, int Generation, bool Booted, bool Retiring, long Requests);
+
     public bool Enabled => _socket is not null;
     public bool WatchdogEnabled => _watchdogIntervalMs > 0;
 
@@ -69,14 +71,14 @@ public sealed class SystemdNotifier : IDisposable
     }
 
     /// <summary>The current generation serves: the first READY=1 ends start-up, later ones end a reload.</summary>
-    public void Ready(IReadOnlyList<WorkerHandle> workers, int generation)
+    public void Ready(IEnumerable<WorkerStatus> workers, int generation)
     {
         _phase = "Serving";
         SendStatus("READY=1\n", Summary(workers, generation), $"\nMAINPID={Environment.ProcessId}");
     }
 
     /// <summary>HUP (or a re-exec) begins: systemd holds `systemctl reload` until the next READY=1.</summary>
-    public void Reloading(IReadOnlyList<WorkerHandle> workers, int generation)
+    public void Reloading(IEnumerable<WorkerStatus> workers, int generation)
     {
         _phase = "Reloading";
         _note = "";
@@ -91,14 +93,14 @@ public sealed class SystemdNotifier : IDisposable
         SendStatus("READY=1\n", "Reload refused, still serving the previous configuration: " + OneLine(reason));
     }
 
-    public void Stopping(IReadOnlyList<WorkerHandle> workers, int generation)
+    public void Stopping(IEnumerable<WorkerStatus> workers, int generation)
     {
         _phase = "Stopping";
         SendStatus("STOPPING=1\n", Summary(workers, generation));
     }
 
     /// <summary>Called on every turn of the master's loop: the watchdog ping when due, and STATUS= when it changed.</summary>
-    public void Tick(IReadOnlyList<WorkerHandle> workers, int generation)
+    public void Tick(IEnumerable<WorkerStatus> workers, int generation)
     {
         if (!Enabled) return;
         long now = Environment.TickCount64;
@@ -118,8 +120,9 @@ public sealed class SystemdNotifier : IDisposable
     /// <summary>How long the loop may sleep and still ping the watchdog on time.</summary>
     public int SleepMs(int wanted) => WatchdogEnabled ? (int)Math.Min(wanted, Math.Max(10, _watchdogIntervalMs / 2)) : wanted;
 
-    private string Summary(IReadOnlyList<WorkerHandle> workers, int generation)
+    private string Summary(IEnumerable<WorkerStatus> all, int generation)
     {
+        var workers = all.ToList();
         foreach (var w in workers) _requestsByPid[w.Pid] = w.Requests;
         foreach (var gone in _requestsByPid.Keys.Where(pid => !workers.Any(w => w.Pid == pid)).ToList())
         {
@@ -160,23 +163,11 @@ public sealed class SystemdNotifier : IDisposable
 
     private static string OneLine(string text) => text.ReplaceLineEndings(" ");
 
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Timespec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int clock_gettime(int clockId, out Timespec ts);
-
-    /// <summary>CLOCK_MONOTONIC in µs: systemd compares MONOTONIC_USEC with the time it sent the reload signal.</summary>
-    public static long MonotonicMicroseconds()
-    {
-        const int ClockMonotonic = 1;
-        if (clock_gettime(ClockMonotonic, out var ts) != 0) throw new IOException("clock_gettime(CLOCK_MONOTONIC) failed");
-        return ts.Seconds * 1_000_000 + ts.Nanoseconds / 1000;
-    }
+    /// <summary>
+    /// CLOCK_MONOTONIC in µs: systemd compares MONOTONIC_USEC with the time it sent the reload signal.
+    /// On Linux Stopwatch reads CLOCK_MONOTONIC in ns (see Master/Monotonic.cs, and MonotonicClockTests).
+    /// </summary>
+    public static long MonotonicMicroseconds() => Stopwatch.GetTimestamp() / (Stopwatch.Frequency / 1_000_000);
 
     public void Dispose() => _socket?.Dispose();
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using Prefork.Config;
 using Prefork.Gateway;
 using Prefork.Http;
 

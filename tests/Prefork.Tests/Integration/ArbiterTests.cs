@@ -191,6 +191,16 @@ public sealed class ArbiterTests
     }
 
     [Fact]
+    public void The_masters_umask_applies_to_files_its_workers_create()
+    {
+        // The master sets it (Mono.Unix's umask) and the workers inherit it: 0666 less 0077 is 0600, where the default 022 gives 0644.
+        using var server = PreforkServer.Start("umask = \"0077\"\naccesslog = \"access.log\"", workers: 1);
+        var log = Path.Combine(server.Directory, "access.log");
+        Assert.True(Wait.Until(() => File.Exists(log), TimeSpan.FromSeconds(30)), "access.log was not created");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(log));
+    }
+
+    [Fact]
     public void Hooks_run_with_the_event_in_their_environment()
     {
         var events = Path.Combine(Path.GetTempPath(), $"prefork-hooks-{Guid.NewGuid():N}.txt");

@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
+using Prefork.Config;
 using Prefork.Tests.Support;
 
 namespace Prefork.Tests.Integration;

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace Prefork.Master;
+namespace Prefork.Config;
 
 /// <summary>One `bind` entry: HOST:PORT, [IPV6]:PORT, unix:/path or fd://N.</summary>
 public sealed record ListenAddress(string Text, EndPoint? EndPoint, int? InheritedFd)

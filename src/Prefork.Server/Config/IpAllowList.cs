@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Prefork.Http;
+namespace Prefork.Config;
 
 /// <summary>
 /// The peers a setting such as <c>forwarded_allow_ips</c> trusts: addresses ("10.0.0.7", "::1"),

@@ -3,10 +3,10 @@ using System.Globalization;
 using System.Text;
 using Prefork.Config;
 using Prefork.Gateway;
-using Prefork.Http;
+using Prefork.Logging;
 using Serilog;
 
-namespace Prefork.Logging;
+namespace Prefork.Http;
 
 /// <summary>
 /// The access log in Gunicorn's format language (Apache combined by default). The format is

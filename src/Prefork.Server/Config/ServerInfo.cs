@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Reflection;
 
-namespace Prefork;
+namespace Prefork.Config;
 
 /// <summary>Facts about this build that the CLI and the master share.</summary>
 public static class ServerInfo
