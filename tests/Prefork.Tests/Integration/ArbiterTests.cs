@@ -61,41 +61,49 @@ public sealed class ArbiterTests
     {
         // A private copy of the build, so the test can replace prefork.dll under the running master.
         var bin = CopyOfBuild();
-        // A flag whose name is not its setting's key: the new program's check must get it as given.
-        using var server = PreforkServer.Start(workers: 2, executable: Path.Combine(bin, "prefork"), args: ["--log-level", "info"]);
-        var before = server.WaitForWorkers(2);
-        var dll = Path.Combine(bin, "prefork.dll");
-        File.Copy(dll, dll + ".new");
-        File.Move(dll + ".new", dll, overwrite: true); // a new inode: the running master maps the old one
-        Assert.Contains("prefork.dll (deleted)", File.ReadAllText($"/proc/{server.MasterPid}/maps"));
+        try
+        {
+            // A flag whose name is not its setting's key: the new program's check must get it as given.
+            using var server = PreforkServer.Start(workers: 2, executable: Path.Combine(bin, "prefork"), args: ["--log-level", "info"]);
+            var before = server.WaitForWorkers(2);
+            var dll = Path.Combine(bin, "prefork.dll");
+            File.Copy(dll, dll + ".new");
+            File.Move(dll + ".new", dll, overwrite: true); // a new inode: the running master maps the old one
+            Assert.Contains("prefork.dll (deleted)", File.ReadAllText($"/proc/{server.MasterPid}/maps"));
 
-        using var load = Wrk.Start(server.Port, connections: 20, seconds: 6);
-        Thread.Sleep(1000);
-        server.Signal(Signum.SIGUSR2);
-        server.WaitForLog("Upgraded in place to prefork", TimeSpan.FromSeconds(60));
-        server.WaitForLog("Ready: generation 2,", TimeSpan.FromSeconds(60));
-        var result = load.Wait();
+            using var load = Wrk.Start(server.Port, connections: 20, seconds: 6);
+            Thread.Sleep(1000);
+            server.Signal(Signum.SIGUSR2);
+            server.WaitForLog("Upgraded in place to prefork", TimeSpan.FromSeconds(60));
+            server.WaitForLog("Ready: generation 2,", TimeSpan.FromSeconds(60));
+            var result = load.Wait();
 
-        Assert.False(server.Master.HasExited);
-        var maps = File.ReadAllText($"/proc/{server.MasterPid}/maps");
-        Assert.Contains(dll, maps);
-        Assert.DoesNotContain("prefork.dll (deleted)", maps); // the master now runs the program on disk
-        server.WaitForWorkers(2, also: pids => !pids.Intersect(before).Any());
-        Assert.True(result.Failures == 0, result.ToString());
-        Assert.Equal(200, server.Get("/").Status);
+            Assert.False(server.Master.HasExited);
+            var maps = File.ReadAllText($"/proc/{server.MasterPid}/maps");
+            Assert.Contains(dll, maps);
+            Assert.DoesNotContain("prefork.dll (deleted)", maps); // the master now runs the program on disk
+            server.WaitForWorkers(2, also: pids => !pids.Intersect(before).Any());
+            Assert.True(result.Failures == 0, result.ToString());
+            Assert.Equal(200, server.Get("/").Status);
+        }
+        finally { Directory.Delete(bin, recursive: true); }
     }
 
     [Fact]
     public void USR2_with_a_broken_program_on_disk_is_refused_and_the_master_goes_on()
     {
         var bin = CopyOfBuild();
-        using var server = PreforkServer.Start(workers: 1, executable: Path.Combine(bin, "prefork"));
-        var before = server.WaitForWorkers(1);
-        File.WriteAllText(Path.Combine(bin, "prefork.dll"), "not an assembly");
-        server.Signal(Signum.SIGUSR2);
-        server.WaitForLog("Upgrade refused, the running master goes on", TimeSpan.FromSeconds(60));
-        Assert.Equal(200, server.Get("/").Status);
-        Assert.Equal(before, server.WorkerPids());
+        try
+        {
+            using var server = PreforkServer.Start(workers: 1, executable: Path.Combine(bin, "prefork"));
+            var before = server.WaitForWorkers(1);
+            File.WriteAllText(Path.Combine(bin, "prefork.dll"), "not an assembly");
+            server.Signal(Signum.SIGUSR2);
+            server.WaitForLog("Upgrade refused, the running master goes on", TimeSpan.FromSeconds(60));
+            Assert.Equal(200, server.Get("/").Status);
+            Assert.Equal(before, server.WorkerPids());
+        }
+        finally { Directory.Delete(bin, recursive: true); }
     }
 
     [Fact]
@@ -253,12 +261,15 @@ public sealed class ArbiterTests
     {
         var pidfile = Path.Combine(Path.GetTempPath(), $"prefork-{Guid.NewGuid():N}.pid");
         File.WriteAllText(pidfile, Environment.ProcessId + "\n"); // this test process is alive
-        using var server = PreforkServer.Start($"pidfile = \"{pidfile}\"", workers: 1, waitReady: false);
-        Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
-        Assert.Equal(1, server.Master.ExitCode);
-        Assert.Contains("which is running", server.Log);
-        Assert.Equal(Environment.ProcessId.ToString(), File.ReadAllText(pidfile).Trim()); // not ours: left alone
-        File.Delete(pidfile);
+        try
+        {
+            using var server = PreforkServer.Start($"pidfile = \"{pidfile}\"", workers: 1, waitReady: false);
+            Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
+            Assert.Equal(1, server.Master.ExitCode);
+            Assert.Contains("which is running", server.Log);
+            Assert.Equal(Environment.ProcessId.ToString(), File.ReadAllText(pidfile).Trim()); // not ours: left alone
+        }
+        finally { File.Delete(pidfile); }
     }
 
     /// <summary>A copy of the built prefork and its assemblies in a fresh folder.</summary>

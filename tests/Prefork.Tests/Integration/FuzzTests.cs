@@ -8,6 +8,8 @@ using Xunit.Abstractions;
 
 namespace Prefork.Tests.Integration;
 
+// Replay a failure: PREFORK_FUZZ_SEED=<seed from the message> dotnet test --filter FullyQualifiedName~FuzzTests
+
 /// <summary>
 /// Random and mutated requests (from Gunicorn's corpus), bounded in time. Against the parser:
 /// nothing but an HttpError ever escapes, and one piece or many pieces decide alike. Against the
@@ -25,10 +27,12 @@ public sealed class FuzzTests(ITestOutputHelper output)
     private static readonly TimeSpan ParserBudget = TimeSpan.FromSeconds(2 * Scale);
     private static readonly TimeSpan ServerBudget = TimeSpan.FromSeconds(8 * Scale); // shared by all worker classes
 
-    private static IEnumerable<int> Seeds()
+    /// <summary>The seeds of this run (written to the test output, so even a hang can be replayed).</summary>
+    private IReadOnlyList<int> Seeds()
     {
-        if (int.TryParse(Environment.GetEnvironmentVariable("PREFORK_FUZZ_SEED"), out int chosen)) return [chosen];
-        return [FixedSeed, Random.Shared.Next()];
+        int[] seeds = int.TryParse(Environment.GetEnvironmentVariable("PREFORK_FUZZ_SEED"), out int chosen) ? [chosen] : [FixedSeed, Random.Shared.Next()];
+        output.WriteLine($"seeds {string.Join(", ", seeds)} (replay one with PREFORK_FUZZ_SEED=<seed>)");
+        return seeds;
     }
 
     [Fact]
@@ -78,7 +82,8 @@ public sealed class FuzzTests(ITestOutputHelper output)
         {
             var pids = servers.Select(s => s.Server.WaitForWorkers(2)).ToArray();
             int exchanges = 0;
-            foreach (int seed in Seeds())
+            var seeds = Seeds();
+            foreach (int seed in seeds)
             {
                 var rng = new Random(seed);
                 var clock = Stopwatch.StartNew();
@@ -95,10 +100,12 @@ public sealed class FuzzTests(ITestOutputHelper output)
                     Assert.True(seen.SameAs(expected), $"{context}\nthe server gave {seen}\nthe parser decided {expected}");
                     exchanges++;
                 }
-                for (int i = 0; i < servers.Length; i++) Assert.Equal(pids[i], servers[i].Server.WorkerPids());
+                for (int i = 0; i < servers.Length; i++)
+                    Assert.True(pids[i].SequenceEqual(servers[i].Server.WorkerPids()), $"{workerClass}, seed {seed}: a worker died. Log:\n{servers[i].Server.Log}");
             }
-            Assert.Equal(200, servers[0].Server.Get("/").Status);
-            for (int i = 0; i < servers.Length; i++) Assert.Equal(pids[i], servers[i].Server.WorkerPids());
+            Assert.True(servers[0].Server.Get("/").Status == 200, $"{workerClass}, seeds {string.Join(", ", seeds)}: GET / failed after the run");
+            for (int i = 0; i < servers.Length; i++)
+                Assert.True(pids[i].SequenceEqual(servers[i].Server.WorkerPids()), $"{workerClass}, seeds {string.Join(", ", seeds)}: a worker died. Log:\n{servers[i].Server.Log}");
             output.WriteLine($"{workerClass}: {exchanges} exchanges");
         }
         finally

@@ -104,20 +104,23 @@ public sealed class LifecycleTests
     public void A_bad_config_exits_1_naming_the_key_the_value_and_what_is_allowed()
     {
         var dir = Directory.CreateTempSubdirectory("prefork-badconfig").FullName;
-        var config = Path.Combine(dir, "gateway.toml");
-        File.WriteAllText(config, "workers = \"many\"\n");
-        var (code, output) = PreforkServer.RunToExit("-c", config);
-        Assert.Equal(1, code);
-        Assert.Contains("'workers'", output);
-        Assert.Contains("\"many\"", output);
-        Assert.Contains("an integer from 1 to 1024", output);
+        try
+        {
+            var config = Path.Combine(dir, "gateway.toml");
+            File.WriteAllText(config, "workers = \"many\"\n");
+            var (code, output) = PreforkServer.RunToExit("-c", config);
+            Assert.Equal(1, code);
+            Assert.Contains("'workers'", output);
+            Assert.Contains("\"many\"", output);
+            Assert.Contains("an integer from 1 to 1024", output);
 
-        File.WriteAllText(config, "worker = 3\n");
-        (code, output) = PreforkServer.RunToExit("-c", config);
-        Assert.Equal(1, code);
-        Assert.Contains("unknown setting 'worker'", output);
-        Assert.Contains("did you mean 'workers'", output);
-        Directory.Delete(dir, true);
+            File.WriteAllText(config, "worker = 3\n");
+            (code, output) = PreforkServer.RunToExit("-c", config);
+            Assert.Equal(1, code);
+            Assert.Contains("unknown setting 'worker'", output);
+            Assert.Contains("did you mean 'workers'", output);
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Fact]
