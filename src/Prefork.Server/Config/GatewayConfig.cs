@@ -98,8 +98,10 @@ public sealed class GatewayConfig
     {
         var sb = new System.Text.StringBuilder();
         sb.AppendLine("# Effective Prefork configuration" + (FilePath is null ? "" : $" (from {FilePath})"));
+        var idle = RunsCommand ? AppliesTo.Gateway : AppliesTo.Command;
         foreach (var s in Settings.All)
-            sb.Append(s.Key).Append(" = ").AppendLine(ConfigLoader.FormatToml(_values[s.Key]));
+            sb.Append(s.Key).Append(" = ").Append(ConfigLoader.FormatToml(_values[s.Key]))
+              .AppendLine(s.Applies != idle ? "" : RunsCommand ? "  # does not apply: command is set" : "  # applies to command workers only");
         return sb.ToString();
     }
 }

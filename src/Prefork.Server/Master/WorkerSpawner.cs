@@ -196,5 +196,6 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
         return copy;
     }
 
-    public static Signum Signal(string name) => Enum.Parse<Signum>("SIG" + name);
+    /// <summary>A signal by name, with or without SIG: "TERM" (stop_signal), "SIGTERM" (Signum.ToString).</summary>
+    public static Signum Signal(string name) => Enum.Parse<Signum>(name.StartsWith("SIG", StringComparison.Ordinal) ? name : "SIG" + name);
 }

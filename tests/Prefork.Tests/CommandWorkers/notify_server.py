@@ -4,7 +4,8 @@
 It takes its socket the systemd way (fd 3, LISTEN_FDS, LISTEN_PID must be its own pid), serves
 HTTP on it, says READY=1 on NOTIFY_SOCKET and sends WATCHDOG=1 heartbeats with Prefork's fields.
 Flags: --no-notify (never notifies), --fail-boot (prints why and exits 2 before serving),
---linger (ignores the stop signal, so only KILL ends it).
+--linger (ignores stop signals, so only KILL ends it). TERM, INT and USR2 stop it gracefully: it
+stops accepting, finishes its requests, and exits 0.
 Routes: /pid, /env (JSON), /fds (its open fds), /slow?ms=N, /stop-watchdog, /print?text=T.
 """
 import http.server, json, os, signal, socket, socketserver, sys, threading, time, urllib.parse
@@ -35,6 +36,7 @@ def notify(text):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 2  # an idle keep-alive connection ends, so a stop is not held up by it
 
     def log_message(self, *a):
         pass
@@ -78,7 +80,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 state["requests"] += 1
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
+    daemon_threads = False  # server_close() waits for the requests in flight
 
 server = Server(("127.0.0.1", 0), Handler, bind_and_activate=False)
 server.socket.close()
@@ -100,15 +102,21 @@ def heartbeat():
             else:
                 fields += "PREFORK_BUSY_MS=-1\n"
         notify(fields)
+        if not state.get("beating"):
+            state["beating"] = True
+            print("first heartbeat sent", flush=True)
 
 def stop(signum, frame):
+    print(f"got {signal.Signals(signum).name}" + (", ignoring it" if "--linger" in args else ", stopping"), flush=True)
     if "--linger" in args:
         return
     notify("STOPPING=1")
     threading.Thread(target=server.shutdown).start()
 
-signal.signal(signal.SIGTERM, stop)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
+    signal.signal(s, stop)
 threading.Thread(target=heartbeat, daemon=True).start()
 print(f"serving on fd 3 as pid {os.getpid()}", flush=True)
 notify(f"READY=1\nSTATUS=serving on {count} socket(s)")
 server.serve_forever()
+server.server_close()
