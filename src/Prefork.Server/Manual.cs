@@ -208,7 +208,8 @@ public static class Manual
 
     private static string Escape(string text)
     {
-        var escaped = text.Replace("\\", "\\e").Replace("-", "\\-");
+        // groff reads its input as Latin-1: the one non-ASCII character the docs use gets its roff name.
+        var escaped = text.Replace("\\", "\\e").Replace("-", "\\-").Replace("…", "\\&...");
         return escaped.StartsWith('.') || escaped.StartsWith('\'') ? "\\&" + escaped : escaped;
     }
 }

@@ -160,7 +160,7 @@ public sealed class CommandWorkerTests
     }
 
     [Fact]
-    public void HUP_rolls_out_a_changed_command_and_no_request_fails_meanwhile()
+    public async Task HUP_rolls_out_a_changed_command_and_no_request_fails_meanwhile()
     {
         using var server = PreforkServer.Start(Command(), workers: 2);
         var first = server.WaitForWorkers(2);
@@ -182,7 +182,7 @@ public sealed class CommandWorkerTests
         }
         var last = server.WaitForWorkers(2, also: pids => !pids.Intersect(first).Any());
         stop.Cancel();
-        load.Wait();
+        await load;
         Assert.Equal(0, failed);
         Assert.True(served > 10, $"only {served} requests served");
         var env = JsonSerializer.Deserialize<Dictionary<string, string>>(server.Get("/env").BodyText)!;
@@ -233,6 +233,25 @@ public sealed class CommandWorkerTests
         var printed = PreforkServer.RunToExit("-c", server.ConfigPath, "--print-config");
         Assert.Contains("threads = 4  # does not apply: command is set", printed.Output);
         Assert.Contains("ready = \"notify\"\n", printed.Output.ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
+    public void Under_socket_activation_the_socket_systemd_passed_at_fd_4_is_the_workers_fd_3_and_systemds_variables_stay_the_masters()
+    {
+        using var notify = new Support.NotifySocket(@abstract: false);
+        int port3 = PreforkServer.FreePort(), port4 = PreforkServer.FreePort();
+        using var service = ServiceProcess.Start(Command() + "bind = [\"fd://4\"]\nworkers = 1\nlisten_fdnames = [\"web\"]",
+            new Dictionary<string, string>(), "systemd-socket-activate", "-l", $"127.0.0.1:{port3}", "-l", $"127.0.0.1:{port4}",
+            "--fdname=first:second", $"-ENOTIFY_SOCKET={notify.Name}");
+        service.WaitForLog($"Listening on 127.0.0.1:{port4} as 4", TimeSpan.FromSeconds(30));
+        var r = RawHttp.Get(port4, "/env", timeoutMs: 60_000); // the first connection starts the master; the worker serves it
+        var env = JsonSerializer.Deserialize<Dictionary<string, string>>(r.BodyText)!;
+        Assert.Equal("1", env["LISTEN_FDS"]);
+        Assert.Equal("web", env["LISTEN_FDNAMES"]);
+        Assert.StartsWith("@prefork-", env["NOTIFY_SOCKET"]); // the master's socket for its workers, not systemd's
+        notify.WaitUntil(m => m.Any(x => x.StartsWith("READY=1")), TimeSpan.FromSeconds(30), "READY=1 to systemd", () => service.Log);
+        var worker = Assert.Single(service.WorkerPids());
+        Assert.Equal(new FileInfo($"/proc/{service.MasterPid}/fd/4").LinkTarget, new FileInfo($"/proc/{worker}/fd/3").LinkTarget);
     }
 
     [Fact]
