@@ -314,7 +314,8 @@ public sealed class Arbiter
         var fds = new Pollfd[_workers.Count + 2];
         fds[0] = new Pollfd { fd = _wake.ReadFd, events = PollEvents.POLLIN };
         fds[1] = new Pollfd { fd = _workerNotify.Fd, events = PollEvents.POLLIN };
-        for (int i = 0; i < _workers.Count; i++) fds[i + 2] = new Pollfd { fd = _workers[i].PipeFd, events = PollEvents.POLLIN };
+        for (int i = 0; i < _workers.Count; i++) // poll(2) skips a negative fd: an ended output pipe would wake it forever
+            fds[i + 2] = new Pollfd { fd = _workers[i].Output?.Ended == true ? -1 : _workers[i].PipeFd, events = PollEvents.POLLIN };
         Syscall.poll(fds, _notify.SleepMs(1000)); // systemd: wake in time for the watchdog
         _wake.Drain();
         ReadAll();
@@ -406,6 +407,7 @@ public sealed class Arbiter
             var w = _workers[i];
             if (!w.HasExited(out int code, out int signal)) continue;
             ReadMessages(w); // a boot failure report (or a program's last words) may have arrived with the exit
+            for (int more = 0; more < 15 && w.Output is { Ended: false }; more++) ReadMessages(w); // up to 1 MiB of last words
             w.Output?.Flush();
             _workers.RemoveAt(i);
             Syscall.close(w.PipeFd);

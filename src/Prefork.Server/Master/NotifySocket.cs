@@ -52,14 +52,14 @@ internal sealed class NotifySocket : IDisposable
         return new NotifySocket(fd, address);
     }
 
-    /// <summary>Reads every waiting datagram; each one's text goes to <paramref name="onMessage"/> with the sender's pid.</summary>
+    /// <summary>Reads the waiting datagrams (up to 256); each one's text goes to <paramref name="onMessage"/> with the sender's pid.</summary>
     public unsafe void Receive(Func<int, bool> isWorker, Action<int, string> onMessage)
     {
         var buffer = new byte[MaxDatagram];
         var control = new byte[(int)Syscall.CMSG_SPACE(12)]; // struct ucred: pid, uid, gid
         fixed (byte* data = buffer)
         {
-            while (true)
+            for (int received = 0; received < 256; received++) // bounded: a chatty worker cannot hold up the loop; the rest waits for the next turn
             {
                 var message = new Msghdr
                 {

@@ -22,18 +22,26 @@ public sealed class WorkerOutput(string worker)
     /// <summary>Its last lines, oldest first, joined with " | "; null when it printed nothing.</summary>
     public string? LastLines => _last.Count == 0 ? null : string.Join(" | ", _last);
 
-    /// <summary>Reads what waits in the pipe (non-blocking) and logs each whole line. False once the pipe is at its end.</summary>
-    public unsafe bool Read(int fd)
+    /// <summary>The program closed its stdout and stderr (it may still run): the master stops polling the pipe, which would report its end forever.</summary>
+    public bool Ended { get; private set; }
+
+    /// <summary>
+    /// Reads what waits in the pipe (non-blocking) and logs each whole line; at most 64 KiB a call, so
+    /// a program that prints without pause cannot hold up the master's loop (the rest waits in the pipe,
+    /// and a full pipe blocks the program, not the master).
+    /// </summary>
+    public unsafe void Read(int fd)
     {
         byte* buffer = stackalloc byte[4096];
         char* chars = stackalloc char[4200]; // 4096 bytes and a sequence left from the last read
-        long n;
-        while ((n = Syscall.read(fd, buffer, 4096)) > 0)
+        for (int reads = 0; reads < 16; reads++)
         {
+            long n = Syscall.read(fd, buffer, 4096);
+            if (n == 0) Ended = true;
+            if (n <= 0) return;
             int count = _utf8.GetChars(buffer, (int)n, chars, 4200, flush: false);
             Take(new ReadOnlySpan<char>(chars, count));
         }
-        return n != 0;
     }
 
     /// <summary>Logs what is left of an unfinished last line (the worker has exited).</summary>

@@ -69,6 +69,26 @@ public sealed class CommandWorkerTests
     }
 
     [Fact]
+    public void A_program_that_closes_its_output_while_it_runs_does_not_make_the_master_spin()
+    {
+        using var server = PreforkServer.Start(Command("--close-output"), workers: 1);
+        var pid = server.WaitForWorkers(1)[0];
+        Assert.True(Wait.Until(() => !File.Exists($"/proc/{pid}/fd/1"), TimeSpan.FromSeconds(10)), "the worker did not close its stdout");
+        // An ended pipe polls readable forever: a master that kept polling it would turn its loop
+        // without pause. Its read(2) calls tell (CPU time would depend on how busy the machine is):
+        // an idle master reads a few times a second.
+        long before = ReadCalls(server.MasterPid);
+        Thread.Sleep(2000);
+        long reads = ReadCalls(server.MasterPid) - before;
+        Assert.True(reads < 500, $"the master made {reads} read calls in 2 s");
+        Assert.Equal(pid, Pid(server));
+    }
+
+    /// <summary>read-like system calls a process has made (/proc/PID/io's syscr).</summary>
+    private static long ReadCalls(int pid) =>
+        long.Parse(File.ReadLines($"/proc/{pid}/io").First(l => l.StartsWith("syscr:"))["syscr:".Length..].Trim());
+
+    [Fact]
     public void A_worker_killed_with_KILL_is_replaced()
     {
         using var server = PreforkServer.Start(Command(), workers: 2);

@@ -4,7 +4,7 @@
 It takes its socket the systemd way (fd 3, LISTEN_FDS, LISTEN_PID must be its own pid), serves
 HTTP on it, says READY=1 on NOTIFY_SOCKET and sends WATCHDOG=1 heartbeats with Prefork's fields.
 Flags: --no-notify (never notifies), --fail-boot (prints why and exits 2 before serving),
---linger (ignores stop signals, so only KILL ends it). TERM, INT and USR2 stop it gracefully: it
+--linger (ignores stop signals, so only KILL ends it), --close-output (closes stdout and stderr once ready). TERM, INT and USR2 stop it gracefully: it
 stops accepting, finishes its requests, and exits 0.
 Routes: /pid, /env (JSON), /fds (its open fds), /slow?ms=N, /stop-watchdog, /print?text=T.
 """
@@ -118,5 +118,8 @@ for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2):
 threading.Thread(target=heartbeat, daemon=True).start()
 print(f"serving on fd 3 as pid {os.getpid()}", flush=True)
 notify(f"READY=1\nSTATUS=serving on {count} socket(s)")
+if "--close-output" in args:
+    os.close(1)
+    os.close(2)
 server.serve_forever()
 server.server_close()
