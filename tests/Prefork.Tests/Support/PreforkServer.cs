@@ -45,7 +45,15 @@ public sealed class PreforkServer : MasterProcess
         foreach (var arg in args ?? []) psi.ArgumentList.Add(arg); // command-line overrides, after the config
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var server = new PreforkServer(Process.Start(psi)!, port, dir, config);
-        if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(60));
+        try
+        {
+            if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(60));
+        }
+        catch
+        {
+            server.Dispose(); // the test never gets it to dispose: stop the master and its workers here
+            throw;
+        }
         return server;
     }
 
