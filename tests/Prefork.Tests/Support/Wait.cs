@@ -15,10 +15,10 @@ public static class Wait
         return true;
     }
 
-    /// <summary>Fails unless the file at <paramref name="path"/> contains <paramref name="text"/> within 30 s.</summary>
+    /// <summary>Fails unless the file at <paramref name="path"/> contains <paramref name="text"/> within 90 s (as long as a master gets to be ready on a loaded machine).</summary>
     public static void ForFileToContain(string path, string text)
     {
-        if (!Until(() => File.Exists(path) && File.ReadAllText(path).Contains(text), TimeSpan.FromSeconds(30)))
+        if (!Until(() => File.Exists(path) && File.ReadAllText(path).Contains(text), TimeSpan.FromSeconds(90)))
             Assert.Fail($"{path} does not contain '{text}'" + (File.Exists(path) ? ":\n" + File.ReadAllText(path) : " (no such file)"));
     }
 }
