@@ -47,7 +47,7 @@ public sealed class PreforkServer : MasterProcess
         var server = new PreforkServer(Process.Start(psi)!, port, dir, config);
         try
         {
-            if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(60));
+            if (waitReady) server.WaitForLog("Ready:", TimeSpan.FromSeconds(90));
         }
         catch
         {
