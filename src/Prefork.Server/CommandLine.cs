@@ -26,7 +26,7 @@ public static class CommandLine
             {
                 // prefork [OPTIONS] -- PROGRAM ARGS...: everything after is the command workers run (the `command` setting).
                 if (i + 1 >= args.Length) return Fail("-- needs a program to run as the workers: prefork [OPTIONS] -- PROGRAM [ARGS...]");
-                overrides.AddRange(args[(i + 1)..].Select(a => new KeyValuePair<string, string>("command", a)));
+                overrides.AddRange(args[(i + 1)..].Select(a => new KeyValuePair<string, string>(Settings.Command.Key, a)));
                 break;
             }
             string? inlineValue = null;
@@ -83,7 +83,7 @@ public static class CommandLine
         if (check && config.RunsCommand)
         {
             if (CommandCheck.Problem(config) is { } problem) return Fail("the configuration is valid but " + problem);
-            Console.WriteLine($"{configPath ?? "(defaults)"}: configuration OK, command {config.Command[0]} found");
+            Console.WriteLine($"{configPath ?? "(defaults)"}: configuration OK, command {config.Get(Settings.Command)[0]} found");
             return 0;
         }
         if (check)
@@ -96,7 +96,7 @@ public static class CommandLine
             {
                 return Fail("the configuration is valid but the app does not load: " + e.Message);
             }
-            Console.WriteLine($"{configPath ?? "(defaults)"}: configuration OK, app {config.App} loads");
+            Console.WriteLine($"{configPath ?? "(defaults)"}: configuration OK, app {config.Get(Settings.App)} loads");
             return 0;
         }
 

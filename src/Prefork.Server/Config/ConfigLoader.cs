@@ -54,9 +54,10 @@ public static class ConfigLoader
     internal static GatewayConfig Create(Dictionary<string, object> values, string? path)
     {
         var config = new GatewayConfig(values, path);
-        if (config.Bind.Count == 0) throw new ConfigException("setting 'bind' = [] is not allowed: expected at least one address");
-        if (config.ListenFdNames.Count > config.Bind.Count)
-            throw new ConfigException($"setting 'listen_fdnames' has {config.ListenFdNames.Count} names for {config.Bind.Count} bind addresses: expected at most one name per bind, in bind order");
+        var (bind, names) = (config.Get(Settings.Bind), config.Get(Settings.ListenFdNames));
+        if (bind.Count == 0) throw new ConfigException($"setting '{Settings.Bind.Key}' = [] is not allowed: expected at least one address");
+        if (names.Count > bind.Count)
+            throw new ConfigException($"setting '{Settings.ListenFdNames.Key}' has {names.Count} names for {bind.Count} bind addresses: expected at most one name per bind, in bind order");
         return config;
     }
 

@@ -2,7 +2,8 @@ namespace Prefork.Config;
 
 /// <summary>
 /// The effective configuration: every setting's value after defaults, the TOML file and the
-/// command line. Typed properties read the validated values; nothing here can be out of range.
+/// command line. <see cref="Get{T}"/> reads a setting, typed by its declaration in <see cref="Settings"/>;
+/// nothing here can be out of range. The few values worked out from settings are named members below.
 /// </summary>
 public sealed class GatewayConfig
 {
@@ -20,67 +21,33 @@ public sealed class GatewayConfig
     /// <summary>The folder relative paths in the config are resolved against.</summary>
     public string BaseDirectory => FilePath is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(FilePath)!;
 
+    /// <summary>A setting's value as stored, untyped: for code that walks <see cref="Settings.All"/>.</summary>
     public object this[string key] => _values[key];
     public IEnumerable<KeyValuePair<string, object>> Values => Settings.All.Select(s => new KeyValuePair<string, object>(s.Key, _values[s.Key]));
 
-    private int Int(string key) => checked((int)(long)_values[key]);
-    private string Str(string key) => (string)_values[key];
+    /// <summary>A setting's value, typed by its declaration: <c>config.Get(Settings.Workers)</c> is an int.</summary>
+    public T Get<T>(Setting<T> setting) => setting.Read(_values[setting.Key]);
 
-    public IReadOnlyList<string> Bind => (string[])_values["bind"];
-    public int Backlog => Int("backlog");
-    public string UnixSocketMode => Str("unix_socket_mode");
-    public int Workers => Int("workers");
-    public string WorkerClass => Str("worker_class");
-    public int Threads => Int("threads");
-    public int WorkerConnections => Int("worker_connections");
-    public string App => Str("app");
-    public IReadOnlyList<string> AppPath => (string[])_values["app_path"];
-    public int Timeout => Int("timeout");
-    public int GracefulTimeout => Int("graceful_timeout");
-    public int Keepalive => Int("keepalive");
-    public int HeaderTimeout => Int("header_timeout");
-    public int WorkerBootTimeout => Int("worker_boot_timeout");
-    /// <summary>The command workers' program and arguments; empty for gateway workers.</summary>
-    public IReadOnlyList<string> Command => (string[])_values["command"];
-    public bool RunsCommand => Command.Count > 0;
+    // Values worked out from settings, beyond a read.
+
+    /// <summary>True when the workers are a `command` program rather than gateway workers.</summary>
+    public bool RunsCommand => Get(Settings.Command).Count > 0;
     /// <summary>`ready = "delay:N"`: N seconds; null for notify.</summary>
-    public int? ReadyDelaySeconds => Settings.ReadyDelaySeconds(Str("ready"));
-    public string StopSignal => Str("stop_signal");
-    public string ReadyMode => Str("ready");
+    public int? ReadyDelaySeconds => Settings.ReadyDelaySeconds(Get(Settings.Ready));
     /// <summary>Settings set away from their default that do not apply to this config's kind of worker (warned about at start).</summary>
     public IEnumerable<string> InapplicableSettings => Settings.All
         .Where(s => s.Applies == (RunsCommand ? AppliesTo.Gateway : AppliesTo.Command) && ConfigLoader.FormatToml(_values[s.Key]) != s.DefaultAsToml)
         .Select(s => s.Key);
-    public IReadOnlyList<string> ListenFdNames => (string[])_values["listen_fdnames"];
-    public long MaxRequests => (long)_values["max_requests"];
-    public long MaxRequestsJitter => (long)_values["max_requests_jitter"];
-    public long MaxWorkerMemoryMiB => (long)_values["max_worker_memory"];
-    public long MaxWorkerAge => (long)_values["max_worker_age"];
-    public int LimitRequestLine => Int("limit_request_line") is var v && v == 0 ? 8190 : v;
-    public int LimitRequestFields => Int("limit_request_fields") is var v && v == 0 ? 32768 : v;
-    public int LimitRequestFieldSize => Int("limit_request_field_size") is var v && v == 0 ? 65536 : v;
-    public long LimitRequestBody => (long)_values["limit_request_body"];
+    /// <summary>limit_request_line in force: 0 means 8190.</summary>
+    public int LimitRequestLine => Get(Settings.LimitRequestLine) is var v && v == 0 ? 8190 : v;
+    /// <summary>limit_request_fields in force: 0 means 32768.</summary>
+    public int LimitRequestFields => Get(Settings.LimitRequestFields) is var v && v == 0 ? 32768 : v;
+    /// <summary>limit_request_field_size in force: 0 means 65536.</summary>
+    public int LimitRequestFieldSize => Get(Settings.LimitRequestFieldSize) is var v && v == 0 ? 65536 : v;
     /// <summary>worker_tmp_dir as a full path (relative to the config file); $TMPDIR or /tmp when empty.</summary>
-    public string WorkerTmpDir => Str("worker_tmp_dir") is { Length: > 0 } dir ? Path.GetFullPath(dir, BaseDirectory) : Path.GetTempPath();
-    public string PidFile => Str("pidfile");
-    public string ProcName => Str("proc_name");
-    public string User => Str("user");
-    public string Group => Str("group");
-    public string Umask => Str("umask");
-    public string Chdir => Str("chdir");
-    public IReadOnlyList<string> RawEnv => (string[])_values["raw_env"];
-    /// <summary>The shell command for a hook (on_starting, when_ready…), or "" when none.</summary>
-    public string Hook(string name) => Str(name);
-    public string LogLevel => Str("loglevel");
-    public string ErrorLog => Str("errorlog");
-    public string AccessLog => Str("accesslog");
-    public string AccessLogFormat => Str("access_log_format");
-    public IReadOnlyList<string> ForwardedAllowIps => (string[])_values["forwarded_allow_ips"];
+    public string WorkerTmpDir => Get(Settings.WorkerTmpDir) is { Length: > 0 } dir ? Path.GetFullPath(dir, BaseDirectory) : Path.GetTempPath();
     /// <summary>secure_scheme_headers as (header, value meaning https) pairs.</summary>
-    public IReadOnlyList<KeyValuePair<string, string>> SecureSchemeHeaders =>
-        ((string[])_values["secure_scheme_headers"]).Select(ParseHeaderPair).ToArray();
-    public bool ProxyProtocol => (bool)_values["proxy_protocol"];
-    public IReadOnlyList<string> ProxyAllowIps => (string[])_values["proxy_allow_ips"];
+    public IReadOnlyList<KeyValuePair<string, string>> SecureSchemeHeaders => Get(Settings.SecureSchemeHeaders).Select(ParseHeaderPair).ToArray();
 
     /// <summary>"X-Forwarded-Proto=https" → (X-Forwarded-Proto, https); the loader has checked the form.</summary>
     internal static KeyValuePair<string, string> ParseHeaderPair(string pair)

@@ -1,6 +1,11 @@
+using StringList = System.Collections.Generic.IReadOnlyList<string>;
+
 namespace Prefork.Config;
 
-/// <summary>Every Prefork setting, declared once. Keep sections in the order the README shows them.</summary>
+/// <summary>
+/// Every Prefork setting, declared once, typed by what a config hands out: <c>config.Get(Settings.Workers)</c> is an int.
+/// Keep sections in the order the README shows them.
+/// </summary>
 public static class Settings
 {
     // Apache's combined format (Gunicorn's default) with the worker pid appended.
@@ -23,96 +28,110 @@ public static class Settings
     private static readonly ValueForm HeaderPairForm = ValueForm.Of(
         "\"HEADER=value\" pairs such as \"X-FORWARDED-PROTO=https\" (a header name, '=', a non-empty value)", IsHeaderPair);
 
+    // Server socket
+    public static readonly Setting<StringList> Bind = new("bind", ["127.0.0.1:8000"], "socket",
+        "Addresses to listen on: HOST:PORT (IPv4), [ADDR]:PORT (IPv6), unix:/path, or fd://N (an inherited descriptor). Repeat -b for several.",
+        ShortFlag: "-b", Form: ListenAddressForm);
+    public static readonly Setting<int> Backlog = new("backlog", 2048, "socket", "Pending connections the kernel queues per listener (listen(2) backlog).", Min: 1, Max: 65535, Reloadable: false);
+    public static readonly Setting<string> UnixSocketMode = new("unix_socket_mode", "0660", "socket", "File mode (octal) of unix: sockets created by bind.", Form: OctalModeForm, Reloadable: false);
+
+    // Workers
+    public static readonly Setting<int> Workers = new("workers", 1, "worker", "Number of worker processes. A usual start is 2 x cores + 1 for sync, one per core for threads/epoll.", ShortFlag: "-w", Min: 1, Max: 1024);
+    public static readonly Setting<string> WorkerClass = new("worker_class", "threads", "worker",
+        "Concurrency model of each worker: sync (one connection at a time, blocking), threads (a pool of `threads` blocking threads; idle keep-alive connections wait in a poller, not on a thread), epoll (one thread, a non-blocking event loop; asynchronous bodies run on the loop). With sync and threads > 1, threads is used (as Gunicorn switches to gthread).",
+        ShortFlag: "-k", Choices: ["sync", "threads", "epoll"], Applies: AppliesTo.Gateway);
+    public static readonly Setting<int> Threads = new("threads", 1, "worker", "Threads serving requests in each worker of the threads class (each runs one request at a time). More than 1 with worker_class sync selects threads.", Min: 1, Max: 4096, Applies: AppliesTo.Gateway);
+    public static readonly Setting<int> WorkerConnections = new("worker_connections", 1000, "worker", "Most connections one threads or epoll worker holds open; beyond it the worker stops accepting (others may) and answers with Connection: close.", Min: 1, Max: 1000000, Applies: AppliesTo.Gateway);
+    public static readonly Setting<string> App = new("app", "Prefork.SampleApp:Prefork.SampleApp.SampleApplication", "worker",
+        "The application, ASSEMBLY:TYPE. ASSEMBLY is a path to a .dll (relative to the config file) or an assembly name looked up in app_path, the config file's folder and prefork's own folder; TYPE implements IGatewayApplication.",
+        ShortFlag: "-a", Applies: AppliesTo.Gateway);
+    public static readonly Setting<StringList> AppPath = new("app_path", [], "worker", "Extra folders to search for the application's assembly (like Gunicorn's --pythonpath).", Applies: AppliesTo.Gateway);
+    public static readonly Setting<int> Timeout = new("timeout", 30, "worker", "Seconds a worker may spend on one request, or stay silent, before the master kills and replaces it. 0 disables.", Min: 0, Max: 86400);
+    public static readonly Setting<int> GracefulTimeout = new("graceful_timeout", 30, "worker", "Seconds workers get to finish in-flight requests on TERM or reload before they are killed.", Min: 0, Max: 86400);
+    public static readonly Setting<int> Keepalive = new("keepalive", 2, "worker", "Seconds an idle keep-alive connection is held open waiting for its next request. 0 closes after every response.", Min: 0, Max: 3600, Applies: AppliesTo.Gateway);
+    public static readonly Setting<int> HeaderTimeout = new("header_timeout", 10, "worker", "Seconds a client has to send a whole request head, from its first byte (and for the first request, from the connection); a slower one gets 408 and is closed. 0 disables.", Min: 0, Max: 3600, Applies: AppliesTo.Gateway);
+    public static readonly Setting<int> WorkerBootTimeout = new("worker_boot_timeout", 60, "worker", "Seconds a new worker may take to load the application and report ready.", Min: 1, Max: 3600);
+
+    // Command workers: any program that takes its sockets the systemd way runs as the workers instead of the gateway engine.
+    public static readonly Setting<StringList> Command = new("command", [], "command",
+        "Run this program as each worker instead of the gateway engine: [PROGRAM, ARG…], or `prefork [OPTIONS] -- PROGRAM ARG…`. It runs in the config file's folder (or chdir), gets the listening sockets at fd 3, 4, … with LISTEN_FDS, LISTEN_PID (its own pid) and LISTEN_FDNAMES, and NOTIFY_SOCKET for sd_notify (READY=1, WATCHDOG=1, STATUS=). Its stdout and stderr go to the error log, line by line. With a command, the gateway-only settings (app, worker_class, threads, limits, access log, proxy…) do not apply.",
+        Form: NonEmptyForm);
+    public static readonly Setting<string> Ready = new("ready", "notify", "command",
+        "When a command worker counts as ready (and the one it replaces may retire): notify (it sends READY=1 on NOTIFY_SOCKET), or delay:SECONDS (that long after it started, for programs that cannot notify: a guess, so a slow start can take traffic before it serves).",
+        Form: ReadyForm, Applies: AppliesTo.Command);
+    public static readonly Setting<string> StopSignal = new("stop_signal", "TERM", "command",
+        "Signal that asks a command worker to stop gracefully (retirement, reload, TERM to the master); KILL follows after graceful_timeout. einhorn's workers expect USR2.",
+        Choices: ["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "WINCH"], Applies: AppliesTo.Command);
+    public static readonly Setting<StringList> ListenFdNames = new("listen_fdnames", [], "command",
+        "Names for the sockets in LISTEN_FDNAMES, one per bind in order (systemd's FileDescriptorName=). A socket without one is named after its bind address, ':' made '_'.",
+        Form: FdNameForm, Applies: AppliesTo.Command);
+
+    // Recycling: a worker past one of these is replaced first, then retired, so capacity never dips.
+    public static readonly Setting<long> MaxRequests = new("max_requests", 0, "recycling", "Recycle a worker after this many requests (guards against leaks). 0 disables.", Min: 0);
+    public static readonly Setting<long> MaxRequestsJitter = new("max_requests_jitter", 0, "recycling", "Add a random 0..N to each worker's max_requests, so workers do not all recycle at once.", Min: 0);
+    public static readonly Setting<long> MaxWorkerMemoryMiB = new("max_worker_memory", 0, "recycling", "Recycle a worker whose resident memory (RSS) exceeds this many MiB. 0 disables.", Min: 0);
+    public static readonly Setting<long> MaxWorkerAge = new("max_worker_age", 0, "recycling", "Recycle a worker after this many seconds. 0 disables.", Min: 0);
+
+    // Limits (Gunicorn's defaults). Read the first three as config.LimitRequestLine, …Fields, …FieldSize: the limit in force, 0 made its largest.
+    public static readonly Setting<int> LimitRequestLine = new("limit_request_line", 8190, "limits", "Longest request line in bytes; longer gets 414 (RFC 9112 §3 recommends at least 8000). 0 means 8190.", Min: 0, Max: 8190, Applies: AppliesTo.Gateway);
+    public static readonly Setting<int> LimitRequestFields = new("limit_request_fields", 100, "limits", "Most header fields in a request; more gets 431. 0 means 32768.", Min: 0, Max: 32768, Applies: AppliesTo.Gateway);
+    public static readonly Setting<int> LimitRequestFieldSize = new("limit_request_field_size", 8190, "limits", "Longest header field line in bytes, counting name, colon, value and the CRLF (as Gunicorn counts); longer gets 431. 0 means 65536.", Min: 0, Max: 65536, Applies: AppliesTo.Gateway);
+    public static readonly Setting<long> LimitRequestBody = new("limit_request_body", 104857600, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called: up to 64 KiB in memory, the rest into a file in worker_tmp_dir.", Min: 0, Applies: AppliesTo.Gateway);
+    public static readonly Setting<string> WorkerTmpDir = new("worker_tmp_dir", "", "limits",
+        "Directory for request bodies over 64 KiB while they are read (unnamed files, gone when the request ends or the worker dies). Disk use is bounded by worker_connections x limit_request_body per worker. Empty: $TMPDIR, or /tmp. If it is unusable, such requests get 500 (logged); the worker goes on serving.", Applies: AppliesTo.Gateway);
+
+    // Process
+    public static readonly Setting<string> PidFile = new("pidfile", "", "process", "File the master writes its pid to (atomically); removed on exit. Empty: none.", Reloadable: false);
+    public static readonly Setting<string> ProcName = new("proc_name", "prefork", "process", "Process name shown by ps/top: the master is PROC_NAME, workers PROC_NAME-wN (15 bytes at most, a kernel limit).", Reloadable: false);
+    public static readonly Setting<string> User = new("user", "", "process", "Run workers as this user (name or uid); the master keeps its own (e.g. root, to bind port 80). Empty: unchanged.");
+    public static readonly Setting<string> Group = new("group", "", "process", "Run workers with this group (name or gid). Empty: the user's primary group, or unchanged.");
+    public static readonly Setting<string> Umask = new("umask", "", "process", "File mode mask (octal, e.g. \"0027\") for the master and workers. Empty: inherited.", Form: OptionalOctalModeForm, Reloadable: false);
+    public static readonly Setting<string> Chdir = new("chdir", "", "process", "Directory the master changes to before loading anything (relative paths in the config stay relative to the config file).", Reloadable: false);
+    public static readonly Setting<StringList> RawEnv = new("raw_env", [], "process", "Extra environment for workers, as \"KEY=value\" strings.", Form: EnvPairForm);
+
+    // Hooks: shell commands the master runs (/bin/sh -c) with PREFORK_HOOK and the event's details in the environment.
+    public static readonly Setting<string> OnStarting = new("on_starting", "", "hooks", "Run before the master binds; waited for (30 s at most).");
+    public static readonly Setting<string> WhenReady = new("when_ready", "", "hooks", "Run when the first generation of workers is all booted.");
+    public static readonly Setting<string> OnReload = new("on_reload", "", "hooks", "Run on HUP after the new config is accepted.");
+    public static readonly Setting<string> WorkerBoot = new("worker_boot", "", "hooks", "Run when a worker reports ready (PREFORK_WORKER_PID, PREFORK_WORKER_INDEX, PREFORK_GENERATION).");
+    public static readonly Setting<string> WorkerExit = new("worker_exit", "", "hooks", "Run when a worker has exited (also PREFORK_EXIT_CODE or PREFORK_EXIT_SIGNAL).");
+    public static readonly Setting<string> OnExit = new("on_exit", "", "hooks", "Run just before the master exits, after every other hook has finished; waited for (10 s at most).");
+
+    // Logging
+    public static readonly Setting<string> LogLevel = new("loglevel", "info", "logging", "Error log verbosity.", Flag: "--log-level", Choices: ["debug", "info", "warning", "error", "critical"]);
+    public static readonly Setting<string> ErrorLog = new("errorlog", "-", "logging", "Error log: \"-\" for stderr, or a file path (reopened on USR1).");
+    public static readonly Setting<string> AccessLog = new("accesslog", "", "logging", "Access log: empty for none, \"-\" for stdout, or a file path.", Applies: AppliesTo.Gateway);
+    public static readonly Setting<string> AccessLogFormat = new("access_log_format", DefaultAccessLogFormat, "logging",
+        "Access log line, Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, b/B bytes, f referer, a user agent, T/M/D duration in s/ms/us, p pid.", Applies: AppliesTo.Gateway);
+
+    // Proxies in front of Prefork (load balancers, TLS terminators)
+    public static readonly Setting<StringList> ForwardedAllowIps = new("forwarded_allow_ips", ["127.0.0.1", "::1"], "proxy",
+        "Peers trusted to set X-Forwarded-For, Forwarded and the secure_scheme_headers: IP addresses, CIDR blocks such as \"10.0.0.0/8\", or \"*\" for any peer. Unix-socket peers are always trusted. Only then do REMOTE_ADDR and the URL scheme follow those headers; from other peers the headers reach the app but change nothing.",
+        Form: PeerForm, Applies: AppliesTo.Gateway);
+    public static readonly Setting<StringList> SecureSchemeHeaders = new("secure_scheme_headers", ["X-FORWARDED-PROTOCOL=ssl", "X-FORWARDED-PROTO=https", "X-FORWARDED-SSL=on"], "proxy",
+        "\"HEADER=value\" pairs by which a trusted proxy says the client used https (another value of the header means http). Headers that contradict each other, or Forwarded's proto, get 400. [] ignores them all.",
+        Form: HeaderPairForm, Applies: AppliesTo.Gateway);
+    public static readonly Setting<bool> ProxyProtocol = new("proxy_protocol", false, "proxy",
+        "Every connection starts with a PROXY protocol header (v1 text or v2 binary, as HAProxy and AWS NLB send); REMOTE_ADDR and REMOTE_PORT come from it. A connection without one gets 400.", Applies: AppliesTo.Gateway);
+    public static readonly Setting<StringList> ProxyAllowIps = new("proxy_allow_ips", ["127.0.0.1", "::1"], "proxy",
+        "Peers allowed to send a PROXY protocol header: IP addresses, CIDR blocks, or \"*\". Unix-socket peers are always allowed. Others get 403 when proxy_protocol is on.",
+        Form: PeerForm, Applies: AppliesTo.Gateway);
+
+    /// <summary>
+    /// Every setting, in the order of the declarations above: the order --help, the manual and the README show
+    /// them (a test checks that none is missing or out of order).
+    /// </summary>
     public static readonly IReadOnlyList<Setting> All =
     [
-        // Server socket
-        new("bind", SettingType.StringList, new[] { "127.0.0.1:8000" }, "socket",
-            "Addresses to listen on: HOST:PORT (IPv4), [ADDR]:PORT (IPv6), unix:/path, or fd://N (an inherited descriptor). Repeat -b for several.",
-            ShortFlag: "-b", Form: ListenAddressForm),
-        new("backlog", SettingType.Integer, 2048L, "socket", "Pending connections the kernel queues per listener (listen(2) backlog).", Min: 1, Max: 65535, Reloadable: false),
-        new("unix_socket_mode", SettingType.String, "0660", "socket", "File mode (octal) of unix: sockets created by bind.", Form: OctalModeForm, Reloadable: false),
-
-        // Workers
-        new("workers", SettingType.Integer, 1L, "worker", "Number of worker processes. A usual start is 2 x cores + 1 for sync, one per core for threads/epoll.", ShortFlag: "-w", Min: 1, Max: 1024),
-        new("worker_class", SettingType.String, "threads", "worker",
-            "Concurrency model of each worker: sync (one connection at a time, blocking), threads (a pool of `threads` blocking threads; idle keep-alive connections wait in a poller, not on a thread), epoll (one thread, a non-blocking event loop; asynchronous bodies run on the loop). With sync and threads > 1, threads is used (as Gunicorn switches to gthread).",
-            ShortFlag: "-k", Choices: ["sync", "threads", "epoll"], Applies: AppliesTo.Gateway),
-        new("threads", SettingType.Integer, 1L, "worker", "Threads serving requests in each worker of the threads class (each runs one request at a time). More than 1 with worker_class sync selects threads.", Min: 1, Max: 4096, Applies: AppliesTo.Gateway),
-        new("worker_connections", SettingType.Integer, 1000L, "worker", "Most connections one threads or epoll worker holds open; beyond it the worker stops accepting (others may) and answers with Connection: close.", Min: 1, Max: 1000000, Applies: AppliesTo.Gateway),
-        new("app", SettingType.String, "Prefork.SampleApp:Prefork.SampleApp.SampleApplication", "worker",
-            "The application, ASSEMBLY:TYPE. ASSEMBLY is a path to a .dll (relative to the config file) or an assembly name looked up in app_path, the config file's folder and prefork's own folder; TYPE implements IGatewayApplication.",
-            ShortFlag: "-a", Applies: AppliesTo.Gateway),
-        new("app_path", SettingType.StringList, Array.Empty<string>(), "worker", "Extra folders to search for the application's assembly (like Gunicorn's --pythonpath).", Applies: AppliesTo.Gateway),
-        new("timeout", SettingType.Integer, 30L, "worker", "Seconds a worker may spend on one request, or stay silent, before the master kills and replaces it. 0 disables.", Min: 0, Max: 86400),
-        new("graceful_timeout", SettingType.Integer, 30L, "worker", "Seconds workers get to finish in-flight requests on TERM or reload before they are killed.", Min: 0, Max: 86400),
-        new("keepalive", SettingType.Integer, 2L, "worker", "Seconds an idle keep-alive connection is held open waiting for its next request. 0 closes after every response.", Min: 0, Max: 3600, Applies: AppliesTo.Gateway),
-        new("header_timeout", SettingType.Integer, 10L, "worker", "Seconds a client has to send a whole request head, from its first byte (and for the first request, from the connection); a slower one gets 408 and is closed. 0 disables.", Min: 0, Max: 3600, Applies: AppliesTo.Gateway),
-        new("worker_boot_timeout", SettingType.Integer, 60L, "worker", "Seconds a new worker may take to load the application and report ready.", Min: 1, Max: 3600),
-
-        // Command workers: any program that takes its sockets the systemd way runs as the workers instead of the gateway engine.
-        new("command", SettingType.StringList, Array.Empty<string>(), "command",
-            "Run this program as each worker instead of the gateway engine: [PROGRAM, ARG…], or `prefork [OPTIONS] -- PROGRAM ARG…`. It runs in the config file's folder (or chdir), gets the listening sockets at fd 3, 4, … with LISTEN_FDS, LISTEN_PID (its own pid) and LISTEN_FDNAMES, and NOTIFY_SOCKET for sd_notify (READY=1, WATCHDOG=1, STATUS=). Its stdout and stderr go to the error log, line by line. With a command, the gateway-only settings (app, worker_class, threads, limits, access log, proxy…) do not apply.",
-            Form: NonEmptyForm),
-        new("ready", SettingType.String, "notify", "command",
-            "When a command worker counts as ready (and the one it replaces may retire): notify (it sends READY=1 on NOTIFY_SOCKET), or delay:SECONDS (that long after it started, for programs that cannot notify: a guess, so a slow start can take traffic before it serves).",
-            Form: ReadyForm, Applies: AppliesTo.Command),
-        new("stop_signal", SettingType.String, "TERM", "command",
-            "Signal that asks a command worker to stop gracefully (retirement, reload, TERM to the master); KILL follows after graceful_timeout. einhorn's workers expect USR2.",
-            Choices: ["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "WINCH"], Applies: AppliesTo.Command),
-        new("listen_fdnames", SettingType.StringList, Array.Empty<string>(), "command",
-            "Names for the sockets in LISTEN_FDNAMES, one per bind in order (systemd's FileDescriptorName=). A socket without one is named after its bind address, ':' made '_'.",
-            Form: FdNameForm, Applies: AppliesTo.Command),
-
-        // Recycling: a worker past one of these is replaced first, then retired, so capacity never dips.
-        new("max_requests", SettingType.Integer, 0L, "recycling", "Recycle a worker after this many requests (guards against leaks). 0 disables.", Min: 0),
-        new("max_requests_jitter", SettingType.Integer, 0L, "recycling", "Add a random 0..N to each worker's max_requests, so workers do not all recycle at once.", Min: 0),
-        new("max_worker_memory", SettingType.Integer, 0L, "recycling", "Recycle a worker whose resident memory (RSS) exceeds this many MiB. 0 disables.", Min: 0),
-        new("max_worker_age", SettingType.Integer, 0L, "recycling", "Recycle a worker after this many seconds. 0 disables.", Min: 0),
-
-        // Limits (Gunicorn's defaults)
-        new("limit_request_line", SettingType.Integer, 8190L, "limits", "Longest request line in bytes; longer gets 414 (RFC 9112 §3 recommends at least 8000). 0 means 8190.", Min: 0, Max: 8190, Applies: AppliesTo.Gateway),
-        new("limit_request_fields", SettingType.Integer, 100L, "limits", "Most header fields in a request; more gets 431. 0 means 32768.", Min: 0, Max: 32768, Applies: AppliesTo.Gateway),
-        new("limit_request_field_size", SettingType.Integer, 8190L, "limits", "Longest header field line in bytes, counting name, colon, value and the CRLF (as Gunicorn counts); longer gets 431. 0 means 65536.", Min: 0, Max: 65536, Applies: AppliesTo.Gateway),
-        new("limit_request_body", SettingType.Integer, 104857600L, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called: up to 64 KiB in memory, the rest into a file in worker_tmp_dir.", Min: 0, Applies: AppliesTo.Gateway),
-        new("worker_tmp_dir", SettingType.String, "", "limits",
-            "Directory for request bodies over 64 KiB while they are read (unnamed files, gone when the request ends or the worker dies). Disk use is bounded by worker_connections x limit_request_body per worker. Empty: $TMPDIR, or /tmp. If it is unusable, such requests get 500 (logged); the worker goes on serving.", Applies: AppliesTo.Gateway),
-
-        // Process
-        new("pidfile", SettingType.String, "", "process", "File the master writes its pid to (atomically); removed on exit. Empty: none.", Reloadable: false),
-        new("proc_name", SettingType.String, "prefork", "process", "Process name shown by ps/top: the master is PROC_NAME, workers PROC_NAME-wN (15 bytes at most, a kernel limit).", Reloadable: false),
-        new("user", SettingType.String, "", "process", "Run workers as this user (name or uid); the master keeps its own (e.g. root, to bind port 80). Empty: unchanged."),
-        new("group", SettingType.String, "", "process", "Run workers with this group (name or gid). Empty: the user's primary group, or unchanged."),
-        new("umask", SettingType.String, "", "process", "File mode mask (octal, e.g. \"0027\") for the master and workers. Empty: inherited.", Form: OptionalOctalModeForm, Reloadable: false),
-        new("chdir", SettingType.String, "", "process", "Directory the master changes to before loading anything (relative paths in the config stay relative to the config file).", Reloadable: false),
-        new("raw_env", SettingType.StringList, Array.Empty<string>(), "process", "Extra environment for workers, as \"KEY=value\" strings.", Form: EnvPairForm),
-
-        // Hooks: shell commands the master runs (/bin/sh -c) with PREFORK_HOOK and the event's details in the environment.
-        new("on_starting", SettingType.String, "", "hooks", "Run before the master binds; waited for (30 s at most)."),
-        new("when_ready", SettingType.String, "", "hooks", "Run when the first generation of workers is all booted."),
-        new("on_reload", SettingType.String, "", "hooks", "Run on HUP after the new config is accepted."),
-        new("worker_boot", SettingType.String, "", "hooks", "Run when a worker reports ready (PREFORK_WORKER_PID, PREFORK_WORKER_INDEX, PREFORK_GENERATION)."),
-        new("worker_exit", SettingType.String, "", "hooks", "Run when a worker has exited (also PREFORK_EXIT_CODE or PREFORK_EXIT_SIGNAL)."),
-        new("on_exit", SettingType.String, "", "hooks", "Run just before the master exits, after every other hook has finished; waited for (10 s at most)."),
-
-        // Logging
-        new("loglevel", SettingType.String, "info", "logging", "Error log verbosity.", Flag: "--log-level", Choices: ["debug", "info", "warning", "error", "critical"]),
-        new("errorlog", SettingType.String, "-", "logging", "Error log: \"-\" for stderr, or a file path (reopened on USR1)."),
-        new("accesslog", SettingType.String, "", "logging", "Access log: empty for none, \"-\" for stdout, or a file path.", Applies: AppliesTo.Gateway),
-        new("access_log_format", SettingType.String, DefaultAccessLogFormat, "logging",
-            "Access log line, Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, b/B bytes, f referer, a user agent, T/M/D duration in s/ms/us, p pid.", Applies: AppliesTo.Gateway),
-
-        // Proxies in front of Prefork (load balancers, TLS terminators)
-        new("forwarded_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
-            "Peers trusted to set X-Forwarded-For, Forwarded and the secure_scheme_headers: IP addresses, CIDR blocks such as \"10.0.0.0/8\", or \"*\" for any peer. Unix-socket peers are always trusted. Only then do REMOTE_ADDR and the URL scheme follow those headers; from other peers the headers reach the app but change nothing.",
-            Form: PeerForm, Applies: AppliesTo.Gateway),
-        new("secure_scheme_headers", SettingType.StringList, new[] { "X-FORWARDED-PROTOCOL=ssl", "X-FORWARDED-PROTO=https", "X-FORWARDED-SSL=on" }, "proxy",
-            "\"HEADER=value\" pairs by which a trusted proxy says the client used https (another value of the header means http). Headers that contradict each other, or Forwarded's proto, get 400. [] ignores them all.",
-            Form: HeaderPairForm, Applies: AppliesTo.Gateway),
-        new("proxy_protocol", SettingType.Boolean, false, "proxy",
-            "Every connection starts with a PROXY protocol header (v1 text or v2 binary, as HAProxy and AWS NLB send); REMOTE_ADDR and REMOTE_PORT come from it. A connection without one gets 400.", Applies: AppliesTo.Gateway),
-        new("proxy_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
-            "Peers allowed to send a PROXY protocol header: IP addresses, CIDR blocks, or \"*\". Unix-socket peers are always allowed. Others get 403 when proxy_protocol is on.",
-            Form: PeerForm, Applies: AppliesTo.Gateway),
+        Bind, Backlog, UnixSocketMode,
+        Workers, WorkerClass, Threads, WorkerConnections, App, AppPath, Timeout, GracefulTimeout, Keepalive, HeaderTimeout, WorkerBootTimeout,
+        Command, Ready, StopSignal, ListenFdNames,
+        MaxRequests, MaxRequestsJitter, MaxWorkerMemoryMiB, MaxWorkerAge,
+        LimitRequestLine, LimitRequestFields, LimitRequestFieldSize, LimitRequestBody, WorkerTmpDir,
+        PidFile, ProcName, User, Group, Umask, Chdir, RawEnv,
+        OnStarting, WhenReady, OnReload, WorkerBoot, WorkerExit, OnExit,
+        LogLevel, ErrorLog, AccessLog, AccessLogFormat,
+        ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol, ProxyAllowIps,
     ];
 
     private static readonly Dictionary<string, Setting> ByKey = All.ToDictionary(s => s.Key);

@@ -49,10 +49,10 @@ public sealed class Connection
         _stopping = stopping;
         Transport = transport;
         Reader = new RequestReader(limits, c.WorkerTmpDir);
-        _headerTimeoutMs = c.HeaderTimeout * 1000;
-        _keepaliveMs = c.Keepalive * 1000;
-        _ioTimeoutMs = c.Timeout > 0 ? c.Timeout * 1000 : -1;
-        if (c.ProxyProtocol) _proxyAllowList = IpAllowList.Parse(c.ProxyAllowIps);
+        _headerTimeoutMs = c.Get(Settings.HeaderTimeout) * 1000;
+        _keepaliveMs = c.Get(Settings.Keepalive) * 1000;
+        _ioTimeoutMs = c.Get(Settings.Timeout) is > 0 and var timeout ? timeout * 1000 : -1;
+        if (c.Get(Settings.ProxyProtocol)) _proxyAllowList = IpAllowList.Parse(c.Get(Settings.ProxyAllowIps));
     }
 
     public Transport Transport { get; }

@@ -29,8 +29,8 @@ public sealed class AccessLog : IDisposable
 
     public AccessLog(GatewayConfig config)
     {
-        _parts = Compile(config.AccessLogFormat);
-        _file = LogFile.Open(config.AccessLog == "-" ? "-" : Path.GetFullPath(config.AccessLog, config.BaseDirectory), standardFd: 1);
+        _parts = Compile(config.Get(Settings.AccessLogFormat));
+        _file = LogFile.Open(config.Get(Settings.AccessLog) == "-" ? "-" : Path.GetFullPath(config.Get(Settings.AccessLog), config.BaseDirectory), standardFd: 1);
     }
 
     public void Write(RequestEnvironment env, RequestHead head, int status, long bytes, long started)

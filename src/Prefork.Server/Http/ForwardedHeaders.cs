@@ -21,7 +21,7 @@ public sealed class ForwardedHeaders
     }
 
     public static ForwardedHeaders From(GatewayConfig config) =>
-        new(IpAllowList.Parse(config.ForwardedAllowIps), config.SecureSchemeHeaders);
+        new(IpAllowList.Parse(config.Get(Settings.ForwardedAllowIps)), config.SecureSchemeHeaders);
 
     /// <summary>
     /// Sets REMOTE_ADDR, REMOTE_PORT and the URL scheme of <paramref name="env"/>: the connection's

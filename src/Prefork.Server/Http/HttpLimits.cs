@@ -9,7 +9,7 @@ public sealed record HttpLimits(int RequestLine, int Fields, int FieldSize, long
     public static readonly HttpLimits Default = From(ConfigLoader.Parse(null, null));
 
     public static HttpLimits From(GatewayConfig c) =>
-        new(c.LimitRequestLine, c.LimitRequestFields, c.LimitRequestFieldSize, c.LimitRequestBody);
+        new(c.LimitRequestLine, c.LimitRequestFields, c.LimitRequestFieldSize, c.Get(Settings.LimitRequestBody));
 
     /// <summary>The largest head the parser will buffer before refusing.</summary>
     public int MaxHeadBytes => RequestLine + 2 + Fields * (FieldSize + 2) + 2;

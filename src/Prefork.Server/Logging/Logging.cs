@@ -18,7 +18,7 @@ public static class Logging
 
     public static void Configure(GatewayConfig config, string role)
     {
-        var level = config.LogLevel switch
+        var level = config.Get(Settings.LogLevel) switch
         {
             "debug" => LogEventLevel.Debug,
             "warning" => LogEventLevel.Warning,
@@ -31,7 +31,7 @@ public static class Logging
             .Enrich.WithProperty("Pid", Environment.ProcessId)
             .Enrich.WithProperty("Role", role.Length == 0 ? "" : role + " ");
         // Master and workers share stderr or append to one file: each event leaves in one write(2).
-        var path = config.ErrorLog == "-" ? "-" : Path.GetFullPath(config.ErrorLog, config.BaseDirectory);
+        var path = config.Get(Settings.ErrorLog) == "-" ? "-" : Path.GetFullPath(config.Get(Settings.ErrorLog), config.BaseDirectory);
         string? unopened = null;
         LogFile file;
         try { file = LogFile.Open(path, standardFd: 2); }

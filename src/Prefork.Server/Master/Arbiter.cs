@@ -50,7 +50,7 @@ public sealed class Arbiter
         _config = config;
         _configPath = configPath is null ? null : Path.GetFullPath(configPath);
         _overrides = overrides;
-        _targetWorkers = config.Workers;
+        _targetWorkers = config.Get(Settings.Workers);
         _supervision = new Supervision(_clock);
         _backoff = new SpawnBackoff(_clock);
     }
@@ -91,17 +91,17 @@ public sealed class Arbiter
         Log.Information(upgrade is null ? "Starting prefork {Version} (master pid {Pid})" : "Upgraded in place to prefork {Version} (master pid {Pid} kept)",
             ServerInfo.Version, Environment.ProcessId);
         ApplyProcessSettings();
-        if (upgrade is null) Hooks.Run(_config, "on_starting", wait: TimeSpan.FromSeconds(30));
+        if (upgrade is null) Hooks.Run(_config, Settings.OnStarting, wait: TimeSpan.FromSeconds(30));
         try
         {
             _workerNotify = NotifySocket.Open(upgrade?.NotifyFd);
             _spawner = new WorkerSpawner(_clock, _workerNotify);
-            if (_config.PidFile.Length > 0)
+            if (_config.Get(Settings.PidFile) is { Length: > 0 } pidFile)
             {
-                _pidFile = new PidFile(Path.GetFullPath(_config.PidFile, _config.BaseDirectory));
+                _pidFile = new PidFile(Path.GetFullPath(pidFile, _config.BaseDirectory));
                 _pidFile.Create();
             }
-            OpenListeners(SocketActivation.Addresses(_config.Bind), upgrade?.Listeners); // systemd: passed sockets replace bind
+            OpenListeners(SocketActivation.Addresses(_config.Get(Settings.Bind)), upgrade?.Listeners); // systemd: passed sockets replace bind
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
         {
@@ -119,9 +119,9 @@ public sealed class Arbiter
     {
         if (config.RunsCommand)
             Log.Information("Running command [{Command}] as {Workers} workers in {Folder} (ready: {Ready}, stop_signal: {Stop})",
-                string.Join(", ", config.Command.Select(a => $"\"{a}\"")), _targetWorkers, WorkerSpawner.WorkingDirectory(config), config.ReadyMode, config.StopSignal);
+                string.Join(", ", config.Get(Settings.Command).Select(a => $"\"{a}\"")), _targetWorkers, WorkerSpawner.WorkingDirectory(config), config.Get(Settings.Ready), config.Get(Settings.StopSignal));
         else
-            Log.Information("Using worker class {Class}, {Workers} workers, app {App}", config.WorkerClass, _targetWorkers, config.App);
+            Log.Information("Using worker class {Class}, {Workers} workers, app {App}", config.Get(Settings.WorkerClass), _targetWorkers, config.Get(Settings.App));
         if (config.InapplicableSettings.ToList() is { Count: > 0 } ignored)
             Log.Warning(config.RunsCommand
                 ? "command is set, so these settings of gateway workers do not apply (the program serves on its own terms): {Keys}"
@@ -130,9 +130,9 @@ public sealed class Arbiter
 
     private void ApplyProcessSettings()
     {
-        if (_config.Chdir.Length > 0) Directory.SetCurrentDirectory(Path.GetFullPath(_config.Chdir, _config.BaseDirectory));
-        if (_config.Umask.Length > 0) Syscall.umask(NativeConvert.FromOctalPermissionString(_config.Umask)); // inherited by workers
-        Libc.SetProcessName(_config.ProcName);
+        if (_config.Get(Settings.Chdir) is { Length: > 0 } chdir) Directory.SetCurrentDirectory(Path.GetFullPath(chdir, _config.BaseDirectory));
+        if (_config.Get(Settings.Umask) is { Length: > 0 } umask) Syscall.umask(NativeConvert.FromOctalPermissionString(umask)); // inherited by workers
+        Libc.SetProcessName(_config.Get(Settings.ProcName));
     }
 
     // ---- listeners -------------------------------------------------------------------------
@@ -144,7 +144,7 @@ public sealed class Arbiter
         {
             if (_listeners.Any(l => l.Address.Text == address.Text)) continue;
             var handed = inherited?.FirstOrDefault(l => l.Text == address.Text);
-            var listener = handed is not null ? Listener.Adopt(address, handed.Fd) : Listener.Bind(address, _config.Backlog, _config.UnixSocketMode);
+            var listener = handed is not null ? Listener.Adopt(address, handed.Fd) : Listener.Bind(address, _config.Get(Settings.Backlog), _config.Get(Settings.UnixSocketMode));
             _listeners.Add(listener);
             Log.Information("Listening at: {Address} (fd {Fd}{How})", listener.Describe(), listener.Fd, handed is null ? "" : ", kept across the upgrade");
         }
@@ -242,7 +242,7 @@ public sealed class Arbiter
         try
         {
             next = ConfigLoader.Load(_configPath, _overrides);
-            if (!next.Bind.SequenceEqual(_config.Bind)) Rebind(next.Bind);
+            if (!next.Get(Settings.Bind).SequenceEqual(_config.Get(Settings.Bind))) Rebind(next.Get(Settings.Bind));
         }
         catch (Exception e) when (e is ConfigException or IOException or System.Net.Sockets.SocketException)
         {
@@ -254,13 +254,13 @@ public sealed class Arbiter
             Log.Warning("{Key} changed; it takes effect at the next start (or USR2), not on HUP", s.Key);
         _config = next;
         Logging.Logging.Configure(_config, "");
-        _targetWorkers = next.Workers;
+        _targetWorkers = next.Get(Settings.Workers);
         _generation++;
         _winched = false;
         _backoff.Reset();
         Log.Information("Reloaded configuration; starting generation {Generation} with {Workers} workers", _generation, _targetWorkers);
         DescribeWorkers(next);
-        Hooks.Run(_config, "on_reload", new Dictionary<string, string> { ["PREFORK_GENERATION"] = _generation.ToString() });
+        Hooks.Run(_config, Settings.OnReload, new Dictionary<string, string> { ["PREFORK_GENERATION"] = _generation.ToString() });
     }
 
     /// <summary>USR2: check the program on disk, then exec it in place; on any failure, go on serving and say why.</summary>
@@ -389,7 +389,7 @@ public sealed class Arbiter
     {
         _backoff.Booted();
         Log.Information("Booted {Worker}, generation {Generation}, in {Ms} ms{How}", w, w.Generation, (int)_clock.GetElapsedTime(w.SpawnedAt).TotalMilliseconds, how);
-        Hooks.Run(_config, "worker_boot", Hooks.WorkerDetails(w));
+        Hooks.Run(_config, Settings.WorkerBoot, Hooks.WorkerDetails(w));
     }
 
     /// <summary>`ready = "delay:N"`: command workers that have run N seconds count as ready.</summary>
@@ -437,7 +437,7 @@ public sealed class Arbiter
             }
             var details = Hooks.WorkerDetails(w);
             details[signal != 0 ? "PREFORK_EXIT_SIGNAL" : "PREFORK_EXIT_CODE"] = (signal != 0 ? signal : code).ToString();
-            Hooks.Run(_config, "worker_exit", details);
+            Hooks.Run(_config, Settings.WorkerExit, details);
         }
     }
 
@@ -453,7 +453,7 @@ public sealed class Arbiter
             if (w.SignalDue(_clock.GetTimestamp()) is { } due)
             {
                 if (due == Signum.SIGKILL && w.Retiring)
-                    Log.Warning("{Worker} did not finish within graceful_timeout ({Seconds} s); killing it", w, _config.GracefulTimeout);
+                    Log.Warning("{Worker} did not finish within graceful_timeout ({Seconds} s); killing it", w, _config.Get(Settings.GracefulTimeout));
                 Kill(w, due);
                 continue;
             }
@@ -461,7 +461,7 @@ public sealed class Arbiter
             switch (verdict)
             {
                 case Verdict.BootTimedOut:
-                    var why = $"did not report ready within worker_boot_timeout ({_config.WorkerBootTimeout} s)" +
+                    var why = $"did not report ready within worker_boot_timeout ({_config.Get(Settings.WorkerBootTimeout)} s)" +
                               (w.Command is null ? "" : "; it must send READY=1 to $NOTIFY_SOCKET, or set ready = \"delay:SECONDS\" for a program that cannot");
                     w.BootFailed(why);
                     Log.Error("{Worker} {Reason}; killing it", w, why);
@@ -469,12 +469,12 @@ public sealed class Arbiter
                     break;
                 case Verdict.RequestTimedOut:
                     Log.Error("WORKER TIMEOUT: {Worker} spent {Busy:F1} s on {Request} (timeout {Timeout} s); aborting it",
-                        w, seconds, w.BusyRequest, _config.Timeout);
+                        w, seconds, w.BusyRequest, _config.Get(Settings.Timeout));
                     Condemn(w, Signum.SIGABRT);
                     break;
                 case Verdict.SilentTimedOut:
                     Log.Error("WORKER TIMEOUT: {Worker} silent for {Silent:F1} s (timeout {Timeout} s){Doing}; aborting it",
-                        w, seconds, _config.Timeout, w.BusyRequest.Length > 0 ? $", last seen serving {w.BusyRequest}" : ", idle when last heard");
+                        w, seconds, _config.Get(Settings.Timeout), w.BusyRequest.Length > 0 ? $", last seen serving {w.BusyRequest}" : ", idle when last heard");
                     Condemn(w, Signum.SIGABRT);
                     break;
             }
@@ -518,13 +518,13 @@ public sealed class Arbiter
             _readyGeneration = _generation;
             Log.Information("Ready: generation {Generation}, {Workers} workers serving", _generation, plan.Target);
             _notify.Ready(WorkersForSystemd, _generation); // systemd: READY=1
-            if (first) Hooks.Run(_config, "when_ready");
+            if (first) Hooks.Run(_config, Settings.WhenReady);
         }
     }
 
     private void Retire(WorkerHandle w, string why)
     {
-        if (!w.Retire(_clock.After(TimeSpan.FromSeconds(_config.GracefulTimeout)))) return;
+        if (!w.Retire(_clock.After(TimeSpan.FromSeconds(_config.Get(Settings.GracefulTimeout))))) return;
         Log.Information("Retiring {Worker}: {Why}", w, why);
         Kill(w, w.StopSignal);
     }
@@ -549,7 +549,7 @@ public sealed class Arbiter
         // Stop accepting: the master's copies close now, so once the workers have drained the queue and
         // closed theirs, a new client is refused (safe for a proxy to retry) rather than accepted and reset.
         foreach (var l in _listeners) l.Dispose();
-        long deadline = _clock.After(TimeSpan.FromSeconds(graceful ? _config.GracefulTimeout : 5));
+        long deadline = _clock.After(TimeSpan.FromSeconds(graceful ? _config.Get(Settings.GracefulTimeout) : 5));
         _stopping = true; // every exit from now on is expected, a condemned worker's too
         foreach (var w in _workers)
         {
@@ -577,7 +577,7 @@ public sealed class Arbiter
             w.Process?.WaitForExit(2000);
         }
         Hooks.WaitForBackground(TimeSpan.FromSeconds(10)); // the last worker_exit hooks come before on_exit
-        Hooks.Run(_config, "on_exit", wait: TimeSpan.FromSeconds(10));
+        Hooks.Run(_config, Settings.OnExit, wait: TimeSpan.FromSeconds(10));
         Cleanup();
         Log.Information("Shutting down: master {Pid} exits", Environment.ProcessId);
         return 0;

@@ -15,9 +15,10 @@ public static class Hooks
     // Hooks running beside the master; on_exit waits for them, so it is always the last to run.
     private static readonly HashSet<Process> Background = [];
 
-    public static void Run(GatewayConfig config, string hook, IReadOnlyDictionary<string, string>? details = null, TimeSpan? wait = null)
+    /// <summary>Runs the shell command the config gives <paramref name="setting"/> (Settings.OnStarting…), if any.</summary>
+    public static void Run(GatewayConfig config, Setting<string> setting, IReadOnlyDictionary<string, string>? details = null, TimeSpan? wait = null)
     {
-        var command = config.Hook(hook);
+        var (hook, command) = (setting.Key, config.Get(setting));
         if (command.Length == 0) return;
         try
         {

@@ -56,14 +56,14 @@ internal sealed class Supervision(TimeProvider clock)
         long now = clock.GetTimestamp();
         if (w.State is WorkerState.Retiring or WorkerState.Condemned) return new(Verdict.Spare);
         if (w.State == WorkerState.Booting)
-            return clock.GetElapsedTime(w.SpawnedAt, now).TotalSeconds > config.WorkerBootTimeout ? new(Verdict.BootTimedOut) : new(Verdict.Spare);
-        if (config.Timeout == 0) return new(Verdict.Spare);
+            return clock.GetElapsedTime(w.SpawnedAt, now).TotalSeconds > config.Get(Settings.WorkerBootTimeout) ? new(Verdict.BootTimedOut) : new(Verdict.Spare);
+        if (config.Get(Settings.Timeout) == 0) return new(Verdict.Spare);
         double silent = clock.GetElapsedTime(w.LastHeard, now).TotalSeconds;
         double busy = w.BusyMs < 0 ? -1 : w.BusyMs / 1000.0 + silent;
-        if (busy > config.Timeout) return new(Verdict.RequestTimedOut, busy);
+        if (busy > config.Get(Settings.Timeout)) return new(Verdict.RequestTimedOut, busy);
         // A command worker is judged by its silence only once it has sent a WATCHDOG=1: a program
         // that never heard of the watchdog is not killed for not using it.
-        if (silent > config.Timeout && (w.Command is null || w.Watchdog)) return new(Verdict.SilentTimedOut, silent);
+        if (silent > config.Get(Settings.Timeout) && (w.Command is null || w.Watchdog)) return new(Verdict.SilentTimedOut, silent);
         return new(Verdict.Spare);
     }
 
@@ -81,10 +81,11 @@ internal sealed class Supervision(TimeProvider clock)
         if (w.State != WorkerState.Serving) return null;
         if (w.MaxRequests > 0 && w.Requests >= w.MaxRequests)
             return $"served {w.Requests} requests (max_requests {w.MaxRequests})";
-        if (config.MaxWorkerAge > 0 && clock.GetElapsedTime(w.SpawnedAt).TotalSeconds > config.MaxWorkerAge)
-            return $"older than max_worker_age ({config.MaxWorkerAge} s)";
-        if (config.MaxWorkerMemoryMiB > 0 && residentMiB(w.Pid) is var rss && rss > config.MaxWorkerMemoryMiB)
-            return $"resident memory {rss} MiB over max_worker_memory ({config.MaxWorkerMemoryMiB} MiB)";
+        var (maxAge, maxMiB) = (config.Get(Settings.MaxWorkerAge), config.Get(Settings.MaxWorkerMemoryMiB));
+        if (maxAge > 0 && clock.GetElapsedTime(w.SpawnedAt).TotalSeconds > maxAge)
+            return $"older than max_worker_age ({maxAge} s)";
+        if (maxMiB > 0 && residentMiB(w.Pid) is var rss && rss > maxMiB)
+            return $"resident memory {rss} MiB over max_worker_memory ({maxMiB} MiB)";
         return null;
     }
 

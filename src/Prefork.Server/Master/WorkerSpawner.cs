@@ -26,14 +26,14 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
         try
         {
             var (pid, process, pipeFd) = config.RunsCommand ? SpawnCommand(config, listeners, index, generation) : SpawnGateway(config, listeners, index, generation);
-            long maxRequests = config.MaxRequests == 0 ? 0 : config.MaxRequests + Random.Shared.NextInt64(config.MaxRequestsJitter + 1);
+            long maxRequests = config.Get(Settings.MaxRequests) is > 0 and var max ? max + Random.Shared.NextInt64(config.Get(Settings.MaxRequestsJitter) + 1) : 0;
             long now = clock.GetTimestamp();
             Log.Debug("Spawned worker {Index} (pid {Pid}), generation {Generation}", index, pid, generation);
             return new WorkerHandle
             {
                 Process = process, Pid = pid, Index = index, Generation = generation, PipeFd = pipeFd, MaxRequests = maxRequests,
                 SpawnedAt = now, LastHeard = now,
-                Command = config.RunsCommand ? new CommandDetails(Signal(config.StopSignal), config.ReadyDelaySeconds ?? 0) : null,
+                Command = config.RunsCommand ? new CommandDetails(Signal(config.Get(Settings.StopSignal)), config.ReadyDelaySeconds ?? 0) : null,
             };
         }
         catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception or InvalidOperationException)
@@ -49,7 +49,7 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
         var environment = new Dictionary<string, string>();
         foreach (DictionaryEntry e in Environment.GetEnvironmentVariables()) environment[(string)e.Key] = (string?)e.Value ?? "";
         SocketActivation.RemoveFromWorkerEnvironment(environment); // systemd: LISTEN_*, NOTIFY_SOCKET are the master's
-        foreach (var pair in config.RawEnv) environment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
+        foreach (var pair in config.Get(Settings.RawEnv)) environment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
         environment[WorkerProcess.EnvMasterPid] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
         environment[WorkerProcess.EnvWorkerIndex] = index.ToString(CultureInfo.InvariantCulture);
         environment[WorkerProcess.EnvGeneration] = generation.ToString(CultureInfo.InvariantCulture);
@@ -114,16 +114,16 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
             environment[SocketActivation.EnvListenFds] = listeners.Count.ToString(CultureInfo.InvariantCulture);
             environment[SocketActivation.EnvListenFdNames] = string.Join(":", FdNames(config, listeners));
             environment[SystemdNotifier.EnvNotifySocket] = notify.Address;
-            if (config.Timeout > 0) environment[SystemdNotifier.EnvWatchdogUsec] = (config.Timeout * 1_000_000L).ToString(CultureInfo.InvariantCulture);
-            environment[EnvBacklog] = config.Backlog.ToString(CultureInfo.InvariantCulture);
-            environment[EnvGracefulTimeout] = config.GracefulTimeout.ToString(CultureInfo.InvariantCulture);
+            if (config.Get(Settings.Timeout) > 0) environment[SystemdNotifier.EnvWatchdogUsec] = (config.Get(Settings.Timeout) * 1_000_000L).ToString(CultureInfo.InvariantCulture);
+            environment[EnvBacklog] = config.Get(Settings.Backlog).ToString(CultureInfo.InvariantCulture);
+            environment[EnvGracefulTimeout] = config.Get(Settings.GracefulTimeout).ToString(CultureInfo.InvariantCulture);
             environment.Remove("ENV"); // read by an interactive sh only, but never let it run code before the program
             environment.Remove("BASH_ENV");
 
-            string script = config.Timeout > 0 ? "export LISTEN_PID=$$ WATCHDOG_PID=$$; exec \"$@\"" : "export LISTEN_PID=$$; exec \"$@\"";
+            string script = config.Get(Settings.Timeout) > 0 ? "export LISTEN_PID=$$ WATCHDOG_PID=$$; exec \"$@\"" : "export LISTEN_PID=$$; exec \"$@\"";
             var argv = new List<string> { "sh", "-c", script, "prefork-worker" }; // "prefork-worker" is $0: sh names itself so in its errors
             argv.AddRange(IdentityChange(config));
-            argv.AddRange(config.Command);
+            argv.AddRange(config.Get(Settings.Command));
             int pid = Interop.Spawn.Start("/bin/sh", argv, environment.Select(e => $"{e.Key}={e.Value}").ToList(), WorkingDirectory(config), fds);
             return (pid, null, readFd);
         }
@@ -141,11 +141,14 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
 
     /// <summary>Where a command worker runs: `chdir`, else the config file's folder (so relative paths in `command` work from there).</summary>
     public static string WorkingDirectory(GatewayConfig config) =>
-        config.Chdir.Length > 0 ? Path.GetFullPath(config.Chdir, config.BaseDirectory) : config.BaseDirectory;
+        config.Get(Settings.Chdir) is { Length: > 0 } chdir ? Path.GetFullPath(chdir, config.BaseDirectory) : config.BaseDirectory;
 
     /// <summary>LISTEN_FDNAMES: listen_fdnames in order, then each remaining socket named after its address.</summary>
-    public static IEnumerable<string> FdNames(GatewayConfig config, IReadOnlyList<Listener> listeners) =>
-        listeners.Select((l, i) => i < config.ListenFdNames.Count ? config.ListenFdNames[i] : FdNameOf(l.Address.Text));
+    public static IEnumerable<string> FdNames(GatewayConfig config, IReadOnlyList<Listener> listeners)
+    {
+        var names = config.Get(Settings.ListenFdNames);
+        return listeners.Select((l, i) => i < names.Count ? names[i] : FdNameOf(l.Address.Text));
+    }
 
     /// <summary>A bind address as a valid fd name: ':' (the separator) made '_', other bytes kept if printable.</summary>
     public static string FdNameOf(string address)
@@ -157,19 +160,20 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
     /// <summary>`user`/`group` for a program we cannot ask to drop privileges itself: setpriv(1) does it, then execs it.</summary>
     private static IEnumerable<string> IdentityChange(GatewayConfig config)
     {
-        if (config.User.Length == 0 && config.Group.Length == 0) return [];
+        var (user, group) = (config.Get(Settings.User), config.Get(Settings.Group));
+        if (user.Length == 0 && group.Length == 0) return [];
         var args = new List<string> { "setpriv" };
-        if (config.User.Length > 0)
+        if (user.Length > 0)
         {
-            var pw = uint.TryParse(config.User, out var uid) ? Syscall.getpwuid(uid) : Syscall.getpwnam(config.User);
-            if (pw is null && !uint.TryParse(config.User, out _)) throw new IOException($"user = \"{config.User}\": no such user");
+            var pw = uint.TryParse(user, out var uid) ? Syscall.getpwuid(uid) : Syscall.getpwnam(user);
+            if (pw is null && !uint.TryParse(user, out _)) throw new IOException($"user = \"{user}\": no such user");
             args.Add($"--reuid={pw?.pw_uid ?? uid}");
-            if (config.Group.Length == 0) args.Add($"--regid={pw?.pw_gid ?? Syscall.getgid()}");
+            if (group.Length == 0) args.Add($"--regid={pw?.pw_gid ?? Syscall.getgid()}");
         }
-        if (config.Group.Length > 0)
+        if (group.Length > 0)
         {
-            var gr = uint.TryParse(config.Group, out var gid) ? null : Syscall.getgrnam(config.Group);
-            if (gr is null && !uint.TryParse(config.Group, out _)) throw new IOException($"group = \"{config.Group}\": no such group");
+            var gr = uint.TryParse(group, out var gid) ? null : Syscall.getgrnam(group);
+            if (gr is null && !uint.TryParse(group, out _)) throw new IOException($"group = \"{group}\": no such group");
             args.Add($"--regid={gr?.gr_gid ?? gid}");
         }
         args.Add("--clear-groups"); // as the gateway workers do: no supplementary groups of the master's

@@ -13,7 +13,7 @@ public static class AppLoader
 {
     public static IGatewayApplication Load(GatewayConfig config)
     {
-        var spec = config.App;
+        var spec = config.Get(Settings.App);
         int colon = spec.LastIndexOf(':');
         if (colon <= 0 || colon == spec.Length - 1)
             throw new AppLoadException($"app = \"{spec}\": expected ASSEMBLY:TYPE, e.g. \"MyApp:MyApp.Application\" or \"bin/MyApp.dll:MyApp.Application\"");
@@ -52,7 +52,7 @@ public static class AppLoader
             var full = Path.GetFullPath(name, config.BaseDirectory);
             return File.Exists(full) ? full : throw new AppLoadException($"app assembly {full} does not exist");
         }
-        var folders = config.AppPath.Select(p => Path.GetFullPath(p, config.BaseDirectory))
+        var folders = config.Get(Settings.AppPath).Select(p => Path.GetFullPath(p, config.BaseDirectory))
             .Append(config.BaseDirectory).Append(AppContext.BaseDirectory).ToList();
         foreach (var folder in folders)
         {

@@ -56,7 +56,7 @@ public static class WorkerProcess
         var info = new WorkerInfo(EnvInt(EnvWorkerIndex), Environment.ProcessId, masterPid, EnvInt(EnvGeneration));
         var config = ConfigHandOff.Read(Environment.GetEnvironmentVariable(EnvConfig));
         Logging.Logging.Configure(config, $"worker {info.Index}");
-        Libc.SetProcessName($"{config.ProcName}-w{info.Index}");
+        Libc.SetProcessName($"{config.Get(Settings.ProcName)}-w{info.Index}");
         DropPrivileges(config);
         var app = AppLoader.Load(config);
 
@@ -64,11 +64,11 @@ public static class WorkerProcess
             .Select(fd => new Socket(new SafeSocketHandle(int.Parse(fd, CultureInfo.InvariantCulture), ownsHandle: true)) { Blocking = false })
             .ToList();
         var engine = CreateEngine(config);
-        using var accessLog = config.AccessLog.Length > 0 ? new AccessLog(config) : null;
+        using var accessLog = config.Get(Settings.AccessLog).Length > 0 ? new AccessLog(config) : null;
         var context = new WorkerContext
         {
             Config = config, App = app, Info = info, Limits = HttpLimits.From(config),
-            ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = engine is ThreadWorker && config.Threads > 1,
+            ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = engine is ThreadWorker && config.Get(Settings.Threads) > 1,
         };
         using var wake = new WakeUp();
         using var signals = TrapSignals(context, wake, accessLog, config);
@@ -88,7 +88,7 @@ public static class WorkerProcess
         // (accept failing with EMFILE) would throw from it and kill the worker.
         _ = System.Diagnostics.Activity.Current;
         channel.ReportReady();
-        Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, engine.Describe(config), config.App);
+        Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, engine.Describe(config), config.Get(Settings.App));
         if (BodyBuffer.CheckDirectory(config.WorkerTmpDir) is { } tmpDirError)
             Log.Error("worker_tmp_dir is unusable ({Reason}): request bodies over {Limit} bytes will get 500", tmpDirError, BodyBuffer.MemoryLimit);
         var heartbeat = new Thread(() => Heartbeat(context, channel, masterPid)) { IsBackground = true, Name = "heartbeat" };
@@ -107,19 +107,20 @@ public static class WorkerProcess
     /// <summary>`user`/`group`: workers give up the master's identity before they load any application code.</summary>
     private static void DropPrivileges(GatewayConfig config)
     {
-        if (config.User.Length == 0 && config.Group.Length == 0) return;
+        var (user, group) = (config.Get(Settings.User), config.Get(Settings.Group));
+        if (user.Length == 0 && group.Length == 0) return;
         uint uid = Syscall.getuid(), gid = Syscall.getgid();
-        if (config.User.Length > 0)
+        if (user.Length > 0)
         {
-            var pw = uint.TryParse(config.User, out var n) ? Syscall.getpwuid(n) : Syscall.getpwnam(config.User);
-            if (pw is null && !uint.TryParse(config.User, out _)) throw new UnauthorizedAccessException($"user = \"{config.User}\": no such user");
+            var pw = uint.TryParse(user, out var n) ? Syscall.getpwuid(n) : Syscall.getpwnam(user);
+            if (pw is null && !uint.TryParse(user, out _)) throw new UnauthorizedAccessException($"user = \"{user}\": no such user");
             uid = pw?.pw_uid ?? n;
             gid = pw?.pw_gid ?? gid;
         }
-        if (config.Group.Length > 0)
+        if (group.Length > 0)
         {
-            var gr = uint.TryParse(config.Group, out var n) ? null : Syscall.getgrnam(config.Group);
-            if (gr is null && !uint.TryParse(config.Group, out _)) throw new UnauthorizedAccessException($"group = \"{config.Group}\": no such group");
+            var gr = uint.TryParse(group, out var n) ? null : Syscall.getgrnam(group);
+            if (gr is null && !uint.TryParse(group, out _)) throw new UnauthorizedAccessException($"group = \"{group}\": no such group");
             gid = gr?.gr_gid ?? n;
         }
         // Order matters: supplementary groups and gid while still privileged, uid last.
@@ -128,10 +129,10 @@ public static class WorkerProcess
         Log.Information("Running as uid {Uid}, gid {Gid}", uid, gid);
     }
 
-    private static IWorkerEngine CreateEngine(GatewayConfig config) => config.WorkerClass switch
+    private static IWorkerEngine CreateEngine(GatewayConfig config) => config.Get(Settings.WorkerClass) switch
     {
         // Gunicorn's rule: the sync class with more than one thread is the threaded class.
-        "sync" when config.Threads > 1 => new ThreadWorker(),
+        "sync" when config.Get(Settings.Threads) > 1 => new ThreadWorker(),
         "sync" => new SyncWorker(),
         "threads" => new ThreadWorker(),
         "epoll" => new EpollWorker(),

@@ -19,13 +19,13 @@ public sealed class ConfigLoaderTests
     public void Defaults_are_Gunicorns_where_Gunicorn_has_one_except_the_worker_class()
     {
         var c = ConfigLoader.Load(null);
-        Assert.Equal(["127.0.0.1:8000"], c.Bind);
-        Assert.Equal(1, c.Workers);
-        Assert.Equal("threads", c.WorkerClass); // ours, chosen from the bench (Gunicorn's is sync)
-        Assert.Equal(30, c.Timeout);
-        Assert.Equal(30, c.GracefulTimeout);
-        Assert.Equal(2, c.Keepalive);
-        Assert.Equal(2048, c.Backlog);
+        Assert.Equal(["127.0.0.1:8000"], c.Get(Settings.Bind));
+        Assert.Equal(1, c.Get(Settings.Workers));
+        Assert.Equal("threads", c.Get(Settings.WorkerClass)); // ours, chosen from the bench (Gunicorn's is sync)
+        Assert.Equal(30, c.Get(Settings.Timeout));
+        Assert.Equal(30, c.Get(Settings.GracefulTimeout));
+        Assert.Equal(2, c.Get(Settings.Keepalive));
+        Assert.Equal(2048, c.Get(Settings.Backlog));
         Assert.Equal(8190, c.LimitRequestLine);
         Assert.Equal(100, c.LimitRequestFields);
         Assert.Equal(8190, c.LimitRequestFieldSize);
@@ -35,10 +35,10 @@ public sealed class ConfigLoaderTests
     public void File_values_then_flags_win()
     {
         var c = FromToml("workers = 3\nbind = \"0.0.0.0:9000\"\n", ("workers", "5"));
-        Assert.Equal(5, c.Workers);
-        Assert.Equal(["0.0.0.0:9000"], c.Bind); // a single string is a one-element list
+        Assert.Equal(5, c.Get(Settings.Workers));
+        Assert.Equal(["0.0.0.0:9000"], c.Get(Settings.Bind)); // a single string is a one-element list
         var d = FromToml("bind = [\"a:1\"]\n", ("bind", "127.0.0.1:1"), ("bind", "unix:/tmp/s"));
-        Assert.Equal(["127.0.0.1:1", "unix:/tmp/s"], d.Bind);
+        Assert.Equal(["127.0.0.1:1", "unix:/tmp/s"], d.Get(Settings.Bind));
     }
 
     [Theory]

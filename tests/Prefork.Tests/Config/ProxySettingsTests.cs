@@ -9,9 +9,9 @@ public sealed class ProxySettingsTests
     public void Defaults_are_Gunicorns()
     {
         var config = ConfigLoader.Parse(null, null);
-        Assert.Equal(["127.0.0.1", "::1"], config.ForwardedAllowIps);
-        Assert.Equal(["127.0.0.1", "::1"], config.ProxyAllowIps);
-        Assert.False(config.ProxyProtocol);
+        Assert.Equal(["127.0.0.1", "::1"], config.Get(Settings.ForwardedAllowIps));
+        Assert.Equal(["127.0.0.1", "::1"], config.Get(Settings.ProxyAllowIps));
+        Assert.False(config.Get(Settings.ProxyProtocol));
         Assert.Equal(
             [new("X-FORWARDED-PROTOCOL", "ssl"), new("X-FORWARDED-PROTO", "https"), new("X-FORWARDED-SSL", "on")],
             config.SecureSchemeHeaders);
@@ -29,10 +29,10 @@ public sealed class ProxySettingsTests
             proxy_protocol = true
             proxy_allow_ips = "10.1.2.3"
             """, null);
-        Assert.Equal(["10.0.0.0/8", "fd00::/8", "192.0.2.7", "*"], config.ForwardedAllowIps);
+        Assert.Equal(["10.0.0.0/8", "fd00::/8", "192.0.2.7", "*"], config.Get(Settings.ForwardedAllowIps));
         Assert.Equal([new("X-Scheme", "https"), new("Front-End-Https", "on")], config.SecureSchemeHeaders);
-        Assert.True(config.ProxyProtocol);
-        Assert.Equal(["10.1.2.3"], config.ProxyAllowIps);
+        Assert.True(config.Get(Settings.ProxyProtocol));
+        Assert.Equal(["10.1.2.3"], config.Get(Settings.ProxyAllowIps));
         Assert.Empty(ConfigLoader.Parse("secure_scheme_headers = []", null).SecureSchemeHeaders);
     }
 

@@ -41,7 +41,7 @@ public static class ParserReplay
 
         try
         {
-            if (config.ProxyProtocol)
+            if (config.Get(Settings.ProxyProtocol))
             {
                 while (true)
                 {

@@ -23,7 +23,7 @@ public sealed class ConnectionTests : IDisposable
         Assert.Equal(0, Syscall.socketpair(UnixAddressFamily.AF_UNIX, UnixSocketType.SOCK_STREAM, 0, out int server, out _client));
         Assert.Equal(0, Syscall.fcntl(server, FcntlCommand.F_SETFL, (int)OpenFlags.O_NONBLOCK)); // as accept4 hands it over
         var config = ConfigLoader.Parse(null, null);
-        _connection = new Connection(config, HttpLimits.From(config), CancellationToken.None, new BlockingTransport(config.Timeout));
+        _connection = new Connection(config, HttpLimits.From(config), CancellationToken.None, new BlockingTransport(config.Get(Settings.Timeout)));
         _connection.Open(server);
     }
 

@@ -92,10 +92,10 @@ public sealed class FuzzTests(ITestOutputHelper output)
                 {
                     var (server, config) = servers[rng.Next(4) == 0 ? 1 : 0];
                     var input = RequestFuzzer.Next(rng);
-                    if (config.ProxyProtocol && rng.Next(10) < 7) input = [.. RequestFuzzer.ProxyHeader(rng), .. input];
+                    if (config.Get(Settings.ProxyProtocol) && rng.Next(10) < 7) input = [.. RequestFuzzer.ProxyHeader(rng), .. input];
                     var expected = ParserReplay.Run(input, config, byteByByte: false);
                     var seen = ServerReplay.Run(server.Port, input, out var problem);
-                    string context = $"{workerClass}{(config.ProxyProtocol ? " behind PROXY" : "")}, seed {seed}, exchange {exchanges}: {ServerReplay.Escape(input)}";
+                    string context = $"{workerClass}{(config.Get(Settings.ProxyProtocol) ? " behind PROXY" : "")}, seed {seed}, exchange {exchanges}: {ServerReplay.Escape(input)}";
                     Assert.True(problem is null, $"{context}\nmalformed answer: {problem}");
                     Assert.True(seen.SameAs(expected), $"{context}\nthe server gave {seen}\nthe parser decided {expected}");
                     exchanges++;

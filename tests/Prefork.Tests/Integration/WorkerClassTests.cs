@@ -8,7 +8,7 @@ namespace Prefork.Tests.Integration;
 public sealed class WorkerClassTests
 {
     /// <summary>Every worker_class the settings allow.</summary>
-    public static TheoryData<string> Classes => new(Settings.Find("worker_class")!.Choices!);
+    public static TheoryData<string> Classes => new(Settings.WorkerClass.Choices!);
 
     /// <summary>One worker of the class (threads with a pool of 4: sync with threads > 1 would be threads too), plus extra TOML.</summary>
     internal static PreforkServer Start(string workerClass, string toml = "", int workers = 1) =>

@@ -26,7 +26,7 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
     private readonly Stack<Exchange> _spareExchanges = new();
     private EventLoopContext _loop = null!;
 
-    public override string Describe(GatewayConfig config) => $"epoll ({config.WorkerConnections} connections)";
+    public override string Describe(GatewayConfig config) => $"epoll ({config.Get(Settings.WorkerConnections)} connections)";
 
     protected override Exchange Exchange => _exchange;
 

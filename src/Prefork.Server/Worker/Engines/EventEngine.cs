@@ -57,8 +57,8 @@ internal abstract class EventEngine : IWorkerEngine
     {
         Context = context;
         _wake = wake;
-        _ioTimeoutMs = context.Config.Timeout > 0 ? context.Config.Timeout * 1000 : 0;
-        Table = new ConnectionTable(context.Config.WorkerConnections, () => new Connection(context.Config, context.Limits, context.Stopping.Token, _threaded ? new BlockingTransport(context.Config.Timeout) : new QueuedTransport()));
+        _ioTimeoutMs = context.Config.Get(Settings.Timeout) is > 0 and var timeout ? timeout * 1000 : 0;
+        Table = new ConnectionTable(context.Config.Get(Settings.WorkerConnections), () => new Connection(context.Config, context.Limits, context.Stopping.Token, _threaded ? new BlockingTransport(context.Config.Get(Settings.Timeout)) : new QueuedTransport()));
         _registrations = new Registration[Table.Capacity];
         using var epoll = Epoll = new Epoll(_threaded ? 1 : 1024);
         Listeners = new ListenerSet(listeners, Epoll, FirstListenerToken);

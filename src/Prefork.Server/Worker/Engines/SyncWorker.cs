@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Serilog;
 using Prefork.Interop;
+using Prefork.Config;
 using Prefork.Connections;
 
 namespace Prefork.Worker;
@@ -31,7 +32,7 @@ public sealed unsafe class SyncWorker : IWorkerEngine
         _fds[1] = new Native.PollFd { Fd = wake.ReadFd, Events = Native.POLLIN };
         for (int i = 0; i < _listeners.Length; i++) _fds[2 + i] = new Native.PollFd { Fd = _listeners[i].Fd, Events = Native.POLLIN };
         var exchange = new Exchange(context);
-        var connection = new Connection(context.Config, context.Limits, context.Stopping.Token, new BlockingTransport(context.Config.Timeout));
+        var connection = new Connection(context.Config, context.Limits, context.Stopping.Token, new BlockingTransport(context.Config.Get(Settings.Timeout)));
 
         while (!context.IsStopping)
         {

@@ -23,13 +23,13 @@ internal sealed class ThreadWorker() : EventEngine(threaded: true, acceptBatch: 
     [ThreadStatic] private static Exchange? t_exchange;
     private volatile bool _finished;
 
-    public override string Describe(GatewayConfig config) => $"threads ({config.Threads} threads, {config.WorkerConnections} connections)";
+    public override string Describe(GatewayConfig config) => $"threads ({config.Get(Settings.Threads)} threads, {config.Get(Settings.WorkerConnections)} connections)";
 
     protected override Exchange Exchange => t_exchange!;
 
     protected override void Loop()
     {
-        var threads = Enumerable.Range(0, Context.Config.Threads)
+        var threads = Enumerable.Range(0, Context.Config.Get(Settings.Threads))
             .Select(i => new Thread(ServeEvents) { Name = $"worker thread {i}", IsBackground = true })
             .ToList();
         threads.ForEach(t => t.Start());
