@@ -52,18 +52,23 @@ public sealed class MasterLink(PreforkEnvironment prefork, RequestTracker tracke
         } while (!_stopped.Wait(Interval));
     }
 
-    /// <summary>`WATCHDOG=1` (when the master watches) and the PREFORK_* fields: requests so far, the oldest one in flight.</summary>
-    public string HeartbeatMessage()
+    /// <summary>This worker's heartbeat now: see <see cref="Format"/>.</summary>
+    public string HeartbeatMessage() => Format(prefork.Watchdog is not null, tracker.Served, tracker.Oldest());
+
+    /// <summary>
+    /// A heartbeat datagram: `WATCHDOG=1` (when the master watches), the requests served so far and the
+    /// oldest request in flight (its age in ms, method and path; -1 and neither when idle).
+    /// </summary>
+    public static string Format(bool watchdog, long served, (long BusyMs, string Method, string Path) oldest)
     {
-        var (busyMs, method, path) = tracker.Oldest();
         var message = new StringBuilder();
-        if (prefork.Watchdog is not null) message.Append("WATCHDOG=1\n");
-        message.Append("PREFORK_REQUESTS=").Append(tracker.Served).Append('\n');
-        message.Append("PREFORK_BUSY_MS=").Append(busyMs);
-        if (busyMs >= 0)
+        if (watchdog) message.Append("WATCHDOG=1\n");
+        message.Append("PREFORK_REQUESTS=").Append(served).Append('\n');
+        message.Append("PREFORK_BUSY_MS=").Append(oldest.BusyMs < 0 ? -1 : oldest.BusyMs);
+        if (oldest.BusyMs >= 0)
         {
-            message.Append("\nPREFORK_METHOD=").Append(OneLine(method, MaxMethodLength));
-            message.Append("\nPREFORK_PATH=").Append(OneLine(path, MaxPathLength));
+            message.Append("\nPREFORK_METHOD=").Append(OneLine(oldest.Method, MaxMethodLength));
+            message.Append("\nPREFORK_PATH=").Append(OneLine(oldest.Path, MaxPathLength));
         }
         return message.ToString();
     }
