@@ -3,12 +3,13 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace Prefork.AspNetCore;
 
 public static class PreforkWebHostBuilderExtensions
 {
-    /// <summary>Set once UsePrefork has configured a builder (by the app or by the hosting startup): it runs once.</summary>
+    /// <summary>Set once UsePrefork has configured a builder (by the app or by <see cref="PreforkHostingStartup"/>): it runs once.</summary>
     internal const string AppliedKey = "Prefork:Applied";
 
     /// <summary>
@@ -22,27 +23,45 @@ public static class PreforkWebHostBuilderExtensions
     /// <param name="configure">Applied to each inherited listener, e.g. <c>o => o.UseHttps(cert)</c>.</param>
     public static IWebHostBuilder UsePrefork(this IWebHostBuilder builder, Action<ListenOptions>? configure = null)
     {
-        if (builder.GetSetting(AppliedKey) == "true") return builder;
         var prefork = PreforkEnvironment.Read();
         if (prefork is null) return builder;
+        // A second call (the app's own, after the hosting startup's) only adds its listener configuration.
+        if (configure is not null) builder.ConfigureServices(services => services.AddSingleton(new ListenerConfiguration(configure)));
+        if (builder.GetSetting(AppliedKey) == "true") return builder;
         builder.UseSetting(AppliedKey, "true");
 
         foreach (var (fd, _) in prefork.Listeners) NativeMethods.CloseOnExec(fd);
-        // Only the inherited sockets: endpoints given in code make Kestrel ignore ASPNETCORE_URLS, --urls
-        // and HTTP_PORTS (it logs a warning naming them), so no worker binds a port of its own.
-        builder.ConfigureKestrel(kestrel =>
-        {
-            foreach (var (fd, _) in prefork.Listeners) kestrel.ListenHandle((ulong)fd, listen => configure?.Invoke(listen));
-        });
         return builder.ConfigureServices(services =>
         {
+            services.AddSingleton(prefork);
+            services.AddSingleton<IPostConfigureOptions<KestrelServerOptions>, InheritedListeners>();
             // Kestrel calls listen() again on each socket: with the master's backlog, not its own 512.
             services.Configure<SocketTransportOptions>(o => o.Backlog = prefork.Backlog);
             if (prefork.GracefulTimeout is { } graceful) services.Configure<HostOptions>(o => o.ShutdownTimeout = graceful);
-            services.AddSingleton(prefork);
             services.AddSingleton<RequestTracker>();
             services.AddSingleton<IStartupFilter, RequestTrackingStartupFilter>();
             services.AddHostedService<MasterLink>();
         });
+    }
+
+    /// <summary>What an app asked of each inherited listener (TLS, protocols…).</summary>
+    internal sealed record ListenerConfiguration(Action<ListenOptions> Configure);
+
+    /// <summary>
+    /// Kestrel on the inherited sockets only: endpoints given in code make Kestrel ignore ASPNETCORE_URLS,
+    /// --urls and HTTP_PORTS (it logs a warning naming them), so no worker binds a port of its own.
+    /// A post-configuration: it runs after Kestrel's own setup (which UseHttps needs), whichever was registered first.
+    /// </summary>
+    internal sealed class InheritedListeners(PreforkEnvironment prefork, IEnumerable<ListenerConfiguration> configurations)
+        : IPostConfigureOptions<KestrelServerOptions>
+    {
+        public void PostConfigure(string? name, KestrelServerOptions kestrel)
+        {
+            foreach (var (fd, _) in prefork.Listeners)
+                kestrel.ListenHandle((ulong)fd, listen =>
+                {
+                    foreach (var configuration in configurations) configuration.Configure(listen);
+                });
+        }
     }
 }

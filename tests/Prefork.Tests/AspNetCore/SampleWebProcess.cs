@@ -6,7 +6,7 @@ using Prefork.Tests.Support;
 namespace Prefork.Tests.AspNetCore;
 
 /// <summary>
-/// src/Prefork.SampleWeb (built beside the tests) run as a process: either the way the Prefork master
+/// src/Prefork.SampleWeb (built beside the tests), or another ASP.NET Core app, run as a process: either the way the Prefork master
 /// runs a command worker, under Debian's systemd-socket-activate (which binds, then execs the app on the
 /// first connection with LISTEN_FDS/LISTEN_PID set; the test process is its parent, so it plays the
 /// master: PREFORK_MASTER_PID is the test's pid), or on its own with --urls. Disposing stops it by pid.
@@ -40,7 +40,7 @@ public sealed class SampleWebProcess : IDisposable
     /// the first connection: call <see cref="Get"/> (or <see cref="WaitUntilServing"/>).
     /// </summary>
     public static SampleWebProcess UnderPrefork(NotifySocket? notify, IReadOnlyDictionary<string, string>? environment = null,
-        string? unixSocket = null, int? masterPid = null)
+        string? unixSocket = null, int? masterPid = null, string? dll = null)
     {
         int port = PreforkServer.FreePort();
         var variables = new Dictionary<string, string>
@@ -66,18 +66,18 @@ public sealed class SampleWebProcess : IDisposable
         psi.ArgumentList.Add(unixSocket is null ? "--fdname=http" : "--fdname=http:local");
         foreach (var (k, v) in variables) psi.ArgumentList.Add($"-E{k}={v}");
         psi.ArgumentList.Add(DotnetHost);
-        psi.ArgumentList.Add(Dll);
+        psi.ArgumentList.Add(dll ?? Dll);
         var process = new SampleWebProcess(Process.Start(psi)!, port);
         process._output.WaitFor($"Listening on 127.0.0.1:{port} as 3", Bound); // bound: connections queue from now on
         return process;
     }
 
     /// <summary>The sample on its own: `dotnet Prefork.SampleWeb.dll --urls http://127.0.0.1:PORT`, with <paramref name="environment"/> added.</summary>
-    public static SampleWebProcess Standalone(IReadOnlyDictionary<string, string>? environment = null)
+    public static SampleWebProcess Standalone(IReadOnlyDictionary<string, string>? environment = null, string? dll = null)
     {
         int port = PreforkServer.FreePort();
         var psi = Redirected(DotnetHost);
-        psi.ArgumentList.Add(Dll);
+        psi.ArgumentList.Add(dll ?? Dll);
         psi.ArgumentList.Add("--urls");
         psi.ArgumentList.Add($"http://127.0.0.1:{port}");
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
