@@ -72,6 +72,25 @@ public sealed class SampleWebProcess : IDisposable
         return process;
     }
 
+    /// <summary>
+    /// The sample as one of several workers of a listening socket the test owns (as the master does):
+    /// bash puts it at fd 3, sets LISTEN_PID to its own pid and execs the app. The socket must be
+    /// inheritable while this runs (see <see cref="SharedSocketTests"/>).
+    /// </summary>
+    public static SampleWebProcess OnSharedSocket(Socket listener, int index, int port)
+    {
+        int fd = (int)listener.Handle;
+        var psi = Redirected("bash");
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add($"exec 3<&{fd} {fd}<&-; export LISTEN_PID=$$; exec \"$0\" \"$1\"");
+        psi.ArgumentList.Add(DotnetHost);
+        psi.ArgumentList.Add(Dll);
+        psi.Environment["LISTEN_FDS"] = "1";
+        psi.Environment["PREFORK_MASTER_PID"] = Environment.ProcessId.ToString();
+        psi.Environment["PREFORK_WORKER_INDEX"] = index.ToString();
+        return new SampleWebProcess(Process.Start(psi)!, port);
+    }
+
     /// <summary>The sample on its own: `dotnet Prefork.SampleWeb.dll --urls http://127.0.0.1:PORT`, with <paramref name="environment"/> added.</summary>
     public static SampleWebProcess Standalone(IReadOnlyDictionary<string, string>? environment = null, string? dll = null)
     {
