@@ -22,6 +22,13 @@ public static class CommandLine
         for (int i = 0; i < args.Length; i++)
         {
             var arg = args[i];
+            if (arg == "--")
+            {
+                // prefork [OPTIONS] -- PROGRAM ARGS...: everything after is the command workers run (the `command` setting).
+                if (i + 1 >= args.Length) return Fail("-- needs a program to run as the workers: prefork [OPTIONS] -- PROGRAM [ARGS...]");
+                overrides.AddRange(args[(i + 1)..].Select(a => new KeyValuePair<string, string>("command", a)));
+                break;
+            }
             string? inlineValue = null;
             if (arg.StartsWith("--") && arg.Contains('='))
             {
@@ -73,6 +80,12 @@ public static class CommandLine
             Console.Write(config.ToToml());
             return 0;
         }
+        if (check && config.RunsCommand)
+        {
+            if (CommandCheck.Problem(config) is { } problem) return Fail("the configuration is valid but " + problem);
+            Console.WriteLine($"{configPath ?? "(defaults)"}: configuration OK, command {config.Command[0]} found");
+            return 0;
+        }
         if (check)
         {
             try
@@ -116,7 +129,7 @@ public static class CommandLine
         foreach (var s in Settings.All)
         {
             var flag = (s.ShortFlag is null ? "" : $"`{s.ShortFlag}`, ") + $"`{Settings.LongFlag(s)}`";
-            sb.AppendLine($"| `{s.Key}` | {flag} | `{s.DefaultAsToml.Replace("|", "\\|")}` | {s.Allowed} | {s.Doc.Replace("|", "\\|")}{(s.Reloadable ? "" : " *Not changed by HUP: next start or USR2.*")} |");
+            sb.AppendLine($"| `{s.Key}` | {flag} | `{s.DefaultAsToml.Replace("|", "\\|")}` | {s.Allowed} | {s.Doc.Replace("|", "\\|")}{(s.AppliesNote.Length > 0 ? " *" + s.AppliesNote + "*" : "")}{(s.Reloadable ? "" : " *Not changed by HUP: next start or USR2.*")} |");
         }
         return sb.ToString();
     }

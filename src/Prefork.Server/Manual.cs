@@ -21,7 +21,7 @@ public static class Manual
     private static readonly Dictionary<string, string> SectionTitles = new()
     {
         ["socket"] = "Server socket", ["worker"] = "Workers", ["limits"] = "Request limits",
-        ["process"] = "Process", ["logging"] = "Logging",
+        ["process"] = "Process", ["logging"] = "Logging", ["command"] = "Command workers (any program)",
     };
 
     private static IEnumerable<Section> Sections()
@@ -29,6 +29,7 @@ public static class Manual
         yield return new("NAME", [new Para("prefork - pre-fork process supervisor and HTTP/1.1 server for .NET")]);
         yield return new("SYNOPSIS", [
             new Para("prefork [-c FILE] [OPTIONS] [SETTING FLAGS]"),
+            new Para("prefork [-c FILE] [OPTIONS] -- PROGRAM [ARGS...]"),
             new Para("prefork --check-config [-c FILE]"),
             new Para("prefork --version | --help | --man"),
         ]);
@@ -44,6 +45,11 @@ public static class Manual
             new Para("Under systemd, prefork reports its state over NOTIFY_SOCKET (READY=1 once every worker has booted, " +
                      "RELOADING=1 and READY=1 around each reload, STOPPING=1, a STATUS= line, WATCHDOG=1 pings) and uses " +
                      "sockets passed by socket activation instead of `bind`. See ENVIRONMENT."),
+            new Para("With `command` (or `-- PROGRAM ARGS...` on the command line) the workers are that program instead of " +
+                     "prefork's own HTTP engine: any server that takes its sockets the systemd way (LISTEN_FDS, LISTEN_PID, fds 3, 4, ...) " +
+                     "and, ideally, says READY=1 and WATCHDOG=1 on NOTIFY_SOCKET (an ASP.NET Core app with Prefork.AspNetCore does). " +
+                     "Reload, upgrade, timeouts, recycling and backoff work as for gateway workers; the settings marked " +
+                     "\"Gateway workers only\" then do not apply."),
         ]);
         yield return new("OPTIONS", [
             new Item("-c, --config FILE", "The TOML configuration file. Default: ./gateway.toml if it exists, else built-in defaults. " +
@@ -100,6 +106,7 @@ public static class Manual
         yield return new("EXAMPLES", [
             new Item("prefork -c gateway.toml", "Serve the application named by `app` in gateway.toml."),
             new Item("prefork -b 0.0.0.0:8000 -w 4 -a MyApp.dll:MyApp.Application", "Without a file: a flag sets any setting."),
+            new Item("prefork -w 4 -b 127.0.0.1:8000 -- dotnet MyWeb.dll", "Run an ASP.NET Core app (with builder.WebHost.UsePrefork()) as 4 workers."),
             new Item("prefork --check-config -c /etc/prefork/gateway.toml", "Check a configuration before reloading a running server with it."),
             new Item("kill -HUP \"$(cat /run/prefork/prefork.pid)\"", "Reload gracefully (with pidfile = \"/run/prefork/prefork.pid\"); under systemd: systemctl reload prefork."),
             new Item("systemd-socket-activate -l 127.0.0.1:8000 prefork -c gateway.toml", "Try socket activation without installing a unit."),
@@ -118,7 +125,7 @@ public static class Manual
             foreach (var s in section)
             {
                 var flags = (s.ShortFlag is null ? "" : s.ShortFlag + ", ") + Settings.LongFlag(s) + Placeholder(s);
-                yield return new Item(flags, $"{s.Doc} Key: {s.Key}. Default: {s.DefaultAsToml}. Allowed: {s.Allowed}.{(s.Reloadable ? "" : " Not changed by HUP: takes effect at the next start (or USR2).")}");
+                yield return new Item(flags, $"{s.Doc}{(s.AppliesNote.Length > 0 ? " " + s.AppliesNote : "")} Key: {s.Key}. Default: {s.DefaultAsToml}. Allowed: {s.Allowed}.{(s.Reloadable ? "" : " Not changed by HUP: takes effect at the next start (or USR2).")}");
             }
         }
     }
@@ -201,7 +208,8 @@ public static class Manual
 
     private static string Escape(string text)
     {
-        var escaped = text.Replace("\\", "\\e").Replace("-", "\\-");
+        // groff reads its input as Latin-1: the one non-ASCII character the docs use gets its roff name.
+        var escaped = text.Replace("\\", "\\e").Replace("-", "\\-").Replace("…", "\\&...");
         return escaped.StartsWith('.') || escaped.StartsWith('\'') ? "\\&" + escaped : escaped;
     }
 }

@@ -55,6 +55,8 @@ public static class ConfigLoader
     {
         var config = new GatewayConfig(values, path);
         if (config.Bind.Count == 0) throw new ConfigException("setting 'bind' = [] is not allowed: expected at least one address");
+        if (config.ListenFdNames.Count > config.Bind.Count)
+            throw new ConfigException($"setting 'listen_fdnames' has {config.ListenFdNames.Count} names for {config.Bind.Count} bind addresses: expected at most one name per bind, in bind order");
         return config;
     }
 

@@ -40,6 +40,18 @@ public sealed class GatewayConfig
     public int Keepalive => Int("keepalive");
     public int HeaderTimeout => Int("header_timeout");
     public int WorkerBootTimeout => Int("worker_boot_timeout");
+    /// <summary>The command workers' program and arguments; empty for gateway workers.</summary>
+    public IReadOnlyList<string> Command => (string[])_values["command"];
+    public bool RunsCommand => Command.Count > 0;
+    /// <summary>`ready = "delay:N"`: N seconds; null for notify.</summary>
+    public int? ReadyDelaySeconds => Settings.ReadyDelaySeconds(Str("ready"));
+    public string StopSignal => Str("stop_signal");
+    public string ReadyMode => Str("ready");
+    /// <summary>Settings set away from their default that do not apply to this config's kind of worker (warned about at start).</summary>
+    public IEnumerable<string> InapplicableSettings => Settings.All
+        .Where(s => s.Applies == (RunsCommand ? AppliesTo.Gateway : AppliesTo.Command) && ConfigLoader.FormatToml(_values[s.Key]) != s.DefaultAsToml)
+        .Select(s => s.Key);
+    public IReadOnlyList<string> ListenFdNames => (string[])_values["listen_fdnames"];
     public long MaxRequests => (long)_values["max_requests"];
     public long MaxRequestsJitter => (long)_values["max_requests_jitter"];
     public long MaxWorkerMemoryMiB => (long)_values["max_worker_memory"];
@@ -86,8 +98,10 @@ public sealed class GatewayConfig
     {
         var sb = new System.Text.StringBuilder();
         sb.AppendLine("# Effective Prefork configuration" + (FilePath is null ? "" : $" (from {FilePath})"));
+        var idle = RunsCommand ? AppliesTo.Gateway : AppliesTo.Command;
         foreach (var s in Settings.All)
-            sb.Append(s.Key).Append(" = ").AppendLine(ConfigLoader.FormatToml(_values[s.Key]));
+            sb.Append(s.Key).Append(" = ").Append(ConfigLoader.FormatToml(_values[s.Key]))
+              .AppendLine(s.Applies != idle ? "" : RunsCommand ? "  # does not apply: command is set" : "  # applies to command workers only");
         return sb.ToString();
     }
 }

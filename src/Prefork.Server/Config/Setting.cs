@@ -3,6 +3,9 @@ namespace Prefork.Config;
 /// <summary>The kinds of value a setting takes; each knows how to check a TOML value.</summary>
 public enum SettingType { Integer, Number, Boolean, String, StringList }
 
+/// <summary>Which workers a setting applies to: gateway workers (the built-in HTTP engine), command workers (`command`), or both.</summary>
+public enum AppliesTo { All, Gateway, Command }
+
 /// <summary>
 /// The form a string setting's value (or each item of a list) must have beyond its type: in words
 /// for the docs, and a check that returns what is wrong with a value (null when it is fine).
@@ -29,7 +32,8 @@ public sealed record Setting(
     long Max = long.MaxValue,
     string[]? Choices = null,
     bool Reloadable = true,
-    ValueForm? Form = null)
+    ValueForm? Form = null,
+    AppliesTo Applies = AppliesTo.All)
 {
     /// <summary>What values are allowed, in words, for error messages and the docs.</summary>
     public string Allowed => Type switch
@@ -46,6 +50,14 @@ public sealed record Setting(
         SettingType.StringList when Form is not null => $"a list of {Form.Expected} (or one)",
         SettingType.StringList => "a list of strings (or one string)",
         _ => "?",
+    };
+
+    /// <summary>The note --help, the manual and the README add to the setting's doc.</summary>
+    public string AppliesNote => Applies switch
+    {
+        AppliesTo.Gateway => "Gateway workers only (not with `command`).",
+        AppliesTo.Command => "Command workers only.",
+        _ => "",
     };
 
     /// <summary>The default as TOML would write it.</summary>

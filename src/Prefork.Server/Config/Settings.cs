@@ -15,6 +15,9 @@ public static class Settings
     private static readonly ValueForm OctalModeForm = ValueForm.Of("an octal file mode such as \"0660\"", IsOctalMode);
     private static readonly ValueForm OptionalOctalModeForm = ValueForm.Of("an octal file mode such as \"0027\", or \"\"", v => v.Length == 0 || IsOctalMode(v));
     private static readonly ValueForm EnvPairForm = ValueForm.Of("\"KEY=value\" strings", v => v.IndexOf('=') > 0);
+    private static readonly ValueForm NonEmptyForm = ValueForm.Of("non-empty strings", v => v.Length > 0);
+    private static readonly ValueForm ReadyForm = ValueForm.Of("\"notify\" or \"delay:SECONDS\" (1 to 3600)", v => v == "notify" || ReadyDelaySeconds(v) is not null);
+    private static readonly ValueForm FdNameForm = ValueForm.Of("names of 1 to 255 printable ASCII characters without ':'", IsFdName);
     private static readonly ValueForm PeerForm = ValueForm.Of(
         "IP addresses (\"10.0.0.7\", \"::1\"), CIDR blocks (\"10.0.0.0/8\", \"fd00::/8\") or \"*\"", IpAllowList.IsValidEntry);
     private static readonly ValueForm HeaderPairForm = ValueForm.Of(
@@ -33,18 +36,32 @@ public static class Settings
         new("workers", SettingType.Integer, 1L, "worker", "Number of worker processes. A usual start is 2 x cores + 1 for sync, one per core for threads/epoll.", ShortFlag: "-w", Min: 1, Max: 1024),
         new("worker_class", SettingType.String, "threads", "worker",
             "Concurrency model of each worker: sync (one connection at a time, blocking), threads (a pool of `threads` blocking threads; idle keep-alive connections wait in a poller, not on a thread), epoll (one thread, a non-blocking event loop; asynchronous bodies run on the loop). With sync and threads > 1, threads is used (as Gunicorn switches to gthread).",
-            ShortFlag: "-k", Choices: ["sync", "threads", "epoll"]),
-        new("threads", SettingType.Integer, 1L, "worker", "Threads serving requests in each worker of the threads class (each runs one request at a time). More than 1 with worker_class sync selects threads.", Min: 1, Max: 4096),
-        new("worker_connections", SettingType.Integer, 1000L, "worker", "Most connections one threads or epoll worker holds open; beyond it the worker stops accepting (others may) and answers with Connection: close.", Min: 1, Max: 1000000),
+            ShortFlag: "-k", Choices: ["sync", "threads", "epoll"], Applies: AppliesTo.Gateway),
+        new("threads", SettingType.Integer, 1L, "worker", "Threads serving requests in each worker of the threads class (each runs one request at a time). More than 1 with worker_class sync selects threads.", Min: 1, Max: 4096, Applies: AppliesTo.Gateway),
+        new("worker_connections", SettingType.Integer, 1000L, "worker", "Most connections one threads or epoll worker holds open; beyond it the worker stops accepting (others may) and answers with Connection: close.", Min: 1, Max: 1000000, Applies: AppliesTo.Gateway),
         new("app", SettingType.String, "Prefork.SampleApp:Prefork.SampleApp.SampleApplication", "worker",
             "The application, ASSEMBLY:TYPE. ASSEMBLY is a path to a .dll (relative to the config file) or an assembly name looked up in app_path, the config file's folder and prefork's own folder; TYPE implements IGatewayApplication.",
-            ShortFlag: "-a"),
-        new("app_path", SettingType.StringList, Array.Empty<string>(), "worker", "Extra folders to search for the application's assembly (like Gunicorn's --pythonpath)."),
+            ShortFlag: "-a", Applies: AppliesTo.Gateway),
+        new("app_path", SettingType.StringList, Array.Empty<string>(), "worker", "Extra folders to search for the application's assembly (like Gunicorn's --pythonpath).", Applies: AppliesTo.Gateway),
         new("timeout", SettingType.Integer, 30L, "worker", "Seconds a worker may spend on one request, or stay silent, before the master kills and replaces it. 0 disables.", Min: 0, Max: 86400),
         new("graceful_timeout", SettingType.Integer, 30L, "worker", "Seconds workers get to finish in-flight requests on TERM or reload before they are killed.", Min: 0, Max: 86400),
-        new("keepalive", SettingType.Integer, 2L, "worker", "Seconds an idle keep-alive connection is held open waiting for its next request. 0 closes after every response.", Min: 0, Max: 3600),
-        new("header_timeout", SettingType.Integer, 10L, "worker", "Seconds a client has to send a whole request head, from its first byte (and for the first request, from the connection); a slower one gets 408 and is closed. 0 disables.", Min: 0, Max: 3600),
+        new("keepalive", SettingType.Integer, 2L, "worker", "Seconds an idle keep-alive connection is held open waiting for its next request. 0 closes after every response.", Min: 0, Max: 3600, Applies: AppliesTo.Gateway),
+        new("header_timeout", SettingType.Integer, 10L, "worker", "Seconds a client has to send a whole request head, from its first byte (and for the first request, from the connection); a slower one gets 408 and is closed. 0 disables.", Min: 0, Max: 3600, Applies: AppliesTo.Gateway),
         new("worker_boot_timeout", SettingType.Integer, 60L, "worker", "Seconds a new worker may take to load the application and report ready.", Min: 1, Max: 3600),
+
+        // Command workers: any program that takes its sockets the systemd way runs as the workers instead of the gateway engine.
+        new("command", SettingType.StringList, Array.Empty<string>(), "command",
+            "Run this program as each worker instead of the gateway engine: [PROGRAM, ARG…], or `prefork [OPTIONS] -- PROGRAM ARG…`. It runs in the config file's folder (or chdir), gets the listening sockets at fd 3, 4, … with LISTEN_FDS, LISTEN_PID (its own pid) and LISTEN_FDNAMES, and NOTIFY_SOCKET for sd_notify (READY=1, WATCHDOG=1, STATUS=). Its stdout and stderr go to the error log, line by line. With a command, the gateway-only settings (app, worker_class, threads, limits, access log, proxy…) do not apply.",
+            Form: NonEmptyForm),
+        new("ready", SettingType.String, "notify", "command",
+            "When a command worker counts as ready (and the one it replaces may retire): notify (it sends READY=1 on NOTIFY_SOCKET), or delay:SECONDS (that long after it started, for programs that cannot notify: a guess, so a slow start can take traffic before it serves).",
+            Form: ReadyForm, Applies: AppliesTo.Command),
+        new("stop_signal", SettingType.String, "TERM", "command",
+            "Signal that asks a command worker to stop gracefully (retirement, reload, TERM to the master); KILL follows after graceful_timeout. einhorn's workers expect USR2.",
+            Choices: ["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "WINCH"], Applies: AppliesTo.Command),
+        new("listen_fdnames", SettingType.StringList, Array.Empty<string>(), "command",
+            "Names for the sockets in LISTEN_FDNAMES, one per bind in order (systemd's FileDescriptorName=). A socket without one is named after its bind address, ':' made '_'.",
+            Form: FdNameForm, Applies: AppliesTo.Command),
 
         // Recycling: a worker past one of these is replaced first, then retired, so capacity never dips.
         new("max_requests", SettingType.Integer, 0L, "recycling", "Recycle a worker after this many requests (guards against leaks). 0 disables.", Min: 0),
@@ -53,12 +70,12 @@ public static class Settings
         new("max_worker_age", SettingType.Integer, 0L, "recycling", "Recycle a worker after this many seconds. 0 disables.", Min: 0),
 
         // Limits (Gunicorn's defaults)
-        new("limit_request_line", SettingType.Integer, 8190L, "limits", "Longest request line in bytes; longer gets 414 (RFC 9112 §3 recommends at least 8000). 0 means 8190.", Min: 0, Max: 8190),
-        new("limit_request_fields", SettingType.Integer, 100L, "limits", "Most header fields in a request; more gets 431. 0 means 32768.", Min: 0, Max: 32768),
-        new("limit_request_field_size", SettingType.Integer, 8190L, "limits", "Longest header field line in bytes, counting name, colon, value and the CRLF (as Gunicorn counts); longer gets 431. 0 means 65536.", Min: 0, Max: 65536),
-        new("limit_request_body", SettingType.Integer, 104857600L, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called: up to 64 KiB in memory, the rest into a file in worker_tmp_dir.", Min: 0),
+        new("limit_request_line", SettingType.Integer, 8190L, "limits", "Longest request line in bytes; longer gets 414 (RFC 9112 §3 recommends at least 8000). 0 means 8190.", Min: 0, Max: 8190, Applies: AppliesTo.Gateway),
+        new("limit_request_fields", SettingType.Integer, 100L, "limits", "Most header fields in a request; more gets 431. 0 means 32768.", Min: 0, Max: 32768, Applies: AppliesTo.Gateway),
+        new("limit_request_field_size", SettingType.Integer, 8190L, "limits", "Longest header field line in bytes, counting name, colon, value and the CRLF (as Gunicorn counts); longer gets 431. 0 means 65536.", Min: 0, Max: 65536, Applies: AppliesTo.Gateway),
+        new("limit_request_body", SettingType.Integer, 104857600L, "limits", "Largest request body in bytes; larger gets 413. The body is read before the app is called: up to 64 KiB in memory, the rest into a file in worker_tmp_dir.", Min: 0, Applies: AppliesTo.Gateway),
         new("worker_tmp_dir", SettingType.String, "", "limits",
-            "Directory for request bodies over 64 KiB while they are read (unnamed files, gone when the request ends or the worker dies). Disk use is bounded by worker_connections x limit_request_body per worker. Empty: $TMPDIR, or /tmp. If it is unusable, such requests get 500 (logged); the worker goes on serving."),
+            "Directory for request bodies over 64 KiB while they are read (unnamed files, gone when the request ends or the worker dies). Disk use is bounded by worker_connections x limit_request_body per worker. Empty: $TMPDIR, or /tmp. If it is unusable, such requests get 500 (logged); the worker goes on serving.", Applies: AppliesTo.Gateway),
 
         // Process
         new("pidfile", SettingType.String, "", "process", "File the master writes its pid to (atomically); removed on exit. Empty: none.", Reloadable: false),
@@ -80,22 +97,22 @@ public static class Settings
         // Logging
         new("loglevel", SettingType.String, "info", "logging", "Error log verbosity.", Flag: "--log-level", Choices: ["debug", "info", "warning", "error", "critical"]),
         new("errorlog", SettingType.String, "-", "logging", "Error log: \"-\" for stderr, or a file path (reopened on USR1)."),
-        new("accesslog", SettingType.String, "", "logging", "Access log: empty for none, \"-\" for stdout, or a file path."),
+        new("accesslog", SettingType.String, "", "logging", "Access log: empty for none, \"-\" for stdout, or a file path.", Applies: AppliesTo.Gateway),
         new("access_log_format", SettingType.String, DefaultAccessLogFormat, "logging",
-            "Access log line, Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, b/B bytes, f referer, a user agent, T/M/D duration in s/ms/us, p pid."),
+            "Access log line, Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, b/B bytes, f referer, a user agent, T/M/D duration in s/ms/us, p pid.", Applies: AppliesTo.Gateway),
 
         // Proxies in front of Prefork (load balancers, TLS terminators)
         new("forwarded_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
             "Peers trusted to set X-Forwarded-For, Forwarded and the secure_scheme_headers: IP addresses, CIDR blocks such as \"10.0.0.0/8\", or \"*\" for any peer. Unix-socket peers are always trusted. Only then do REMOTE_ADDR and the URL scheme follow those headers; from other peers the headers reach the app but change nothing.",
-            Form: PeerForm),
+            Form: PeerForm, Applies: AppliesTo.Gateway),
         new("secure_scheme_headers", SettingType.StringList, new[] { "X-FORWARDED-PROTOCOL=ssl", "X-FORWARDED-PROTO=https", "X-FORWARDED-SSL=on" }, "proxy",
             "\"HEADER=value\" pairs by which a trusted proxy says the client used https (another value of the header means http). Headers that contradict each other, or Forwarded's proto, get 400. [] ignores them all.",
-            Form: HeaderPairForm),
+            Form: HeaderPairForm, Applies: AppliesTo.Gateway),
         new("proxy_protocol", SettingType.Boolean, false, "proxy",
-            "Every connection starts with a PROXY protocol header (v1 text or v2 binary, as HAProxy and AWS NLB send); REMOTE_ADDR and REMOTE_PORT come from it. A connection without one gets 400."),
+            "Every connection starts with a PROXY protocol header (v1 text or v2 binary, as HAProxy and AWS NLB send); REMOTE_ADDR and REMOTE_PORT come from it. A connection without one gets 400.", Applies: AppliesTo.Gateway),
         new("proxy_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
             "Peers allowed to send a PROXY protocol header: IP addresses, CIDR blocks, or \"*\". Unix-socket peers are always allowed. Others get 403 when proxy_protocol is on.",
-            Form: PeerForm),
+            Form: PeerForm, Applies: AppliesTo.Gateway),
     ];
 
     private static readonly Dictionary<string, Setting> ByKey = All.ToDictionary(s => s.Key);
@@ -104,6 +121,13 @@ public static class Settings
 
     /// <summary>The long CLI flag of a setting: its own, or --key-with-dashes.</summary>
     public static string LongFlag(Setting s) => s.Flag ?? "--" + s.Key.Replace('_', '-');
+
+    /// <summary>The N of `ready = "delay:N"`, or null for any other value.</summary>
+    public static int? ReadyDelaySeconds(string ready) =>
+        ready.StartsWith("delay:", StringComparison.Ordinal) && int.TryParse(ready.AsSpan(6), System.Globalization.NumberStyles.None, null, out var n) && n is >= 1 and <= 3600 ? n : null;
+
+    /// <summary>What systemd accepts as a file descriptor name (fdname_is_valid).</summary>
+    public static bool IsFdName(string name) => name.Length is >= 1 and <= 255 && name.All(c => c is > ' ' and < '\x7f' && c != ':');
 
     private static bool IsOctalMode(string s) => s.Length is >= 3 and <= 4 && s.All(c => c is >= '0' and <= '7');
 

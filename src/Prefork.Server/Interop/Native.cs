@@ -9,7 +9,8 @@ namespace Prefork.Interop;
 ///  - the worker engines' calls on raw descriptors (epoll, eventfd, accept4, recv/send, poll, read/write,
 ///    shutdown, close, getsockname) and the log files' write: the hot path, where Mono.Unix would add flag/errno translation
 ///    (recv/send MessageFlags), array copies (poll, epoll_wait) or Sockaddr objects (accept4, getsockname);
-///  - what Mono.Unix lacks: eventfd, dup3, prctl, and open with O_TMPFILE (not in its OpenFlags).
+///  - what Mono.Unix lacks: eventfd, dup3, pipe2, fcntl(F_DUPFD_CLOEXEC), prctl, and open with O_TMPFILE (not in its OpenFlags);
+///    posix_spawn for command workers is in <see cref="Spawn"/>.
 /// Every other POSIX call goes through Mono.Unix.Native (Syscall, Stdlib); see Libc for the helpers on it.
 /// Every socket the workers serve is a plain non-blocking fd; nothing goes through .NET's socket
 /// engine, so no hidden thread or event loop runs underneath.
@@ -55,6 +56,9 @@ internal static unsafe partial class Native
     [LibraryImport(Libc, SetLastError = true)] public static partial int getsockname(int fd, byte* addr, int* addrLen);
     [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)] public static partial int open(string path, int flags, int mode);
     [LibraryImport(Libc, SetLastError = true)] public static partial int dup3(int oldFd, int newFd, int flags);
+    [LibraryImport(Libc, SetLastError = true)] public static partial int pipe2(int* fds, int flags);
+    [LibraryImport(Libc, SetLastError = true)] public static partial int fcntl(int fd, int command, int arg);
+    public const int F_DUPFD_CLOEXEC = 1030;
     [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int prctl(int option, string arg2, nint arg3, nint arg4, nint arg5);
 

@@ -36,7 +36,8 @@ public sealed class Arbiter
     private readonly TimeProvider _clock = TimeProvider.System; // monotonic timestamps only (see Monotonic)
     private readonly Supervision _supervision;
     private readonly SpawnBackoff _backoff;
-    private readonly WorkerSpawner _spawner;
+    private WorkerSpawner _spawner = null!;          // once the notify socket is open (Start)
+    private NotifySocket _workerNotify = null!;      // command workers' sd_notify (READY=1, WATCHDOG=1)
 
     private int _generation = 1;
     private int _targetWorkers;
@@ -52,7 +53,6 @@ public sealed class Arbiter
         _targetWorkers = config.Workers;
         _supervision = new Supervision(_clock);
         _backoff = new SpawnBackoff(_clock);
-        _spawner = new WorkerSpawner(_clock);
     }
 
     /// <summary>Runs the master until it is told to stop. Returns the process exit code.</summary>
@@ -69,6 +69,7 @@ public sealed class Arbiter
                 while (_signals.TryDequeue(out var signal))
                     if (HandleSignal(signal) is { } graceful) return Stop(graceful);
                 Reap();
+                AckDelayedWorkers();
                 MurderWorkers();
                 RecycleWorkers();
                 ManageWorkers();
@@ -93,6 +94,8 @@ public sealed class Arbiter
         if (upgrade is null) Hooks.Run(_config, "on_starting", wait: TimeSpan.FromSeconds(30));
         try
         {
+            _workerNotify = NotifySocket.Open(upgrade?.NotifyFd);
+            _spawner = new WorkerSpawner(_clock, _workerNotify);
             if (_config.PidFile.Length > 0)
             {
                 _pidFile = new PidFile(Path.GetFullPath(_config.PidFile, _config.BaseDirectory));
@@ -107,8 +110,22 @@ public sealed class Arbiter
             return 1;
         }
         if (upgrade is not null) Adopt(upgrade);
-        Log.Information("Using worker class {Class}, {Workers} workers, app {App}", _config.WorkerClass, _targetWorkers, _config.App);
+        DescribeWorkers(_config);
         return null;
+    }
+
+    /// <summary>What the workers run, and which settings set in the config do not apply to them.</summary>
+    private void DescribeWorkers(GatewayConfig config)
+    {
+        if (config.RunsCommand)
+            Log.Information("Running command [{Command}] as {Workers} workers in {Folder} (ready: {Ready}, stop_signal: {Stop})",
+                string.Join(", ", config.Command.Select(a => $"\"{a}\"")), _targetWorkers, WorkerSpawner.WorkingDirectory(config), config.ReadyMode, config.StopSignal);
+        else
+            Log.Information("Using worker class {Class}, {Workers} workers, app {App}", config.WorkerClass, _targetWorkers, config.App);
+        if (config.InapplicableSettings.ToList() is { Count: > 0 } ignored)
+            Log.Warning(config.RunsCommand
+                ? "command is set, so these settings of gateway workers do not apply (the program serves on its own terms): {Keys}"
+                : "These settings apply to command workers only, and command is not set: {Keys}", string.Join(", ", ignored));
     }
 
     private void ApplyProcessSettings()
@@ -204,7 +221,8 @@ public sealed class Arbiter
         {
             Log.Information("Handling signal: USR1; reopening log files");
             Logging.Logging.Configure(_config, "");
-            foreach (var w in _workers) Kill(w, Signum.SIGUSR1);
+            // A command worker's output already comes through the master; USR1 would kill most programs.
+            foreach (var w in _workers.Where(w => w.Command is null)) Kill(w, Signum.SIGUSR1);
         }
         else if (signal == SigUsr2)
         {
@@ -241,6 +259,7 @@ public sealed class Arbiter
         _winched = false;
         _backoff.Reset();
         Log.Information("Reloaded configuration; starting generation {Generation} with {Workers} workers", _generation, _targetWorkers);
+        DescribeWorkers(next);
         Hooks.Run(_config, "on_reload", new Dictionary<string, string> { ["PREFORK_GENERATION"] = _generation.ToString() });
     }
 
@@ -257,9 +276,11 @@ public sealed class Arbiter
         var state = new InPlaceUpgrade.State(_generation,
             _listeners.Select(l => new InPlaceUpgrade.ListenerState(l.Address.Text, l.Fd)).ToList(),
             _workers.Where(w => !w.Retiring).Select(w => new InPlaceUpgrade.WorkerState(
-                w.Pid, w.Index, w.Generation, w.PipeFd, w.Booted, w.Requests, w.MaxRequests, w.SpawnedAt, w.LastHeard)).ToList());
+                w.Pid, w.Index, w.Generation, w.PipeFd, w.Booted, w.Requests, w.MaxRequests, w.SpawnedAt, w.LastHeard,
+                w.Command?.StopSignal.ToString(), w.Command?.ReadyDelaySeconds ?? 0, w.Watchdog)).ToList(),
+            _workerNotify.Fd);
         // Workers already retiring are left to finish on their own; they exit when done.
-        var failure = InPlaceUpgrade.Exec(state, _workers.Where(w => !w.Retiring).Select(w => w.PipeFd));
+        var failure = InPlaceUpgrade.Exec(state, _workers.Where(w => !w.Retiring).Select(w => w.PipeFd).Append(_workerNotify.Fd));
         Logging.Logging.Configure(_config, "");
         Log.Error("Upgrade failed, the running master goes on: {Reason}", failure);
         _notify.ReloadRefused("upgrade failed: " + failure);
@@ -276,6 +297,8 @@ public sealed class Arbiter
             {
                 Pid = w.Pid, Index = w.Index, Generation = w.Generation, PipeFd = w.PipeFd, MaxRequests = w.MaxRequests,
                 SpawnedAt = w.SpawnedMonotonic ?? now, LastHeard = w.LastHeardMonotonic ?? now, Booted = w.Booted, Requests = w.Requests,
+                Command = w.StopSignal is { } stop ? new CommandDetails(WorkerSpawner.Signal(stop), w.ReadyDelaySeconds) : null,
+                Watchdog = w.Watchdog,
             });
         }
         _generation = state.Generation + 1;
@@ -288,16 +311,30 @@ public sealed class Arbiter
     /// <summary>Waits up to a second for a signal or a message from a worker, then reads the messages.</summary>
     private void Sleep()
     {
-        var fds = new Pollfd[_workers.Count + 1];
+        var fds = new Pollfd[_workers.Count + 2];
         fds[0] = new Pollfd { fd = _wake.ReadFd, events = PollEvents.POLLIN };
-        for (int i = 0; i < _workers.Count; i++) fds[i + 1] = new Pollfd { fd = _workers[i].PipeFd, events = PollEvents.POLLIN };
+        fds[1] = new Pollfd { fd = _workerNotify.Fd, events = PollEvents.POLLIN };
+        for (int i = 0; i < _workers.Count; i++) fds[i + 2] = new Pollfd { fd = _workers[i].PipeFd, events = PollEvents.POLLIN };
         Syscall.poll(fds, _notify.SleepMs(1000)); // systemd: wake in time for the watchdog
         _wake.Drain();
+        ReadAll();
+    }
+
+    /// <summary>Every worker's pipe, and the command workers' notify datagrams.</summary>
+    private void ReadAll()
+    {
         foreach (var w in _workers) ReadMessages(w);
+        _workerNotify.Receive(pid => _workers.Any(w => w.Pid == pid && w.Command is not null),
+            (pid, text) => OnNotify(_workers.First(w => w.Pid == pid), text));
     }
 
     private unsafe void ReadMessages(WorkerHandle w)
     {
+        if (w.Output is { } output)
+        {
+            output.Read(w.PipeFd); // a command worker's pipe is its stdout and stderr
+            return;
+        }
         byte* buf = stackalloc byte[4096];
         long n;
         while ((n = Syscall.read(w.PipeFd, buf, 4096)) > 0)
@@ -320,9 +357,7 @@ public sealed class Arbiter
         switch (WorkerMessage.TryParse(line))
         {
             case WorkerMessage.Ready when w.OnReady(now):
-                _backoff.Booted();
-                Log.Information("Booted {Worker}, generation {Generation}, in {Ms} ms", w, w.Generation, (int)_clock.GetElapsedTime(w.SpawnedAt).TotalMilliseconds);
-                Hooks.Run(_config, "worker_boot", Hooks.WorkerDetails(w));
+                Booted(w, "");
                 break;
             case WorkerMessage.Heartbeat beat:
                 w.OnHeartbeat(beat, now);
@@ -333,6 +368,36 @@ public sealed class Arbiter
         }
     }
 
+    /// <summary>A command worker's sd_notify datagram.</summary>
+    private void OnNotify(WorkerHandle w, string datagram)
+    {
+        var message = NotifyMessage.Parse(datagram);
+        var status = w.Status;
+        if (w.OnNotify(message, _clock.GetTimestamp())) Booted(w, " (READY=1)");
+        if (message.Status is { } text && text != status) Log.Debug("{Worker} status: {Status}", w, text);
+        if (message.Stopping) Log.Debug("{Worker} says it is stopping", w);
+        if (message.WatchdogTrigger && w.State is not (WorkerState.Retiring or WorkerState.Condemned))
+        {
+            Log.Error("WORKER TIMEOUT: {Worker} asked to be treated as hung (WATCHDOG=trigger); aborting it", w);
+            Condemn(w, Signum.SIGABRT);
+        }
+    }
+
+    /// <summary>A worker reported ready (or, with `ready = "delay:N"`, has run N seconds).</summary>
+    private void Booted(WorkerHandle w, string how)
+    {
+        _backoff.Booted();
+        Log.Information("Booted {Worker}, generation {Generation}, in {Ms} ms{How}", w, w.Generation, (int)_clock.GetElapsedTime(w.SpawnedAt).TotalMilliseconds, how);
+        Hooks.Run(_config, "worker_boot", Hooks.WorkerDetails(w));
+    }
+
+    /// <summary>`ready = "delay:N"`: command workers that have run N seconds count as ready.</summary>
+    private void AckDelayedWorkers()
+    {
+        foreach (var w in _workers)
+            if (_supervision.ReadyByDelay(w) && w.OnReady(_clock.GetTimestamp())) Booted(w, $" (ready = \"delay:{w.Command!.ReadyDelaySeconds}\")");
+    }
+
     /// <summary>Removes workers that have exited and says how each ended.</summary>
     private void Reap()
     {
@@ -340,7 +405,8 @@ public sealed class Arbiter
         {
             var w = _workers[i];
             if (!w.HasExited(out int code, out int signal)) continue;
-            ReadMessages(w); // a boot failure report may have arrived with the exit
+            ReadMessages(w); // a boot failure report (or a program's last words) may have arrived with the exit
+            w.Output?.Flush();
             _workers.RemoveAt(i);
             Syscall.close(w.PipeFd);
             w.Process?.Dispose();
@@ -353,7 +419,9 @@ public sealed class Arbiter
                 case Ending.BootFailed:
                     var delay = _backoff.BootFailed();
                     Log.Error("{Worker} failed to boot and {How}: {Reason}. Boot failure {Count} in a row; next attempt in {Delay} s",
-                        w, how, w.BootFailure ?? "it sent no reason (crashed before it could; see its log)", _backoff.BootFailures, delay.TotalSeconds);
+                        w, how, w.BootFailure ?? (w.Output?.LastLines is { } last ? "its last output: " + last
+                            : w.Command is not null ? "it printed nothing" : "it sent no reason (crashed before it could; see its log)"),
+                        _backoff.BootFailures, delay.TotalSeconds);
                     break;
                 case Ending.KilledWhileBooting:
                     Log.Warning("{Worker} {How} while booting, which the master did not send; replacing it at once (not a boot failure)", w, how);
@@ -391,7 +459,8 @@ public sealed class Arbiter
             switch (verdict)
             {
                 case Verdict.BootTimedOut:
-                    var why = $"did not report ready within worker_boot_timeout ({_config.WorkerBootTimeout} s)";
+                    var why = $"did not report ready within worker_boot_timeout ({_config.WorkerBootTimeout} s)" +
+                              (w.Command is null ? "" : "; it must send READY=1 to $NOTIFY_SOCKET, or set ready = \"delay:SECONDS\" for a program that cannot");
                     w.BootFailed(why);
                     Log.Error("{Worker} {Reason}; killing it", w, why);
                     Condemn(w, Signum.SIGKILL);
@@ -455,14 +524,14 @@ public sealed class Arbiter
     {
         if (!w.Retire(_clock.After(TimeSpan.FromSeconds(_config.GracefulTimeout)))) return;
         Log.Information("Retiring {Worker}: {Why}", w, why);
-        Kill(w, Signum.SIGTERM);
+        Kill(w, w.StopSignal);
     }
 
     // ---- spawning --------------------------------------------------------------------------
 
     private void Spawn(int index)
     {
-        if (_spawner.Spawn(_config, _listeners.Select(l => l.Fd), index, _generation) is { } w) _workers.Add(w);
+        if (_spawner.Spawn(_config, _listeners, index, _generation) is { } w) _workers.Add(w);
         else _backoff.SpawnFailed();
     }
 
@@ -483,7 +552,7 @@ public sealed class Arbiter
         foreach (var w in _workers)
         {
             w.Retire(deadline); // this loop kills at the deadline itself
-            Kill(w, graceful ? Signum.SIGTERM : Signum.SIGQUIT);
+            Kill(w, graceful ? w.StopSignal : w.FastStopSignal);
         }
         while (_workers.Count > 0 && _clock.GetTimestamp() < deadline)
         {
@@ -491,11 +560,11 @@ public sealed class Arbiter
             if (graceful && _signals.TryDequeue(out var more) && more is PosixSignal.SIGINT or PosixSignal.SIGQUIT)
             {
                 Log.Information("Handling signal: {Signal} during graceful stop; stopping fast", more);
-                foreach (var w in _workers) Kill(w, Signum.SIGQUIT);
+                foreach (var w in _workers) Kill(w, w.FastStopSignal);
                 deadline = _clock.After(TimeSpan.FromSeconds(5));
             }
             Thread.Sleep(50);
-            foreach (var w in _workers) ReadMessages(w);
+            ReadAll();
             Reap();
             _notify.Tick(WorkersForSystemd, _generation); // systemd: keep the watchdog fed while workers finish
         }
@@ -515,6 +584,7 @@ public sealed class Arbiter
     private void Cleanup()
     {
         foreach (var l in _listeners) l.Dispose();
+        _workerNotify?.Dispose();
         _pidFile?.Remove();
     }
 

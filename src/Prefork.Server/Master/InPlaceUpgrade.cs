@@ -24,10 +24,12 @@ public static class InPlaceUpgrade
     /// <summary>
     /// One worker handed over. Its times are monotonic timestamps (<see cref="Monotonic"/>), which stay comparable
     /// across the exec; null when the previous image predates them (it sent a wall-clock SpawnedAt, ignored).
+    /// A command worker carries its stop signal's name (null for a gateway worker), its ready delay and whether it sent WATCHDOG=1.
     /// </summary>
     public sealed record WorkerState(int Pid, int Index, int Generation, int PipeFd, bool Booted, long Requests, long MaxRequests,
-        long? SpawnedMonotonic, long? LastHeardMonotonic);
-    public sealed record State(int Generation, List<ListenerState> Listeners, List<WorkerState> Workers);
+        long? SpawnedMonotonic, long? LastHeardMonotonic, string? StopSignal = null, int ReadyDelaySeconds = 0, bool Watchdog = false);
+    /// <summary>NotifyFd: the command workers' notify socket, bound to a name the workers already know (null from an older image).</summary>
+    public sealed record State(int Generation, List<ListenerState> Listeners, List<WorkerState> Workers, int? NotifyFd = null);
 
     /// <summary>The state handed over by the previous image, if this process is the result of an upgrade; cleared from the environment.</summary>
     public static State? Take()

@@ -61,9 +61,16 @@ internal sealed class Supervision(TimeProvider clock)
         double silent = clock.GetElapsedTime(w.LastHeard, now).TotalSeconds;
         double busy = w.BusyMs < 0 ? -1 : w.BusyMs / 1000.0 + silent;
         if (busy > config.Timeout) return new(Verdict.RequestTimedOut, busy);
-        if (silent > config.Timeout) return new(Verdict.SilentTimedOut, silent);
+        // A command worker is judged by its silence only once it has sent a WATCHDOG=1: a program
+        // that never heard of the watchdog is not killed for not using it.
+        if (silent > config.Timeout && (w.Command is null || w.Watchdog)) return new(Verdict.SilentTimedOut, silent);
         return new(Verdict.Spare);
     }
+
+    /// <summary>`ready = "delay:N"`: a booting command worker that has run N seconds counts as ready.</summary>
+    public bool ReadyByDelay(WorkerHandle w) =>
+        w.State == WorkerState.Booting && w.Command is { ReadyDelaySeconds: > 0 } command &&
+        clock.GetElapsedTime(w.SpawnedAt).TotalSeconds >= command.ReadyDelaySeconds;
 
     /// <summary>
     /// Why a booted worker should be replaced (max_requests, max_worker_age, max_worker_memory), or

@@ -20,6 +20,11 @@ public enum WorkerState
     Condemned,
 }
 
+/// <summary>What a command worker (any program, see `command`) was started with, beyond what every worker has.</summary>
+/// <param name="StopSignal">What asks it to stop gracefully (`stop_signal`).</param>
+/// <param name="ReadyDelaySeconds">`ready = "delay:N"`: it counts as ready N seconds after it started; 0: when it says READY=1.</param>
+public sealed record CommandDetails(Signum StopSignal, int ReadyDelaySeconds);
+
 /// <summary>
 /// Everything the master knows about one worker, and the transitions of its life (Puma's
 /// WorkerHandle). The handle decides which signal is due; the master sends it. A transition that
@@ -32,8 +37,13 @@ public sealed class WorkerHandle
     public required int Pid { get; init; } // kept: Process.Id is gone once the Process is disposed
     public required int Index { get; init; }
     public required int Generation { get; init; }
-    /// <summary>Read end of the worker's pipe (heartbeats and boot reports).</summary>
+    /// <summary>Read end of the worker's pipe: heartbeats and boot reports from a gateway worker, stdout and stderr of a command worker.</summary>
     public required int PipeFd { get; init; }
+    /// <summary>Set for a command worker (any program); null for a gateway worker.</summary>
+    public CommandDetails? Command { get; init; }
+    /// <summary>A command worker's output, logged line by line; its last lines explain a failed boot.</summary>
+    public WorkerOutput? Output => Command is null ? null : _output ??= new WorkerOutput(ToString());
+    private WorkerOutput? _output;
     /// <summary>Monotonic timestamp (<see cref="Monotonic"/>) of the spawn; carried across an in-place upgrade.</summary>
     public required long SpawnedAt { get; init; }
     /// <summary>This worker's own max_requests (the setting plus its jitter); 0 for no limit.</summary>
@@ -65,6 +75,19 @@ public sealed class WorkerHandle
     /// <summary>Why it is recycled (or was, before retiring).</summary>
     public string? RecycleReason { get; private set; }
 
+    /// <summary>A command worker sent WATCHDOG=1 at least once: from then on, silence for `timeout` condemns it.</summary>
+    public bool Watchdog { get => _watchdog; init => _watchdog = value; }
+    private bool _watchdog;
+    /// <summary>A command worker's last STATUS= line ("" when none).</summary>
+    public string Status { get; private set; } = "";
+    /// <summary>A command worker said STOPPING=1.</summary>
+    public bool SaidStopping { get; private set; }
+
+    /// <summary>The signal that asks it to stop gracefully.</summary>
+    public Signum StopSignal => Command?.StopSignal ?? Signum.SIGTERM;
+    /// <summary>The signal that asks it to stop now (INT or QUIT to the master): QUIT for gateway workers; a program gets TERM (QUIT would dump core).</summary>
+    public Signum FastStopSignal => Command is null ? Signum.SIGQUIT : Signum.SIGTERM;
+
     public bool Retiring => State == WorkerState.Retiring;
     public bool Condemned => State == WorkerState.Condemned;
 
@@ -92,6 +115,17 @@ public sealed class WorkerHandle
         _requests = beat.Requests;
         BusyMs = beat.BusyMs;
         BusyRequest = beat.BusyMs < 0 ? "" : $"{beat.Method} {beat.Path}";
+    }
+
+    /// <summary>A command worker's sd_notify datagram (see <see cref="NotifyMessage"/>); true when it just became ready.</summary>
+    public bool OnNotify(NotifyMessage message, long now)
+    {
+        Heard(now);
+        if (message.Watchdog) _watchdog = true;
+        if (message.Status is { } status) Status = status;
+        if (message.Stopping) SaidStopping = true;
+        if (message.Heartbeat is { } beat) OnHeartbeat(beat, now);
+        return message.Ready && OnReady(now);
     }
 
     /// <summary>Why it cannot boot (its report, or the master's boot timeout); ignored once it booted, and the first reason stands.</summary>

@@ -1,6 +1,9 @@
+using System.Collections;
 using System.Diagnostics;
+using System.Globalization;
 using Mono.Unix.Native;
 using Prefork.Config;
+using Prefork.Interop;
 using Prefork.Systemd;
 using Prefork.Worker;
 using Serilog;
@@ -8,80 +11,191 @@ using Serilog;
 namespace Prefork.Master;
 
 /// <summary>
-/// What a worker process runs. Every kind gets the same spawn (see <see cref="WorkerSpawner"/>):
-/// the listening sockets, a pipe to the master, its index and generation, `raw_env`. A kind adds
-/// its program and what else it needs.
+/// Starts worker processes: the one place that builds a worker's program, fds and environment.
+/// Two kinds: gateway workers (this program in worker mode, serving the app through the gateway
+/// interface, talking to the master over a pipe) and command workers (any program, given its
+/// sockets and its notify socket the systemd way; see <see cref="SpawnCommand"/>).
 /// </summary>
-internal interface IWorkerKind
+internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
 {
-    /// <summary>The program and its arguments.</summary>
-    ProcessStartInfo Program();
-    /// <summary>What else this kind needs in its environment; set last, so `raw_env` cannot override it.</summary>
-    void AddEnvironment(IDictionary<string, string?> environment, GatewayConfig config);
-}
-
-/// <summary>This program in worker mode, serving the app through the gateway interface.</summary>
-internal sealed class GatewayWorker : IWorkerKind
-{
-    public static readonly GatewayWorker Instance = new();
-
-    public ProcessStartInfo Program() => ServerInfo.StartInfo(ServerInfo.WorkerFlag);
-
-    public void AddEnvironment(IDictionary<string, string?> environment, GatewayConfig config)
-    {
-        environment[WorkerProcess.EnvConfig] = config.HandOff; // see ConfigHandOff
-        environment[WorkerProcess.EnvConfigPath] = config.FilePath is null ? "" : Path.GetFullPath(config.FilePath);
-    }
-}
-
-/// <summary>Starts worker processes: the one place that builds a worker's start info and environment.</summary>
-internal sealed class WorkerSpawner(TimeProvider clock)
-{
-    /// <summary>What the config's workers run. One kind for now; command workers will be another.</summary>
-    public static IWorkerKind KindOf(GatewayConfig config) => GatewayWorker.Instance;
+    public const string EnvBacklog = "PREFORK_BACKLOG", EnvGracefulTimeout = "PREFORK_GRACEFUL_TIMEOUT";
 
     /// <summary>Starts worker <paramref name="index"/> of <paramref name="generation"/>; null (logged) when it could not be started.</summary>
-    public WorkerHandle? Spawn(GatewayConfig config, IEnumerable<int> listenFds, int index, int generation)
+    public WorkerHandle? Spawn(GatewayConfig config, IReadOnlyList<Listener> listeners, int index, int generation)
     {
-        if (Syscall.pipe(out int readFd, out int writeFd) != 0)
-        {
-            Log.Error("pipe() failed: {Error}", Stdlib.GetLastError());
-            return null;
-        }
-        Syscall.fcntl(readFd, FcntlCommand.F_SETFD, 1); // FD_CLOEXEC: only the master reads it
-        Syscall.fcntl(readFd, FcntlCommand.F_SETFL, Syscall.fcntl(readFd, FcntlCommand.F_GETFL) | (int)OpenFlags.O_NONBLOCK);
-        Syscall.fcntl(writeFd, FcntlCommand.F_SETFD, 0); // inherited by this one worker; closed here right after
         try
         {
-            var kind = KindOf(config);
-            var psi = kind.Program();
-            SocketActivation.RemoveFromWorkerEnvironment(psi.Environment); // systemd: LISTEN_*, NOTIFY_SOCKET are the master's
-            foreach (var pair in config.RawEnv) psi.Environment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
-            psi.Environment[WorkerProcess.EnvListenFds] = string.Join(",", listenFds);
-            psi.Environment[WorkerProcess.EnvPipeFd] = writeFd.ToString();
-            psi.Environment[WorkerProcess.EnvMasterPid] = Environment.ProcessId.ToString();
-            psi.Environment[WorkerProcess.EnvWorkerIndex] = index.ToString();
-            psi.Environment[WorkerProcess.EnvGeneration] = generation.ToString();
-            kind.AddEnvironment(psi.Environment, config);
-            var process = Process.Start(psi)!;
+            var (pid, process, pipeFd) = config.RunsCommand ? SpawnCommand(config, listeners, index, generation) : SpawnGateway(config, listeners, index, generation);
             long maxRequests = config.MaxRequests == 0 ? 0 : config.MaxRequests + Random.Shared.NextInt64(config.MaxRequestsJitter + 1);
             long now = clock.GetTimestamp();
-            Log.Debug("Spawned worker {Index} (pid {Pid}), generation {Generation}", index, process.Id, generation);
+            Log.Debug("Spawned worker {Index} (pid {Pid}), generation {Generation}", index, pid, generation);
             return new WorkerHandle
             {
-                Process = process, Pid = process.Id, Index = index, Generation = generation, PipeFd = readFd, MaxRequests = maxRequests,
+                Process = process, Pid = pid, Index = index, Generation = generation, PipeFd = pipeFd, MaxRequests = maxRequests,
                 SpawnedAt = now, LastHeard = now,
+                Command = config.RunsCommand ? new CommandDetails(Signal(config.StopSignal), config.ReadyDelaySeconds ?? 0) : null,
             };
         }
-        catch (Exception e)
+        catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception or InvalidOperationException)
         {
             Log.Error("Could not start a worker process: {Reason}", e.Message);
-            Syscall.close(readFd);
             return null;
+        }
+    }
+
+    /// <summary>The environment every worker starts from: the master's, without what is the master's alone.</summary>
+    private static Dictionary<string, string> BaseEnvironment(GatewayConfig config, int index, int generation)
+    {
+        var environment = new Dictionary<string, string>();
+        foreach (DictionaryEntry e in Environment.GetEnvironmentVariables()) environment[(string)e.Key] = (string?)e.Value ?? "";
+        SocketActivation.RemoveFromWorkerEnvironment(environment); // systemd: LISTEN_*, NOTIFY_SOCKET are the master's
+        foreach (var pair in config.RawEnv) environment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
+        environment[WorkerProcess.EnvMasterPid] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        environment[WorkerProcess.EnvWorkerIndex] = index.ToString(CultureInfo.InvariantCulture);
+        environment[WorkerProcess.EnvGeneration] = generation.ToString(CultureInfo.InvariantCulture);
+        return environment;
+    }
+
+    // ---- gateway workers -------------------------------------------------------------------------
+
+    /// <summary>This program with the worker flag; the listening fds and a pipe to the master inherited at their own numbers.</summary>
+    private static (int Pid, Process? Process, int PipeFd) SpawnGateway(GatewayConfig config, IReadOnlyList<Listener> listeners, int index, int generation)
+    {
+        var (readFd, writeFd) = Pipe();
+        try
+        {
+            Syscall.fcntl(writeFd, FcntlCommand.F_SETFD, 0); // inherited by this one worker; closed here right after
+            var psi = ServerInfo.StartInfo(ServerInfo.WorkerFlag);
+            psi.Environment.Clear();
+            foreach (var (key, value) in BaseEnvironment(config, index, generation)) psi.Environment[key] = value;
+            psi.Environment[WorkerProcess.EnvListenFds] = string.Join(",", listeners.Select(l => l.Fd));
+            psi.Environment[WorkerProcess.EnvPipeFd] = writeFd.ToString(CultureInfo.InvariantCulture);
+            psi.Environment[WorkerProcess.EnvConfig] = config.HandOff; // see ConfigHandOff
+            psi.Environment[WorkerProcess.EnvConfigPath] = config.FilePath is null ? "" : Path.GetFullPath(config.FilePath);
+            var process = Process.Start(psi)!;
+            return (process.Id, process, readFd);
+        }
+        catch
+        {
+            Syscall.close(readFd);
+            throw;
         }
         finally
         {
             Syscall.close(writeFd);
         }
     }
+
+    // ---- command workers -------------------------------------------------------------------------
+
+    /// <summary>
+    /// Runs `command` with systemd's socket protocol: the listening sockets at fd 3, 4, … in bind
+    /// order, LISTEN_FDS and LISTEN_FDNAMES; NOTIFY_SOCKET (and WATCHDOG_USEC from `timeout`) for
+    /// READY=1 and heartbeats; stdout and stderr on one pipe the master logs line by line; stdin
+    /// /dev/null; no other fd.
+    /// LISTEN_PID must be the worker's own pid, which no parent knows before the child exists.
+    /// posix_spawn places the fds (see <see cref="Spawn"/>); it starts /bin/sh, whose `$$` is that
+    /// pid and stays it through `exec`: `export LISTEN_PID=$$; exec "$@"`. (Debian's dash can only
+    /// move single-digit fds, which is why the fds are placed by posix_spawn and not by the shell.)
+    /// With `user`/`group`, setpriv(1) changes identity between the shell and the program, keeping the pid too.
+    /// </summary>
+    private (int Pid, Process? Process, int PipeFd) SpawnCommand(GatewayConfig config, IReadOnlyList<Listener> listeners, int index, int generation)
+    {
+        int firstFree = SocketActivation.FirstFd + listeners.Count; // fds below it are the child's; copies go above
+        var (readFd, writeFd) = Pipe();
+        var copies = new List<int>();
+        try
+        {
+            int output = CopyAbove(writeFd, firstFree, copies);
+            var fds = new List<(int From, int To)> { (output, 1), (output, 2) };
+            for (int i = 0; i < listeners.Count; i++) fds.Add((CopyAbove(listeners[i].Fd, firstFree, copies), SocketActivation.FirstFd + i));
+
+            var environment = BaseEnvironment(config, index, generation);
+            environment[SocketActivation.EnvListenFds] = listeners.Count.ToString(CultureInfo.InvariantCulture);
+            environment[SocketActivation.EnvListenFdNames] = string.Join(":", FdNames(config, listeners));
+            environment[SystemdNotifier.EnvNotifySocket] = notify.Address;
+            if (config.Timeout > 0) environment[SystemdNotifier.EnvWatchdogUsec] = (config.Timeout * 1_000_000L).ToString(CultureInfo.InvariantCulture);
+            environment[EnvBacklog] = config.Backlog.ToString(CultureInfo.InvariantCulture);
+            environment[EnvGracefulTimeout] = config.GracefulTimeout.ToString(CultureInfo.InvariantCulture);
+            environment.Remove("ENV"); // read by an interactive sh only, but never let it run code before the program
+            environment.Remove("BASH_ENV");
+
+            string script = config.Timeout > 0 ? "export LISTEN_PID=$$ WATCHDOG_PID=$$; exec \"$@\"" : "export LISTEN_PID=$$; exec \"$@\"";
+            var argv = new List<string> { "sh", "-c", script, "prefork-worker" }; // "prefork-worker" is $0: sh names itself so in its errors
+            argv.AddRange(IdentityChange(config));
+            argv.AddRange(config.Command);
+            int pid = Interop.Spawn.Start("/bin/sh", argv, environment.Select(e => $"{e.Key}={e.Value}").ToList(), WorkingDirectory(config), fds);
+            return (pid, null, readFd);
+        }
+        catch
+        {
+            Syscall.close(readFd);
+            throw;
+        }
+        finally
+        {
+            Syscall.close(writeFd);
+            foreach (var fd in copies) Syscall.close(fd);
+        }
+    }
+
+    /// <summary>Where a command worker runs: `chdir`, else the config file's folder (so relative paths in `command` work from there).</summary>
+    public static string WorkingDirectory(GatewayConfig config) =>
+        config.Chdir.Length > 0 ? Path.GetFullPath(config.Chdir, config.BaseDirectory) : config.BaseDirectory;
+
+    /// <summary>LISTEN_FDNAMES: listen_fdnames in order, then each remaining socket named after its address.</summary>
+    public static IEnumerable<string> FdNames(GatewayConfig config, IReadOnlyList<Listener> listeners) =>
+        listeners.Select((l, i) => i < config.ListenFdNames.Count ? config.ListenFdNames[i] : FdNameOf(l.Address.Text));
+
+    /// <summary>A bind address as a valid fd name: ':' (the separator) made '_', other bytes kept if printable.</summary>
+    public static string FdNameOf(string address)
+    {
+        var name = new string(address.Select(c => c == ':' || c <= ' ' || c >= '\x7f' ? '_' : c).ToArray());
+        return name.Length > 255 ? name[..255] : name;
+    }
+
+    /// <summary>`user`/`group` for a program we cannot ask to drop privileges itself: setpriv(1) does it, then execs it.</summary>
+    private static IEnumerable<string> IdentityChange(GatewayConfig config)
+    {
+        if (config.User.Length == 0 && config.Group.Length == 0) return [];
+        var args = new List<string> { "setpriv" };
+        if (config.User.Length > 0)
+        {
+            var pw = uint.TryParse(config.User, out var uid) ? Syscall.getpwuid(uid) : Syscall.getpwnam(config.User);
+            if (pw is null && !uint.TryParse(config.User, out _)) throw new IOException($"user = \"{config.User}\": no such user");
+            args.Add($"--reuid={pw?.pw_uid ?? uid}");
+            if (config.Group.Length == 0) args.Add($"--regid={pw?.pw_gid ?? Syscall.getgid()}");
+        }
+        if (config.Group.Length > 0)
+        {
+            var gr = uint.TryParse(config.Group, out var gid) ? null : Syscall.getgrnam(config.Group);
+            if (gr is null && !uint.TryParse(config.Group, out _)) throw new IOException($"group = \"{config.Group}\": no such group");
+            args.Add($"--regid={gr?.gr_gid ?? gid}");
+        }
+        args.Add("--clear-groups"); // as the gateway workers do: no supplementary groups of the master's
+        args.Add("--");
+        return args;
+    }
+
+    /// <summary>A pipe whose both ends close on exec (nothing leaks into a process spawned meanwhile: hooks run on other threads); the read end non-blocking.</summary>
+    private static unsafe (int Read, int Write) Pipe()
+    {
+        int* fds = stackalloc int[2];
+        if (Native.pipe2(fds, Native.O_CLOEXEC) != 0) throw new IOException($"pipe2() failed: {Stdlib.GetLastError()}");
+        // The master's end never blocks: the loop reads what is there and goes on.
+        Syscall.fcntl(fds[0], FcntlCommand.F_SETFL, Syscall.fcntl(fds[0], FcntlCommand.F_GETFL) | (int)OpenFlags.O_NONBLOCK);
+        return (fds[0], fds[1]);
+    }
+
+    /// <summary>A close-on-exec copy of <paramref name="fd"/> numbered at least <paramref name="min"/>, so the child's dup2s cannot clobber it.</summary>
+    private static int CopyAbove(int fd, int min, List<int> copies)
+    {
+        int copy = Native.fcntl(fd, Native.F_DUPFD_CLOEXEC, min);
+        if (copy < 0) throw new IOException($"fcntl(F_DUPFD_CLOEXEC) on fd {fd}: {Stdlib.GetLastError()}");
+        copies.Add(copy);
+        return copy;
+    }
+
+    /// <summary>A signal by name, with or without SIG: "TERM" (stop_signal), "SIGTERM" (Signum.ToString).</summary>
+    public static Signum Signal(string name) => Enum.Parse<Signum>(name.StartsWith("SIG", StringComparison.Ordinal) ? name : "SIG" + name);
 }

@@ -61,7 +61,7 @@ public static class SocketActivation
     /// PREFORK_LISTEN_FDS, and LISTEN_PID would name the wrong process) and the notify/watchdog
     /// ones (only the master speaks to systemd).
     /// </summary>
-    public static void RemoveFromWorkerEnvironment(IDictionary<string, string?> environment)
+    public static void RemoveFromWorkerEnvironment<TValue>(IDictionary<string, TValue> environment)
     {
         foreach (var name in new[] { EnvListenFds, EnvListenPid, EnvListenFdNames,
                      SystemdNotifier.EnvNotifySocket, SystemdNotifier.EnvWatchdogUsec, SystemdNotifier.EnvWatchdogPid })

@@ -54,6 +54,12 @@ public sealed class ConfigLoaderTests
     [InlineData("umask = \"22\"", "'umask' = \"22\"", "an octal file mode")]
     [InlineData("raw_env = [\"A=1\", \"NOEQUALS\"]", "'raw_env' = \"NOEQUALS\"", "\"KEY=value\"")]
     [InlineData("keepalive = true", "'keepalive' = true", "an integer")]
+    [InlineData("command = [\"python3\", \"\"]", "'command' = \"\"", "non-empty strings")]
+    [InlineData("ready = \"delay:0\"", "'ready' = \"delay:0\"", "\"notify\" or \"delay:SECONDS\" (1 to 3600)")]
+    [InlineData("ready = \"soon\"", "'ready' = \"soon\"", "\"delay:SECONDS\"")]
+    [InlineData("stop_signal = \"SIGTERM\"", "'stop_signal' = \"SIGTERM\"", "one of \"TERM\"")]
+    [InlineData("listen_fdnames = [\"a:b\"]", "'listen_fdnames' = \"a:b\"", "without ':'")]
+    [InlineData("listen_fdnames = [\"web\", \"admin\"]", "'listen_fdnames' has 2 names for 1 bind addresses", "at most one name per bind")]
     public void A_bad_value_names_the_key_the_value_and_what_is_allowed(string toml, string named, string allowed)
     {
         var message = Rejection(toml);

@@ -31,10 +31,13 @@ public abstract class MasterProcess : IDisposable
     /// app, found beside the tests, and a graceful_timeout of 10 s), then <paramref name="toml"/>.
     /// </summary>
     protected static string ConfigText(string toml) =>
-        (toml.Contains("app =") ? "" : "app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"\n") +
-        $"app_path = [\"{AppContext.BaseDirectory}\"]\n" +
+        (toml.Contains("app =") || IsCommand(toml) ? "" : "app = \"Prefork.SampleApp:Prefork.SampleApp.SampleApplication\"\n") +
+        (IsCommand(toml) ? "" : $"app_path = [\"{AppContext.BaseDirectory}\"]\n") +
         (toml.Contains("graceful_timeout") ? "" : "graceful_timeout = 10\n") +
         toml + "\n";
+
+    /// <summary>A config of command workers: the gateway's settings would only draw a warning.</summary>
+    protected static bool IsCommand(string toml) => toml.Contains("command =");
 
     public void Signal(Signum signal) => Syscall.kill(MasterPid, signal);
 

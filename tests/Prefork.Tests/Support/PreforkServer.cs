@@ -33,7 +33,7 @@ public sealed class PreforkServer : MasterProcess
         if (!toml.Contains("bind")) text.AppendLine($"bind = [\"127.0.0.1:{port}\"]");
         if (!toml.Contains("workers")) text.AppendLine($"workers = {workers}");
         // The classic model unless a test says otherwise: each class has its own tests (WorkerClassTests).
-        if (!toml.Contains("worker_class")) text.AppendLine("worker_class = \"sync\"");
+        if (!toml.Contains("worker_class") && !IsCommand(toml)) text.AppendLine("worker_class = \"sync\"");
         text.Append(ConfigText(toml.Replace("{port}", port.ToString())));
         File.WriteAllText(config, text.ToString());
 

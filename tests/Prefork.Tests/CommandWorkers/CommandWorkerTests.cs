@@ -1,0 +1,267 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using Mono.Unix.Native;
+using Prefork.Tests.Support;
+
+namespace Prefork.Tests.CommandWorkers;
+
+/// <summary>
+/// Command workers with a program that is not .NET at all: notify_server.py (Python's standard
+/// library) takes its socket the systemd way and speaks sd_notify. The real master, real
+/// processes, real signals.
+/// </summary>
+public sealed class CommandWorkerTests
+{
+    private static readonly string Script = Repo.File("tests/Prefork.Tests/CommandWorkers/notify_server.py");
+    /// <summary>Debian's python3 (apt, in .ci/run): a version manager's shim on PATH may be a script that another user cannot run.</summary>
+    private const string Python = "/usr/bin/python3";
+
+    /// <summary>The TOML line that runs the script with <paramref name="flags"/>.</summary>
+    private static string Command(params string[] flags) =>
+        "command = [\"" + Python + "\", \"" + Script + "\"" + string.Concat(flags.Select(f => $", \"{f}\"")) + "]\n";
+
+    private static int Pid(PreforkServer server) => int.Parse(server.Get("/pid").BodyText);
+
+    [Fact]
+    public void Three_python_workers_each_get_the_socket_at_fd_3_with_their_own_LISTEN_PID_and_nothing_else()
+    {
+        // The command-line form: prefork [OPTIONS] -- PROGRAM ARGS...
+        using var server = PreforkServer.Start("graceful_timeout = 5\n", workers: 3, args: ["--", Python, Script]);
+        var workers = server.WaitForWorkers(3);
+        var answering = new HashSet<int>();
+        Assert.True(Wait.Until(() => { answering.Add(Pid(server)); return answering.Count == 3; }, TimeSpan.FromSeconds(30)),
+            $"pids answering: {string.Join(",", answering)}; workers: {string.Join(",", workers)}");
+        Assert.Equal(workers.Order(), answering.Order());
+
+        var env = JsonSerializer.Deserialize<Dictionary<string, string>>(server.Get("/env").BodyText)!;
+        int pid = int.Parse(env["LISTEN_PID"]);
+        Assert.Contains(pid, workers); // the script itself refuses to serve otherwise; this checks the master's side too
+        Assert.Equal("1", env["LISTEN_FDS"]);
+        Assert.Equal($"127.0.0.1_{server.Port}", env["LISTEN_FDNAMES"]);
+        Assert.Equal(server.MasterPid.ToString(), env["PREFORK_MASTER_PID"]);
+        Assert.Equal("1", env["PREFORK_GENERATION"]);
+        Assert.Contains(env["PREFORK_WORKER_INDEX"], new[] { "0", "1", "2" });
+        Assert.Equal("2048", env["PREFORK_BACKLOG"]);
+        Assert.StartsWith("@prefork-", env["NOTIFY_SOCKET"]);
+        Assert.Equal("30000000", env["WATCHDOG_USEC"]); // timeout 30 s
+        Assert.Equal(env["LISTEN_PID"], env["WATCHDOG_PID"]);
+
+        // stdin, the output pipe twice, the socket; then the connection being served and the listing's own fd.
+        var fds = server.Get("/fds").BodyText.Split(' ').Select(int.Parse).ToList();
+        Assert.Equal([0, 1, 2, 3], fds.Take(4));
+        Assert.True(fds.Count <= 6, $"fds open in the worker: {string.Join(" ", fds)}");
+        Assert.Equal("/dev/null", ReadLink($"/proc/{pid}/fd/0"));
+        Assert.StartsWith("socket:", ReadLink($"/proc/{pid}/fd/3"));
+    }
+
+    private static string ReadLink(string path) => new FileInfo(path).LinkTarget ?? "";
+
+    [Fact]
+    public void Output_goes_to_the_log_line_by_line_with_the_worker_named_and_readiness_comes_from_READY_1()
+    {
+        using var server = PreforkServer.Start(Command(), workers: 1);
+        var pid = server.WaitForWorkers(1)[0];
+        server.WaitForLog($"Booted worker 0 (pid {pid}), generation 1", TimeSpan.FromSeconds(10));
+        Assert.Contains("(READY=1)", server.Log);
+        server.Get("/print?text=first%20line");
+        server.WaitForLog($"worker 0 (pid {pid}): first line", TimeSpan.FromSeconds(10));
+        server.WaitForLog($"worker 0 (pid {pid}): serving on fd 3 as pid {pid}", TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public void A_worker_killed_with_KILL_is_replaced()
+    {
+        using var server = PreforkServer.Start(Command(), workers: 2);
+        var before = server.WaitForWorkers(2);
+        Syscall.kill(before[0], Signum.SIGKILL);
+        var after = server.WaitForWorkers(2, also: pids => !pids.Contains(before[0]));
+        Assert.Contains(before[1], after);
+        server.WaitForLog("Booted worker", TimeSpan.FromSeconds(20), occurrences: 3);
+        Assert.Equal(200, server.Get("/").Status);
+    }
+
+    [Fact]
+    public void A_worker_that_stops_sending_WATCHDOG_is_killed_after_timeout_and_the_log_names_it()
+    {
+        using var server = PreforkServer.Start(Command() + "timeout = 2\n", workers: 1);
+        var pid = server.WaitForWorkers(1)[0];
+        server.WaitForLog($"worker 0 (pid {pid}): first heartbeat sent", TimeSpan.FromSeconds(10)); // WATCHDOG=1 sent: the watchdog applies
+        server.Get("/stop-watchdog");
+        server.WaitForLog($"WORKER TIMEOUT: worker 0 (pid {pid}) silent for", TimeSpan.FromSeconds(20));
+        server.WaitForWorkers(1, also: pids => !pids.Contains(pid));
+    }
+
+    [Fact]
+    public void A_program_that_never_sent_WATCHDOG_is_not_killed_for_its_silence()
+    {
+        using var server = PreforkServer.Start(Command("--no-notify") + "ready = \"delay:1\"\ntimeout = 1\n", workers: 1);
+        var pid = server.WaitForWorkers(1)[0];
+        // Three timeouts pass; the master's loop judges every worker at least once a second.
+        Assert.False(Wait.Until(() => server.Log.Contains("WORKER TIMEOUT"), TimeSpan.FromSeconds(3)), server.Log);
+        Assert.Equal(pid, Pid(server));
+    }
+
+    [Fact]
+    public void A_request_longer_than_timeout_is_named_from_the_workers_heartbeat()
+    {
+        using var server = PreforkServer.Start(Command() + "timeout = 2\n", workers: 1);
+        var pid = server.WaitForWorkers(1)[0];
+        using var socket = RawHttp.Connect(server.Port);
+        socket.Send("GET /slow?ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+        server.WaitForLog($"WORKER TIMEOUT: worker 0 (pid {pid}) spent", TimeSpan.FromSeconds(20));
+        Assert.Contains("on GET /slow (timeout 2 s)", server.Log);
+    }
+
+    [Fact]
+    public void Without_notify_ready_delay_counts_a_worker_ready_after_its_delay()
+    {
+        using var server = PreforkServer.Start(Command("--no-notify") + "ready = \"delay:1\"\n", workers: 1);
+        server.WaitForLog("(ready = \"delay:1\")", TimeSpan.FromSeconds(10));
+        Assert.Equal(200, server.Get("/").Status);
+    }
+
+    [Fact]
+    public void A_program_that_never_says_READY_fails_its_boot_with_a_hint()
+    {
+        using var server = PreforkServer.Start(Command("--no-notify") + "worker_boot_timeout = 2\n", workers: 1, waitReady: false);
+        server.WaitForLog("did not report ready within worker_boot_timeout (2 s); it must send READY=1 to $NOTIFY_SOCKET, or set ready = \"delay:SECONDS\"",
+            TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public void A_program_that_exits_before_it_is_ready_backs_off_with_its_last_output_as_the_reason()
+    {
+        using var server = PreforkServer.Start(Command("--fail-boot"), workers: 1, waitReady: false);
+        server.WaitForLog("failed to boot and exited with code 2: its last output: cannot boot: the database at db.invalid is unreachable. Boot failure 1 in a row; next attempt in 1 s",
+            TimeSpan.FromSeconds(30));
+        server.WaitForLog("Boot failure 2 in a row; next attempt in 2 s", TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public void Retirement_sends_stop_signal_and_a_program_that_ignores_it_is_killed_after_graceful_timeout()
+    {
+        using (var server = PreforkServer.Start(Command() + "stop_signal = \"USR2\"\n", workers: 1))
+        {
+            var pid = server.WaitForWorkers(1)[0];
+            server.Signal(Signum.SIGTERM);
+            Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
+            Assert.Contains($"worker 0 (pid {pid}): got SIGUSR2, stopping", server.Log);
+            Assert.Contains($"worker 0 (pid {pid}) exited with code 0", server.Log);
+        }
+        using (var server = PreforkServer.Start(Command("--linger") + "graceful_timeout = 2\n", workers: 1))
+        {
+            var pid = server.WaitForWorkers(1)[0];
+            server.Signal(Signum.SIGTERM);
+            Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
+            Assert.Contains($"worker 0 (pid {pid}): got SIGTERM, ignoring it", server.Log);
+            Assert.Contains($"worker 0 (pid {pid}) still running at shutdown; killing it", server.Log);
+            Assert.False(Processes.IsAlive(pid));
+        }
+    }
+
+    [Fact]
+    public async Task HUP_rolls_out_a_changed_command_and_no_request_fails_meanwhile()
+    {
+        using var server = PreforkServer.Start(Command(), workers: 2);
+        var first = server.WaitForWorkers(2);
+        int failed = 0, served = 0;
+        using var stop = new CancellationTokenSource();
+        var load = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try { if (server.Get("/").Status == 200) served++; else failed++; }
+                catch (Exception e) when (e is SocketException or IOException) { failed++; }
+            }
+        });
+        File.AppendAllText(server.ConfigPath, "raw_env = [\"GREETING=second\"]\n");
+        for (int round = 2; round <= 4; round++)
+        {
+            server.Signal(Signum.SIGHUP);
+            server.WaitForLog($"Ready: generation {round}", TimeSpan.FromSeconds(30));
+        }
+        var last = server.WaitForWorkers(2, also: pids => !pids.Intersect(first).Any());
+        stop.Cancel();
+        await load;
+        Assert.Equal(0, failed);
+        Assert.True(served > 10, $"only {served} requests served");
+        var env = JsonSerializer.Deserialize<Dictionary<string, string>>(server.Get("/env").BodyText)!;
+        Assert.Equal("4", env["PREFORK_GENERATION"]);
+        Assert.Contains(int.Parse(env["LISTEN_PID"]), last);
+    }
+
+    [Fact]
+    public void USR2_keeps_the_master_pid_and_the_new_image_hears_its_new_workers_on_the_handed_over_notify_socket()
+    {
+        using var server = PreforkServer.Start(Command(), workers: 2);
+        var before = server.WaitForWorkers(2);
+        server.Signal(Signum.SIGUSR2);
+        server.WaitForLog("Adopted 2 workers; starting generation 2", TimeSpan.FromSeconds(60));
+        server.WaitForLog("Ready: generation 2", TimeSpan.FromSeconds(60)); // READY=1 reached the new image
+        server.WaitForWorkers(2, also: pids => !pids.Intersect(before).Any());
+        Assert.False(server.Master.HasExited);
+        var env = JsonSerializer.Deserialize<Dictionary<string, string>>(server.Get("/env").BodyText)!;
+        Assert.Equal(server.MasterPid.ToString(), env["PREFORK_MASTER_PID"]);
+    }
+
+    [Fact]
+    public void A_notify_datagram_from_a_process_that_is_no_worker_is_refused()
+    {
+        using var server = PreforkServer.Start(Command(), workers: 1);
+        server.WaitForWorkers(1);
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        socket.SendTo("READY=1\nWATCHDOG=trigger"u8.ToArray(), new UnixDomainSocketEndPoint($"\0prefork-{server.MasterPid}-notify"));
+        server.WaitForLog($"Refused a notify message from pid {Environment.ProcessId}, which is no worker of this master", TimeSpan.FromSeconds(10));
+        Assert.DoesNotContain("WATCHDOG=trigger", server.Log);
+    }
+
+    [RootFact]
+    public void With_user_set_the_program_runs_as_that_user_and_keeps_its_LISTEN_PID()
+    {
+        using var server = PreforkServer.Start(Command() + "user = \"nobody\"\n", workers: 1);
+        var pid = server.WaitForWorkers(1)[0];
+        var uid = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("Uid:")).Split('\t', StringSplitOptions.RemoveEmptyEntries)[1];
+        Assert.Equal("65534", uid);
+        Assert.Equal(pid, Pid(server)); // the script checked LISTEN_PID against its own pid, after setpriv
+    }
+
+    [Fact]
+    public void Gateway_settings_beside_a_command_are_named_as_not_applying_at_start_and_in_print_config()
+    {
+        using var server = PreforkServer.Start(Command() + "worker_class = \"epoll\"\nthreads = 4\n", workers: 1);
+        Assert.Contains("command is set, so these settings of gateway workers do not apply (the program serves on its own terms): worker_class, threads", server.Log);
+        var printed = PreforkServer.RunToExit("-c", server.ConfigPath, "--print-config");
+        Assert.Contains("threads = 4  # does not apply: command is set", printed.Output);
+        Assert.Contains("ready = \"notify\"\n", printed.Output.ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
+    public void Under_socket_activation_the_socket_systemd_passed_at_fd_4_is_the_workers_fd_3_and_systemds_variables_stay_the_masters()
+    {
+        using var notify = new Support.NotifySocket(@abstract: false);
+        int port3 = PreforkServer.FreePort(), port4 = PreforkServer.FreePort();
+        using var service = ServiceProcess.Start(Command() + "bind = [\"fd://4\"]\nworkers = 1\nlisten_fdnames = [\"web\"]",
+            new Dictionary<string, string>(), "systemd-socket-activate", "-l", $"127.0.0.1:{port3}", "-l", $"127.0.0.1:{port4}",
+            "--fdname=first:second", $"-ENOTIFY_SOCKET={notify.Name}");
+        service.WaitForLog($"Listening on 127.0.0.1:{port4} as 4", TimeSpan.FromSeconds(30));
+        var r = RawHttp.Get(port4, "/env", timeoutMs: 60_000); // the first connection starts the master; the worker serves it
+        var env = JsonSerializer.Deserialize<Dictionary<string, string>>(r.BodyText)!;
+        Assert.Equal("1", env["LISTEN_FDS"]);
+        Assert.Equal("web", env["LISTEN_FDNAMES"]);
+        Assert.StartsWith("@prefork-", env["NOTIFY_SOCKET"]); // the master's socket for its workers, not systemd's
+        notify.WaitUntil(m => m.Any(x => x.StartsWith("READY=1")), TimeSpan.FromSeconds(30), "READY=1 to systemd", () => service.Log);
+        var worker = Assert.Single(service.WorkerPids());
+        Assert.Equal(new FileInfo($"/proc/{service.MasterPid}/fd/4").LinkTarget, new FileInfo($"/proc/{worker}/fd/3").LinkTarget);
+    }
+
+    [Fact]
+    public void Check_config_looks_for_the_program()
+    {
+        var missing = PreforkServer.RunToExit("--check-config", "--", "no-such-program-xyz", "arg");
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("command program no-such-program-xyz is not found in PATH", missing.Output);
+        var found = PreforkServer.RunToExit("--check-config", "--", "python3", Script);
+        Assert.Equal(0, found.ExitCode);
+        Assert.Contains("configuration OK, command python3 found", found.Output);
+    }
+}
