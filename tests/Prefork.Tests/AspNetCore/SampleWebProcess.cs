@@ -18,7 +18,7 @@ public sealed class SampleWebProcess : IDisposable
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "Prefork.SampleWeb.dll");
 
     /// <summary>The dotnet host running the tests (the SDK sets DOTNET_HOST_PATH), so the app runs on the same runtime.</summary>
-    private static string DotnetHost => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+    public static string DotnetHost => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
 
     private readonly CapturedOutput _output;
 
