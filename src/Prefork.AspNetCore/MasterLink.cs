@@ -11,7 +11,7 @@ namespace Prefork.AspNetCore;
 /// still reports the request it is stuck on; and it stops the app when the master is gone, so no
 /// orphan keeps serving the port.
 /// </summary>
-public sealed class MasterLink(PreforkEnvironment prefork, RequestTracker tracker, IHostApplicationLifetime lifetime, ILogger<MasterLink> log)
+internal sealed class MasterLink(PreforkEnvironment prefork, RequestTracker tracker, IHostApplicationLifetime lifetime, ILogger<MasterLink> log)
     : IHostedService, IDisposable
 {
     public const int MaxPathLength = 200, MaxMethodLength = 32;

@@ -8,7 +8,7 @@ namespace Prefork.AspNetCore;
 /// socket named by NOTIFY_SOCKET ('@' = the abstract namespace). The master attributes them by the
 /// sender's credentials, so they are sent from this process, never from a helper.
 /// </summary>
-public sealed class Notifier : IDisposable
+internal sealed class Notifier : IDisposable
 {
     private readonly Socket _socket = new(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
     private readonly UnixDomainSocketEndPoint _master;

@@ -8,7 +8,7 @@ namespace Prefork.AspNetCore;
 /// request in its log. Per request: two interlocked operations on a slot (claimed lock-free,
 /// starting from the thread's own place so threads rarely meet) and one on the counter; no allocation.
 /// </summary>
-public sealed class RequestTracker
+internal sealed class RequestTracker
 {
     private Slot[] _slots = NewSlots(64);
     private long _served;

@@ -9,7 +9,7 @@ namespace Prefork.AspNetCore;
 /// Counts every request and keeps the ones in flight in the <see cref="RequestTracker"/>. Added by
 /// <see cref="RequestTrackingStartupFilter"/>, so it is the first middleware and times the whole pipeline.
 /// </summary>
-public sealed class RequestTrackingMiddleware(RequestDelegate next, RequestTracker tracker)
+internal sealed class RequestTrackingMiddleware(RequestDelegate next, RequestTracker tracker)
 {
     public Task InvokeAsync(HttpContext context)
     {
@@ -51,7 +51,7 @@ public sealed class RequestTrackingMiddleware(RequestDelegate next, RequestTrack
 }
 
 /// <summary>Puts <see cref="RequestTrackingMiddleware"/> before everything the app adds.</summary>
-public sealed class RequestTrackingStartupFilter : IStartupFilter
+internal sealed class RequestTrackingStartupFilter : IStartupFilter
 {
     public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
     {

@@ -87,6 +87,17 @@ public sealed class KestrelWorkerTests
     }
 
     [Fact]
+    public void Max_requests_recycles_a_worker_from_the_count_in_its_heartbeat()
+    {
+        using var server = Start(workers: 1, "graceful_timeout = 5\nmax_requests = 5\n");
+        var pid = server.WaitForWorkers(1)[0];
+        for (int i = 0; i < 5; i++) Assert.Equal(200, server.Get("/").Status);
+        server.WaitForLog($"Recycling worker 0 (pid {pid})", Bound); // once a heartbeat said PREFORK_REQUESTS=5
+        var next = server.WaitForWorkers(1, also: pids => !pids.Contains(pid))[0];
+        Assert.Equal(next, Pid(server));
+    }
+
+    [Fact]
     public void An_idle_worker_is_not_timed_out_it_keeps_sending_WATCHDOG()
     {
         using var server = Start(workers: 1, "graceful_timeout = 5\ntimeout = 3\n");

@@ -54,6 +54,20 @@ public sealed class StartupHookTests : IDisposable
     }
 
     [Fact]
+    public void The_real_master_runs_an_unmodified_app_with_the_hook_in_raw_env()
+    {
+        using var server = PreforkServer.Start(
+            $"command = [\"{SampleWebProcess.DotnetHost}\", \"{PlainWeb}\"]\nraw_env = [\"DOTNET_STARTUP_HOOKS={Hook}\"]\ngraceful_timeout = 5\n", workers: 2);
+        server.WaitForLog("(READY=1)", Bound, occurrences: 2); // ready = "notify": only Prefork.AspNetCore says it
+        var workers = server.WaitForWorkers(2);
+        var answering = new HashSet<int>();
+        Assert.True(Wait.Until(() => { answering.Add(int.Parse(server.Get("/pid").BodyText)); return answering.Count == 2; }, Bound),
+            $"pids answering: {string.Join(",", answering)}\n{server.Log}");
+        Assert.Equal(workers.Order(), answering.Order());
+        Assert.DoesNotContain("Now listening on: http://localhost:5000", server.Log);
+    }
+
+    [Fact]
     public void Without_a_master_the_hook_changes_nothing()
     {
         using var notify = new NotifySocket(@abstract: true);
