@@ -19,7 +19,8 @@ public sealed class KestrelWorkerTests
     private static PreforkServer Start(int workers, string toml = "graceful_timeout = 10\n") =>
         PreforkServer.Start(toml, workers: workers, args: ["--", SampleWebProcess.DotnetHost, SampleWebProcess.Dll]);
 
-    private static int Pid(PreforkServer server) => int.Parse(server.Get("/pid").BodyText);
+    /// <summary>The pid that answers /pid (waiting as long as a worker may take to boot on a busy machine).</summary>
+    private static int Pid(PreforkServer server) => int.Parse(RawHttp.Get(server.Port, "/pid", timeoutMs: (int)Bound.TotalMilliseconds).BodyText);
 
     /// <summary>Requests /pid until every one of <paramref name="workers"/> has answered (Kestrel's accept is not round-robin).</summary>
     private static void WaitUntilEachAnswers(PreforkServer server, IReadOnlyList<int> workers)
@@ -83,6 +84,7 @@ public sealed class KestrelWorkerTests
         server.WaitForLog($"WORKER TIMEOUT: worker 0 (pid {pid}) spent", Bound);
         Assert.Contains("on GET /slow (timeout 3 s)", server.Log);
         var replacement = server.WaitForWorkers(1, also: pids => !pids.Contains(pid))[0];
+        server.WaitForLog($"Booted worker 0 (pid {replacement})", Bound);
         Assert.Equal(replacement, Pid(server));
     }
 

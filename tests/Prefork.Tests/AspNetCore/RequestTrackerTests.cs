@@ -41,6 +41,16 @@ public sealed class RequestTrackerTests
     }
 
     [Fact]
+    public void Tracking_a_request_allocates_nothing()
+    {
+        var tracker = new RequestTracker();
+        tracker.End(tracker.Begin("GET", "/warm-up"));
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 1000; i++) tracker.End(tracker.Begin("GET", "/path"));
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void Concurrent_requests_are_all_counted_and_all_released()
     {
         var tracker = new RequestTracker();
