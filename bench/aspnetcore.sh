@@ -39,8 +39,8 @@ range() { tr ' ' '\n' | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {printf "%.0f–
 kestrel_port=18471 p1_port=18472 p2_port=18473
 start_kestrel() { dotnet "$web" --urls "http://127.0.0.1:$kestrel_port" > "$work/kestrel.log" 2>&1 & kestrel=$!; wait_for $kestrel_port; }
 start_kestrel
-$prefork -w 1 -b "127.0.0.1:$p1_port" --log-level warning -- dotnet "$PWD/$web" > "$work/prefork1.log" 2>&1 & prefork1=$!
-$prefork -w 2 -b "127.0.0.1:$p2_port" --log-level warning -- dotnet "$PWD/$web" > "$work/prefork2.log" 2>&1 & prefork2=$!
+$prefork -w 1 -b "127.0.0.1:$p1_port" --accesslog "" --log-level warning -- dotnet "$PWD/$web" > "$work/prefork1.log" 2>&1 & prefork1=$!
+$prefork -w 2 -b "127.0.0.1:$p2_port" --accesslog "" --log-level warning -- dotnet "$PWD/$web" > "$work/prefork2.log" 2>&1 & prefork2=$!
 wait_for $p1_port; wait_for $p2_port
 for port in $kestrel_port $p1_port $p2_port; do wrk -t2 -c64 -d2s "http://127.0.0.1:$port/" >/dev/null; done # JIT warm-up
 

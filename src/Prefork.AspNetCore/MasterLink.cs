@@ -12,7 +12,7 @@ namespace Prefork.AspNetCore;
 /// orphan keeps serving the port.
 /// </summary>
 internal sealed class MasterLink(PreforkEnvironment prefork, RequestTracker tracker, IHostApplicationLifetime lifetime, ILogger<MasterLink> log)
-    : IHostedService, IDisposable
+    : IHostedLifecycleService, IDisposable
 {
     public const int MaxPathLength = 200, MaxMethodLength = 32;
 
@@ -37,6 +37,26 @@ internal sealed class MasterLink(PreforkEnvironment prefork, RequestTracker trac
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// Before Kestrel stops (this runs before any hosted service's StopAsync): a short drain in which
+    /// every answer closes its keep-alive connection. Kestrel's own stop closes idle keep-alive
+    /// connections at once, and a client that was just then sending its next request on one sees the
+    /// connection reset; during a reload the other workers already serve, so closing politely first
+    /// is what makes a reload drop nothing. A second or less, and at most a quarter of graceful_timeout.
+    /// </summary>
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        tracker.Draining = true;
+        var drain = TimeSpan.FromSeconds(1);
+        if (prefork.GracefulTimeout is { } graceful && graceful / 4 < drain) drain = graceful / 4;
+        try { await Task.Delay(drain, cancellationToken); }
+        catch (OperationCanceledException) { }
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     private void Heartbeat()
     {

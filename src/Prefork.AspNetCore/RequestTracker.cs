@@ -14,6 +14,9 @@ internal sealed class RequestTracker
     private long _served;
     private readonly Lock _growing = new();
 
+    /// <summary>The worker is about to stop: answers carry `Connection: close` (see <see cref="MasterLink"/>).</summary>
+    public volatile bool Draining;
+
     /// <summary>Requests finished so far (successfully or not); monotonic.</summary>
     public long Served => Interlocked.Read(ref _served);
 

@@ -17,6 +17,11 @@ internal sealed class RequestTrackingMiddleware(RequestDelegate next, RequestTra
         // never timed, or the master would kill a worker for an open chat window.
         if (IsUpgrade(context)) return Counted(next(context));
 
+        // Draining before a stop: each keep-alive connection is closed by its next answer, with
+        // Connection: close, so the client knows; none is left idle for Kestrel to close under a
+        // request the client is sending at that moment.
+        if (tracker.Draining && !context.Response.HasStarted && context.Request.Protocol is "HTTP/1.1" or "HTTP/1.0")
+            context.Response.Headers.Connection = "close";
         var slot = tracker.Begin(context.Request.Method, context.Request.Path.Value ?? "");
         Task pipeline;
         try { pipeline = next(context); }

@@ -31,6 +31,33 @@ public sealed class KestrelWorkerTests
     }
 
     [Fact]
+    public void Ten_HUPs_under_keep_alive_load_fail_no_request_and_USR2_keeps_the_master_pid()
+    {
+        using var server = Start(workers: 2);
+        var first = server.WaitForWorkers(2);
+        // Each worker drains before Kestrel stops (every answer says Connection: close); without
+        // that, Kestrel closes idle keep-alive connections under requests clients are just sending.
+        using var wrk = Wrk.Start(server.Port, connections: 20, seconds: 40);
+        for (int generation = 2; generation <= 11; generation++)
+        {
+            server.Signal(Mono.Unix.Native.Signum.SIGHUP);
+            server.WaitForLog($"Ready: generation {generation}", Bound);
+        }
+        var result = wrk.Wait();
+        Assert.True(result.Failures == 0 && result.Requests > 1000, $"{result}\n{server.Log}");
+        Assert.DoesNotContain(server.WorkerPids(), first.Contains);
+
+        int master = server.MasterPid;
+        var beforeUpgrade = server.WorkerPids();
+        server.Signal(Mono.Unix.Native.Signum.SIGUSR2);
+        server.WaitForLog("Ready: generation 12", Bound);
+        Assert.False(server.Master.HasExited);
+        Assert.Equal(master, server.MasterPid);
+        var workers = server.WaitForWorkers(2, also: pids => !pids.Intersect(beforeUpgrade).Any());
+        Assert.Contains(JsonDocument.Parse(server.Get("/api/items/1").Body).RootElement.GetProperty("servedBy").GetInt32(), workers);
+    }
+
+    [Fact]
     public async Task Three_workers_answer_every_route_on_the_masters_socket_with_its_backlog()
     {
         using var server = Start(workers: 3, "graceful_timeout = 10\nbacklog = 300\n");
