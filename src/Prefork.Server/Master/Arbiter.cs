@@ -1,9 +1,9 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using Mono.Unix.Native;
 using Prefork.Config;
+using Prefork.Control;
 using Prefork.Protocol;
 using Prefork.Systemd;
 using Prefork.Worker;
@@ -27,10 +27,9 @@ public sealed class Arbiter
     private GatewayConfig _config;
     private readonly List<Listener> _listeners = [];
     private readonly List<WorkerHandle> _workers = [];
-    private IEnumerable<SystemdNotifier.WorkerStatus> WorkersForSystemd =>
-        _workers.Select(w => new SystemdNotifier.WorkerStatus(w.Pid, w.Generation, w.Booted, w.Retiring, w.Requests));
-    private readonly ConcurrentQueue<PosixSignal> _signals = new();
     private readonly WakeUp _wake = new();
+    private readonly CommandQueue _commands;          // signals and control requests, carried out by the loop
+    private readonly StatusBoard _status;             // counters, and the snapshot published after each turn
     private PidFile? _pidFile;
     private readonly SystemdNotifier _notify = SystemdNotifier.FromEnvironment(); // systemd: sd_notify
     private readonly TimeProvider _clock = TimeProvider.System; // monotonic timestamps only (see Monotonic)
@@ -53,6 +52,8 @@ public sealed class Arbiter
         _targetWorkers = config.Workers;
         _supervision = new Supervision(_clock);
         _backoff = new SpawnBackoff(_clock);
+        _commands = new CommandQueue(_wake.Signal);
+        _status = new StatusBoard(_clock);
     }
 
     /// <summary>Runs the master until it is told to stop. Returns the process exit code.</summary>
@@ -66,14 +67,14 @@ public sealed class Arbiter
             try
             {
                 Sleep();
-                while (_signals.TryDequeue(out var signal))
-                    if (HandleSignal(signal) is { } graceful) return Stop(graceful);
+                while (_commands.TryDequeue(out var command))
+                    if (Handle(command) is { } graceful) return Stop(graceful);
                 Reap();
                 AckDelayedWorkers();
                 MurderWorkers();
                 RecycleWorkers();
                 ManageWorkers();
-                _notify.Tick(WorkersForSystemd, _generation); // systemd: watchdog ping, STATUS=
+                _notify.Tick(Publish()); // systemd: watchdog ping, STATUS=
             }
             catch (Exception e)
             {
@@ -178,8 +179,7 @@ public sealed class Arbiter
             .Select(sig => PosixSignalRegistration.Create(sig, ctx =>
             {
                 ctx.Cancel = true; // the loop decides; never the runtime's default
-                _signals.Enqueue(ctx.Signal);
-                _wake.Signal();
+                _commands.Enqueue(new MasterCommand.Signal(ctx.Signal));
             }))
             .ToList();
         return new DisposeAll(list);
@@ -189,6 +189,54 @@ public sealed class Arbiter
     {
         public void Dispose() => list.ForEach(r => r.Dispose());
     }
+
+    /// <summary>Carries out one signal or control request; returns true/false (graceful/fast) when the master should stop.</summary>
+    private bool? Handle(MasterCommand command)
+    {
+        if (command is MasterCommand.Signal signal) return HandleSignal(signal.Number);
+        Log.Information("Handling control request: {Command}", command);
+        string? refusal = null;
+        switch (command)
+        {
+            case MasterCommand.Stop stop:
+                Log.Information("Stopping ({How}), asked by prefork ctl", stop.Quick ? "fast" : "graceful");
+                command.Complete();
+                return !stop.Quick;
+            case MasterCommand.Scale scale:
+                _targetWorkers = Math.Clamp(scale.Workers ?? _targetWorkers + scale.Delta, 1, 1024);
+                Log.Information("Workers now {Workers} (prefork ctl scale)", _targetWorkers);
+                break;
+            case MasterCommand.Reload:
+                _notify.Reloading(Publish());
+                refusal = Reload();
+                break;
+            case MasterCommand.Reopen:
+                HandleSignal(SigUsr1);
+                break;
+            case MasterCommand.KillWorker kill:
+                if (_workers.FirstOrDefault(w => w.Pid == kill.Pid) is not { } doomed) refusal = $"no worker has pid {kill.Pid}";
+                else if (doomed.Retire(_clock.After(Supervision.AbortGrace)))
+                {
+                    _status.EndingBecause(doomed, "ctl");
+                    Log.Warning("Stopping {Worker} now, asked by prefork ctl; it is replaced at once", doomed);
+                    Kill(doomed, doomed.FastStopSignal);
+                }
+                else refusal = $"{doomed} is already on its way out ({StatusBoard.StateName(doomed.State)})";
+                break;
+            case MasterCommand.RecycleWorker recycle:
+                if (_workers.FirstOrDefault(w => w.Pid == recycle.Pid) is not { } old) refusal = $"no worker has pid {recycle.Pid}";
+                else if (old.Recycle("asked by prefork ctl")) Log.Information("Recycling {Worker}: asked by prefork ctl", old);
+                else refusal = $"{old} is {StatusBoard.StateName(old.State)}; only a serving worker can be recycled";
+                break;
+        }
+        command.Complete(refusal);
+        return null;
+    }
+
+    /// <summary>Publishes what the master looks like now (see <see cref="StatusBoard"/>).</summary>
+    private StatusSnapshot Publish() =>
+        _status.Publish(_config, _generation, _stopping ? "stopping" : _readyGeneration == 0 ? "starting" : _readyGeneration != _generation ? "reloading" : "serving",
+            _winched, _targetWorkers, _workers, _stopping ? [] : _listeners);
 
     /// <summary>Handles one signal; returns true/false (graceful/fast) when the master should stop.</summary>
     private bool? HandleSignal(PosixSignal signal)
@@ -201,7 +249,7 @@ public sealed class Arbiter
             case PosixSignal.SIGQUIT: Log.Information("Handling signal: QUIT (fast stop)"); return false;
             case PosixSignal.SIGHUP:
                 Log.Information("Handling signal: HUP (reload)");
-                _notify.Reloading(WorkersForSystemd, _generation); // systemd: RELOADING=1 now, READY=1 once the new generation serves
+                _notify.Reloading(Publish()); // systemd: RELOADING=1 now, READY=1 once the new generation serves
                 Reload();
                 return null;
             case PosixSignal.SIGTTIN:
@@ -236,7 +284,7 @@ public sealed class Arbiter
     /// HUP: re-read the config; if it is valid, start a new generation of workers. The old ones
     /// are retired one by one as their replacements report ready (see <see cref="ManageWorkers"/>).
     /// </summary>
-    private void Reload()
+    private string? Reload()
     {
         GatewayConfig next;
         try
@@ -248,7 +296,7 @@ public sealed class Arbiter
         {
             Log.Error("Reload refused, keeping the running configuration: {Reason}", e.Message);
             _notify.ReloadRefused(e.Message); // systemd: the reload is over
-            return;
+            return e.Message;
         }
         foreach (var s in Settings.All.Where(s => !s.Reloadable && ConfigLoader.FormatToml(next[s.Key]) != ConfigLoader.FormatToml(_config[s.Key])))
             Log.Warning("{Key} changed; it takes effect at the next start (or USR2), not on HUP", s.Key);
@@ -261,12 +309,14 @@ public sealed class Arbiter
         Log.Information("Reloaded configuration; starting generation {Generation} with {Workers} workers", _generation, _targetWorkers);
         DescribeWorkers(next);
         Hooks.Run(_config, "on_reload", new Dictionary<string, string> { ["PREFORK_GENERATION"] = _generation.ToString() });
+        _status.Reloaded();
+        return null;
     }
 
     /// <summary>USR2: check the program on disk, then exec it in place; on any failure, go on serving and say why.</summary>
     private void Upgrade()
     {
-        _notify.Reloading(WorkersForSystemd, _generation); // systemd: the new image says READY=1 when its generation serves
+        _notify.Reloading(Publish()); // systemd: the new image says READY=1 when its generation serves
         if (InPlaceUpgrade.Preflight(_configPath, _overrides) is { } why)
         {
             Log.Error("Upgrade refused, the running master goes on: {Reason}", why);
@@ -411,7 +461,9 @@ public sealed class Arbiter
             Syscall.close(w.PipeFd);
             w.Process?.Dispose();
             string how = signal != 0 ? $"was killed by signal {signal} ({SignalName(signal)})" : $"exited with code {code}";
-            switch (Supervision.Ending(w, code, signal, _stopping))
+            var ending = Supervision.Ending(w, code, signal, _stopping);
+            _status.Exited(w, _status.ExitReason(w, ending, _generation, _stopping));
+            switch (ending)
             {
                 case Ending.Retired:
                     Log.Information("{Worker} {How} (retired)", w, how);
@@ -515,7 +567,7 @@ public sealed class Arbiter
             bool first = _readyGeneration == 0;
             _readyGeneration = _generation;
             Log.Information("Ready: generation {Generation}, {Workers} workers serving", _generation, plan.Target);
-            _notify.Ready(WorkersForSystemd, _generation); // systemd: READY=1
+            _notify.Ready(Publish()); // systemd: READY=1
             if (first) Hooks.Run(_config, "when_ready");
         }
     }
@@ -531,7 +583,11 @@ public sealed class Arbiter
 
     private void Spawn(int index)
     {
-        if (_spawner.Spawn(_config, _listeners, index, _generation) is { } w) _workers.Add(w);
+        if (_spawner.Spawn(_config, _listeners, index, _generation) is { } w)
+        {
+            _workers.Add(w);
+            _status.Spawned();
+        }
         else _backoff.SpawnFailed();
     }
 
@@ -543,12 +599,12 @@ public sealed class Arbiter
     /// </summary>
     private int Stop(bool graceful)
     {
-        _notify.Stopping(WorkersForSystemd, _generation); // systemd: STOPPING=1
+        _stopping = true; // every exit from now on is expected, a condemned worker's too
+        _notify.Stopping(Publish()); // systemd: STOPPING=1
         // Stop accepting: the master's copies close now, so once the workers have drained the queue and
         // closed theirs, a new client is refused (safe for a proxy to retry) rather than accepted and reset.
         foreach (var l in _listeners) l.Dispose();
         long deadline = _clock.After(TimeSpan.FromSeconds(graceful ? _config.GracefulTimeout : 5));
-        _stopping = true; // every exit from now on is expected, a condemned worker's too
         foreach (var w in _workers)
         {
             w.Retire(deadline); // this loop kills at the deadline itself
@@ -557,16 +613,19 @@ public sealed class Arbiter
         while (_workers.Count > 0 && _clock.GetTimestamp() < deadline)
         {
             // INT or QUIT during a graceful stop hurries it up, as in Gunicorn.
-            if (graceful && _signals.TryDequeue(out var more) && more is PosixSignal.SIGINT or PosixSignal.SIGQUIT)
+            if (_commands.TryDequeue(out var more) && graceful && more is MasterCommand.Signal { Number: PosixSignal.SIGINT or PosixSignal.SIGQUIT } or MasterCommand.Stop { Quick: true })
             {
-                Log.Information("Handling signal: {Signal} during graceful stop; stopping fast", more);
+                graceful = false;
+                more.Complete();
+                Log.Information("Handling {Command} during graceful stop; stopping fast", more is MasterCommand.Signal s ? "signal " + s.Number : "ctl stop --quick");
                 foreach (var w in _workers) Kill(w, w.FastStopSignal);
                 deadline = _clock.After(TimeSpan.FromSeconds(5));
             }
             Thread.Sleep(50);
             ReadAll();
             Reap();
-            _notify.Tick(WorkersForSystemd, _generation); // systemd: keep the watchdog fed while workers finish
+            more?.Complete("the master is stopping");
+            _notify.Tick(Publish()); // systemd: keep the watchdog fed while workers finish
         }
         foreach (var w in _workers)
         {
