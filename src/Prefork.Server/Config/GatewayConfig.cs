@@ -75,6 +75,8 @@ public sealed class GatewayConfig
     public string ErrorLog => Str("errorlog");
     public string AccessLog => Str("accesslog");
     public string AccessLogFormat => Str("access_log_format");
+    public string ControlSocket => Str("control_socket");
+    public string MetricsBind => Str("metrics_bind");
     public IReadOnlyList<string> ForwardedAllowIps => (string[])_values["forwarded_allow_ips"];
     /// <summary>secure_scheme_headers as (header, value meaning https) pairs.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> SecureSchemeHeaders =>

@@ -20,6 +20,12 @@ public static class Settings
     private static readonly ValueForm FdNameForm = ValueForm.Of("names of 1 to 255 printable ASCII characters without ':'", IsFdName);
     private static readonly ValueForm PeerForm = ValueForm.Of(
         "IP addresses (\"10.0.0.7\", \"::1\"), CIDR blocks (\"10.0.0.0/8\", \"fd00::/8\") or \"*\"", IpAllowList.IsValidEntry);
+    private static readonly ValueForm MetricsBindForm = ValueForm.Of("HOST:PORT or [ADDR]:PORT (TCP), or \"\"", v =>
+    {
+        if (v.Length == 0) return true;
+        try { return ListenAddress.Parse(v) is { IsUnix: false, InheritedFd: null }; }
+        catch (FormatException) { return false; }
+    });
     private static readonly ValueForm HeaderPairForm = ValueForm.Of(
         "\"HEADER=value\" pairs such as \"X-FORWARDED-PROTO=https\" (a header name, '=', a non-empty value)", IsHeaderPair);
 
@@ -100,6 +106,14 @@ public static class Settings
         new("accesslog", SettingType.String, "", "logging", "Access log: empty for none, \"-\" for stdout, or a file path.", Applies: AppliesTo.Gateway),
         new("access_log_format", SettingType.String, DefaultAccessLogFormat, "logging",
             "Access log line, Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, b/B bytes, f referer, a user agent, T/M/D duration in s/ms/us, p pid.", Applies: AppliesTo.Gateway),
+
+        // Operating: `prefork ctl` and Prometheus
+        new("control_socket", SettingType.String, "prefork.ctl", "operating",
+            "Unix socket that `prefork ctl` talks to (JSON, one line each way), mode 0600: only the master's user and root may use it. A relative path lies beside the pidfile when one is set, else in the config file's folder (the working directory without a config file). Empty disables.",
+            Reloadable: false),
+        new("metrics_bind", SettingType.String, "", "operating",
+            "HOST:PORT of the master's own HTTP listener (never the application's) for Prometheus: GET /metrics, /ready (200 when the current generation serves at full strength, else 503) and /live. Empty disables.",
+            Form: MetricsBindForm, Reloadable: false),
 
         // Proxies in front of Prefork (load balancers, TLS terminators)
         new("forwarded_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",

@@ -9,8 +9,8 @@ namespace Prefork.Control;
 /// </summary>
 public abstract record MasterCommand
 {
-    /// <summary>Completed by the loop once the command is carried out: null for done, or why it was refused. Signals have none.</summary>
-    public TaskCompletionSource<string?>? Done { get; init; }
+    /// <summary>Completed by the loop once the command is carried out (or refused). Signals have none.</summary>
+    public TaskCompletionSource<CommandResult>? Done { get; init; }
 
     public sealed record Signal(PosixSignal Number) : MasterCommand;
     /// <summary>Set the target to <paramref name="Workers"/>, or change it by <paramref name="Delta"/> when Workers is null.</summary>
@@ -23,9 +23,19 @@ public abstract record MasterCommand
     /// <summary>Replace this worker: a new one starts, and it retires once that one is ready.</summary>
     public sealed record RecycleWorker(int Pid) : MasterCommand;
 
-    /// <summary>Tells the asker how it went (no-op for a signal).</summary>
-    public void Complete(string? refusal = null) => Done?.TrySetResult(refusal);
+    /// <summary>Tells the asker it is done, in words for people (no-op for a signal).</summary>
+    public void Complete(string message) => Done?.TrySetResult(new CommandResult(null, message));
+
+    /// <summary>Tells the asker why it was not done.</summary>
+    public void Refuse(string error) => Done?.TrySetResult(new CommandResult(error, ""));
+
+    /// <summary>A control request, with the completion its asker waits on.</summary>
+    public static T Asked<T>(T command) where T : MasterCommand =>
+        command with { Done = new TaskCompletionSource<CommandResult>(TaskCreationOptions.RunContinuationsAsynchronously) };
 }
+
+/// <summary>How a command went: <paramref name="Error"/> is null when it was done.</summary>
+public sealed record CommandResult(string? Error, string Message);
 
 /// <summary>Commands for the master's loop, from signal handlers and the control socket's threads; each wakes the loop.</summary>
 public sealed class CommandQueue(Action wake)

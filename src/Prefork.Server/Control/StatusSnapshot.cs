@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Prefork.Control;
 
 /// <summary>
@@ -22,9 +24,15 @@ public sealed record StatusSnapshot(
     IReadOnlyList<WorkerStatus> Workers,
     IReadOnlyList<ListenerStatus> Listeners,
     MasterCounters Counters,
-    string ConfigToml,
+    [property: JsonIgnore] string ConfigToml,
     string? ConfigPath)
 {
+    /// <summary>The wall-clock time, for the start times people and Prometheus read; the master decides nothing by it.</summary>
+    public static DateTimeOffset WallNow() => DateTimeOffset.UtcNow;
+
+    /// <summary>When it was published (Environment.TickCount64, monotonic ms): /live checks the loop still turns.</summary>
+    [JsonIgnore] public long PublishedMs { get; } = Environment.TickCount64;
+
     /// <summary>Workers of the current generation that serve (booted, not on their way out).</summary>
     public int ServingCurrent => Workers.Count(w => w.Generation == Generation && w.State is WorkerStates.Serving or WorkerStates.Recycling);
 }

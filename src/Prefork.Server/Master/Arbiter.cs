@@ -31,6 +31,7 @@ public sealed class Arbiter
     private readonly CommandQueue _commands;          // signals and control requests, carried out by the loop
     private readonly StatusBoard _status;             // counters, and the snapshot published after each turn
     private PidFile? _pidFile;
+    private ControlServer? _control;                 // `prefork ctl`: reads the snapshot, enqueues commands
     private readonly SystemdNotifier _notify = SystemdNotifier.FromEnvironment(); // systemd: sd_notify
     private readonly TimeProvider _clock = TimeProvider.System; // monotonic timestamps only (see Monotonic)
     private readonly Supervision _supervision;
@@ -103,6 +104,7 @@ public sealed class Arbiter
                 _pidFile.Create();
             }
             OpenListeners(SocketActivation.Addresses(_config.Bind), upgrade?.Listeners); // systemd: passed sockets replace bind
+            OpenControl();
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
         {
@@ -112,7 +114,23 @@ public sealed class Arbiter
         }
         if (upgrade is not null) Adopt(upgrade);
         DescribeWorkers(_config);
+        Publish(); // the control socket answers from the first moment
         return null;
+    }
+
+    /// <summary>`control_socket`: a master that cannot open it says why and serves all the same (its signals still work).</summary>
+    private void OpenControl()
+    {
+        if (ControlServer.SocketPath(_config) is not { } path) return;
+        try
+        {
+            _control = ControlServer.Open(path, () => _status.Current, _commands);
+            Log.Information("Control socket: {Path} (prefork ctl)", path);
+        }
+        catch (IOException e)
+        {
+            Log.Error("No control socket: {Reason}", e.Message);
+        }
     }
 
     /// <summary>What the workers run, and which settings set in the config do not apply to them.</summary>
@@ -194,44 +212,59 @@ public sealed class Arbiter
     private bool? Handle(MasterCommand command)
     {
         if (command is MasterCommand.Signal signal) return HandleSignal(signal.Number);
-        Log.Information("Handling control request: {Command}", command);
-        string? refusal = null;
+        Log.Information("Handling control request: {Command}", Describe(command));
         switch (command)
         {
             case MasterCommand.Stop stop:
-                Log.Information("Stopping ({How}), asked by prefork ctl", stop.Quick ? "fast" : "graceful");
-                command.Complete();
+                command.Complete(stop.Quick ? "stopping now (fast)" : $"stopping gracefully (graceful_timeout {_config.GracefulTimeout} s)");
                 return !stop.Quick;
             case MasterCommand.Scale scale:
                 _targetWorkers = Math.Clamp(scale.Workers ?? _targetWorkers + scale.Delta, 1, 1024);
                 Log.Information("Workers now {Workers} (prefork ctl scale)", _targetWorkers);
+                command.Complete($"target workers now {_targetWorkers}");
                 break;
             case MasterCommand.Reload:
                 _notify.Reloading(Publish());
-                refusal = Reload();
+                if (Reload() is { } refused) command.Refuse("reload refused, the running configuration goes on: " + refused);
+                else command.Complete($"reloading: generation {_generation} starts with {_targetWorkers} workers");
                 break;
             case MasterCommand.Reopen:
                 HandleSignal(SigUsr1);
+                command.Complete("log files reopened");
                 break;
             case MasterCommand.KillWorker kill:
-                if (_workers.FirstOrDefault(w => w.Pid == kill.Pid) is not { } doomed) refusal = $"no worker has pid {kill.Pid}";
+                if (_workers.FirstOrDefault(w => w.Pid == kill.Pid) is not { } doomed) command.Refuse($"no worker has pid {kill.Pid}");
                 else if (doomed.Retire(_clock.After(Supervision.AbortGrace)))
                 {
                     _status.EndingBecause(doomed, "ctl");
                     Log.Warning("Stopping {Worker} now, asked by prefork ctl; it is replaced at once", doomed);
                     Kill(doomed, doomed.FastStopSignal);
+                    command.Complete($"{doomed} stopped; a replacement starts");
                 }
-                else refusal = $"{doomed} is already on its way out ({StatusBoard.StateName(doomed.State)})";
+                else command.Refuse($"{doomed} is already on its way out ({StatusBoard.StateName(doomed.State)})");
                 break;
             case MasterCommand.RecycleWorker recycle:
-                if (_workers.FirstOrDefault(w => w.Pid == recycle.Pid) is not { } old) refusal = $"no worker has pid {recycle.Pid}";
-                else if (old.Recycle("asked by prefork ctl")) Log.Information("Recycling {Worker}: asked by prefork ctl", old);
-                else refusal = $"{old} is {StatusBoard.StateName(old.State)}; only a serving worker can be recycled";
+                if (_workers.FirstOrDefault(w => w.Pid == recycle.Pid) is not { } old) command.Refuse($"no worker has pid {recycle.Pid}");
+                else if (old.Recycle("asked by prefork ctl"))
+                {
+                    Log.Information("Recycling {Worker}: asked by prefork ctl", old);
+                    command.Complete($"{old} retires once its replacement is ready");
+                }
+                else command.Refuse($"{old} is {StatusBoard.StateName(old.State)}; only a serving worker can be recycled");
                 break;
         }
-        command.Complete(refusal);
         return null;
     }
+
+    private static string Describe(MasterCommand command) => command switch
+    {
+        MasterCommand.Scale { Workers: { } n } => $"scale {n}",
+        MasterCommand.Scale s => $"scale {s.Delta:+0;-0}",
+        MasterCommand.Stop s => s.Quick ? "stop --quick" : "stop",
+        MasterCommand.KillWorker k => $"kill {k.Pid}",
+        MasterCommand.RecycleWorker r => $"recycle {r.Pid}",
+        _ => command.GetType().Name.ToLowerInvariant(),
+    };
 
     /// <summary>Publishes what the master looks like now (see <see cref="StatusBoard"/>).</summary>
     private StatusSnapshot Publish() =>
@@ -616,7 +649,7 @@ public sealed class Arbiter
             if (_commands.TryDequeue(out var more) && graceful && more is MasterCommand.Signal { Number: PosixSignal.SIGINT or PosixSignal.SIGQUIT } or MasterCommand.Stop { Quick: true })
             {
                 graceful = false;
-                more.Complete();
+                more.Complete("stopping now (fast)");
                 Log.Information("Handling {Command} during graceful stop; stopping fast", more is MasterCommand.Signal s ? "signal " + s.Number : "ctl stop --quick");
                 foreach (var w in _workers) Kill(w, w.FastStopSignal);
                 deadline = _clock.After(TimeSpan.FromSeconds(5));
@@ -624,7 +657,7 @@ public sealed class Arbiter
             Thread.Sleep(50);
             ReadAll();
             Reap();
-            more?.Complete("the master is stopping");
+            more?.Refuse("the master is stopping");
             _notify.Tick(Publish()); // systemd: keep the watchdog fed while workers finish
         }
         foreach (var w in _workers)
@@ -644,6 +677,7 @@ public sealed class Arbiter
     {
         foreach (var l in _listeners) l.Dispose();
         _workerNotify?.Dispose();
+        _control?.Dispose();
         _pidFile?.Remove();
     }
 

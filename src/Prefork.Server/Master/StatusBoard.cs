@@ -13,7 +13,7 @@ namespace Prefork.Master;
 /// </summary>
 internal sealed class StatusBoard(TimeProvider clock)
 {
-    private readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
+    private readonly DateTimeOffset _startedAt = StatusSnapshot.WallNow(); // for people: decisions use the monotonic clock
     private readonly long _startedMonotonic = clock.GetTimestamp();
     private readonly Dictionary<int, Sample> _samples = [];
     private readonly Dictionary<int, string> _causes = [];  // why the master ended a worker, when its state alone does not say
@@ -70,7 +70,7 @@ internal sealed class StatusBoard(TimeProvider clock)
         IReadOnlyList<WorkerHandle> workers, IReadOnlyList<Listener> listeners)
     {
         long now = clock.GetTimestamp();
-        var wallNow = DateTimeOffset.UtcNow;
+        var wallNow = StatusSnapshot.WallNow();
         var list = new List<WorkerStatus>(workers.Count);
         long live = 0;
         foreach (var w in workers)
