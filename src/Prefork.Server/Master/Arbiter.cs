@@ -4,6 +4,8 @@ using System.Text;
 using Mono.Unix.Native;
 using Prefork.Config;
 using Prefork.Control;
+using Prefork.Metrics;
+using System.Net.Sockets;
 using Prefork.Protocol;
 using Prefork.Systemd;
 using Prefork.Worker;
@@ -32,6 +34,7 @@ public sealed class Arbiter
     private readonly StatusBoard _status;             // counters, and the snapshot published after each turn
     private PidFile? _pidFile;
     private ControlServer? _control;                 // `prefork ctl`: reads the snapshot, enqueues commands
+    private MetricsServer? _metrics;                 // metrics_bind: Prometheus, /ready, /live from the snapshot
     private readonly SystemdNotifier _notify = SystemdNotifier.FromEnvironment(); // systemd: sd_notify
     private readonly TimeProvider _clock = TimeProvider.System; // monotonic timestamps only (see Monotonic)
     private readonly Supervision _supervision;
@@ -118,7 +121,7 @@ public sealed class Arbiter
         return null;
     }
 
-    /// <summary>`control_socket`: a master that cannot open it says why and serves all the same (its signals still work).</summary>
+    /// <summary>`control_socket` and `metrics_bind`: a master that cannot open them says why and serves all the same (its signals still work).</summary>
     private void OpenControl()
     {
         if (ControlServer.SocketPath(_config) is not { } path) return;
@@ -130,6 +133,16 @@ public sealed class Arbiter
         catch (IOException e)
         {
             Log.Error("No control socket: {Reason}", e.Message);
+        }
+        if (_config.MetricsBind.Length == 0) return;
+        try
+        {
+            _metrics = MetricsServer.Open(_config.MetricsBind, () => _status.Current);
+            Log.Information("Metrics at: http://{Address}/metrics (also /ready, /live)", _metrics.LocalEndPoint);
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            Log.Error("No metrics listener: {Reason}", e.Message);
         }
     }
 
@@ -678,6 +691,7 @@ public sealed class Arbiter
         foreach (var l in _listeners) l.Dispose();
         _workerNotify?.Dispose();
         _control?.Dispose();
+        _metrics?.Dispose();
         _pidFile?.Remove();
     }
 
