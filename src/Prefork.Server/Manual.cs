@@ -51,7 +51,7 @@ public static class Manual
                      "and, ideally, says READY=1 and WATCHDOG=1 on NOTIFY_SOCKET (an ASP.NET Core app with Prefork.AspNetCore does). " +
                      "Reload, upgrade, timeouts, recycling and backoff work as for gateway workers; the settings marked " +
                      "\"Gateway workers only\" then do not apply."),
-            new Para("`prefork ctl COMMAND` talks to a running master over its `control_socket`: status [--ready], workers, config, dump, " +
+            new Para("`prefork ctl COMMAND` talks to a running master over its `control_socket`: top, status [--ready], workers, config, dump, " +
                      "scale N|+N|-N, reload, upgrade, reopen, stop [--quick], kill PID, recycle PID; tables by default, JSON with --json. " +
                      "Exit codes: 0 done, 1 refused (or not ready), 2 bad usage, 3 no master answers. With `metrics_bind` the master " +
                      "also serves Prometheus metrics (GET /metrics), /ready and /live."),

@@ -77,6 +77,10 @@ public sealed class GatewayConfig
     public string AccessLogFormat => Str("access_log_format");
     public string ControlSocket => Str("control_socket");
     public string MetricsBind => Str("metrics_bind");
+    public string StatsdHost => Str("statsd_host");
+    public string StatsdPrefix => Str("statsd_prefix");
+    public bool Reload => (bool)_values["reload"];
+    public IReadOnlyList<string> ReloadExtraFiles => (string[])_values["reload_extra_files"];
     public IReadOnlyList<string> ForwardedAllowIps => (string[])_values["forwarded_allow_ips"];
     /// <summary>secure_scheme_headers as (header, value meaning https) pairs.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> SecureSchemeHeaders =>

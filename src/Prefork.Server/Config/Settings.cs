@@ -20,7 +20,7 @@ public static class Settings
     private static readonly ValueForm FdNameForm = ValueForm.Of("names of 1 to 255 printable ASCII characters without ':'", IsFdName);
     private static readonly ValueForm PeerForm = ValueForm.Of(
         "IP addresses (\"10.0.0.7\", \"::1\"), CIDR blocks (\"10.0.0.0/8\", \"fd00::/8\") or \"*\"", IpAllowList.IsValidEntry);
-    private static readonly ValueForm MetricsBindForm = ValueForm.Of("HOST:PORT or [ADDR]:PORT (TCP), or \"\"", v =>
+    private static readonly ValueForm MetricsBindForm = ValueForm.Of("HOST:PORT or [ADDR]:PORT, or \"\"", v =>
     {
         if (v.Length == 0) return true;
         try { return ListenAddress.Parse(v) is { IsUnix: false, InheritedFd: null }; }
@@ -114,6 +114,15 @@ public static class Settings
         new("metrics_bind", SettingType.String, "", "operating",
             "HOST:PORT of the master's own HTTP listener (never the application's) for Prometheus: GET /metrics, /ready (200 when the current generation serves at full strength, else 503) and /live. Empty disables.",
             Form: MetricsBindForm, Reloadable: false),
+        new("statsd_host", SettingType.String, "", "operating",
+            "HOST:PORT of a statsd server: once a second the master sends PREFIX.requests (counter), PREFIX.workers and PREFIX.workers.STATE (gauges), PREFIX.worker_exits.REASON and PREFIX.reloads (counters), over UDP. Empty disables.",
+            Form: MetricsBindForm, Reloadable: false),
+        new("statsd_prefix", SettingType.String, "prefork", "operating",
+            "First part of every statsd name; \"gunicorn\" gives Gunicorn's names (gunicorn.requests, gunicorn.workers).", Reloadable: false),
+        new("reload", SettingType.Boolean, false, "operating",
+            "For development (Gunicorn's --reload): when the app's assembly (for command workers, the program's file) or one of reload_extra_files changes and then stays still for a second, reload as on HUP: a new generation, each old worker retired once its replacement is ready."),
+        new("reload_extra_files", SettingType.StringList, Array.Empty<string>(), "operating",
+            "More files whose change triggers a reload when reload is on (paths relative to the config file)."),
 
         // Proxies in front of Prefork (load balancers, TLS terminators)
         new("forwarded_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",

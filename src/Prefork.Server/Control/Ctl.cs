@@ -22,6 +22,7 @@ public static class Ctl
 
     public static readonly string Help = $"""
         usage: {Synopsis}
+          top [-n COUNT]        status and workers, refreshed each second (COUNT frames, or until Ctrl-C)
           status [--ready]      master, generation, workers, listeners (--ready: exit 0 only at full strength)
           workers               one line per worker: pid, index, generation, state, requests, busy, RSS, CPU, age
           config                the running configuration (TOML)
@@ -41,6 +42,7 @@ public static class Ctl
     {
         string? configPath = null, socket = null;
         bool json = false, ready = false, quick = false;
+        int frames = 0;
         var words = new List<string>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -50,6 +52,9 @@ public static class Ctl
                 case "--json": json = true; break;
                 case "--ready": ready = true; break;
                 case "--quick": quick = true; break;
+                case "-n":
+                    if (i + 1 >= args.Length || !int.TryParse(args[++i], out frames) || frames < 1) return Fail(Usage, "-n needs a count of frames (1 or more)");
+                    break;
                 case "-c" or "--config" or "--socket":
                     if (i + 1 >= args.Length) return Fail(Usage, $"{args[i]} needs a value");
                     if (args[i] == "--socket") socket = args[++i]; else configPath = args[++i];
@@ -62,7 +67,7 @@ public static class Ctl
         }
         if (words.Count == 0) return Fail(Usage, "no command; see prefork ctl --help");
         var command = words[0];
-        if (!ControlProtocol.Commands.Contains(command)) return Fail(Usage, $"unknown command '{command}'; see prefork ctl --help");
+        if (!ControlProtocol.Commands.Contains(command) && command != "top") return Fail(Usage, $"unknown command '{command}'; see prefork ctl --help");
         if (socket is null)
         {
             try
@@ -73,6 +78,7 @@ public static class Ctl
             catch (ConfigException e) { return Fail(Usage, "invalid configuration: " + e.Message); }
             if (socket is null) return Fail(Usage, "control_socket is empty in the configuration: the control socket is disabled");
         }
+        if (command == "top") return Top(socket, frames);
         var request = new JsonObject { ["id"] = 1, ["command"] = command, ["args"] = new JsonArray(words.Skip(1).Concat(quick ? ["quick"] : []).Select(a => (JsonNode)a!).ToArray()) };
 
         JsonObject reply;
@@ -94,6 +100,29 @@ public static class Ctl
         return Ok;
     }
 
+    /// <summary>
+    /// A live view: status and the workers table each second. In a terminal (tmux too) each frame
+    /// replaces the last (ANSI home and clear, nothing fancier); piped, frames follow one another.
+    /// </summary>
+    private static int Top(string socket, int frames)
+    {
+        bool terminal = !Console.IsOutputRedirected;
+        for (int frame = 1; frames == 0 || frame <= frames; frame++)
+        {
+            JsonObject reply;
+            try { reply = Ask(socket, new JsonObject { ["command"] = "status" }, TimeSpan.FromSeconds(5)); }
+            catch (Exception e) when (e is SocketException or IOException or JsonException)
+            {
+                return Fail(Unreachable, $"no master answers on {socket}: {e.Message}");
+            }
+            if (reply["data"] is not { } data) return Fail(Refused, reply["error"]?.ToString() ?? "error");
+            var text = Status(data) + "\n" + Workers(data["workers"]!.AsArray());
+            Console.Write(terminal ? "\u001b[H\u001b[2J" + text : (frame > 1 ? "\n" : "") + text);
+            if (frames == 0 || frame < frames) Thread.Sleep(1000);
+        }
+        return Ok;
+    }
+
     /// <summary>One request, one reply line.</summary>
     public static JsonObject Ask(string socketPath, JsonObject request, TimeSpan? timeout = null)
     {
@@ -101,9 +130,14 @@ public static class Ctl
         socket.ReceiveTimeout = socket.SendTimeout = (int)(timeout ?? TimeSpan.FromSeconds(30)).TotalMilliseconds;
         socket.Connect(new UnixDomainSocketEndPoint(socketPath));
         using var stream = new NetworkStream(socket);
-        stream.Write(Encoding.UTF8.GetBytes(request.ToJsonString() + "\n"));
+        IOException? writeFailed = null;
+        try { stream.Write(Encoding.UTF8.GetBytes(request.ToJsonString() + "\n")); }
+        catch (IOException e) { writeFailed = e; } // a refused peer is answered and closed at once: its reply waits to be read
         using var reader = new StreamReader(stream, Encoding.UTF8);
-        var line = reader.ReadLine() ?? throw new IOException("the master closed the connection without a reply");
+        string? line;
+        try { line = reader.ReadLine(); }
+        catch (IOException) when (writeFailed is not null) { throw writeFailed; }
+        if (line is null) throw writeFailed ?? new IOException("the master closed the connection without a reply");
         return JsonNode.Parse(line) as JsonObject ?? throw new IOException("the reply is not a JSON object");
     }
 

@@ -35,6 +35,8 @@ public sealed class Arbiter
     private PidFile? _pidFile;
     private ControlServer? _control;                 // `prefork ctl`: reads the snapshot, enqueues commands
     private MetricsServer? _metrics;                 // metrics_bind: Prometheus, /ready, /live from the snapshot
+    private StatsdSender? _statsd;                   // statsd_host: the snapshot once a second, over UDP
+    private readonly CodeWatcher _codeWatcher;        // reload = true: the app's files, polled once a second
     private readonly SystemdNotifier _notify = SystemdNotifier.FromEnvironment(); // systemd: sd_notify
     private readonly TimeProvider _clock = TimeProvider.System; // monotonic timestamps only (see Monotonic)
     private readonly Supervision _supervision;
@@ -58,6 +60,7 @@ public sealed class Arbiter
         _backoff = new SpawnBackoff(_clock);
         _commands = new CommandQueue(_wake.Signal);
         _status = new StatusBoard(_clock);
+        _codeWatcher = new CodeWatcher(_clock);
     }
 
     /// <summary>Runs the master until it is told to stop. Returns the process exit code.</summary>
@@ -78,7 +81,14 @@ public sealed class Arbiter
                 MurderWorkers();
                 RecycleWorkers();
                 ManageWorkers();
-                _notify.Tick(Publish()); // systemd: watchdog ping, STATUS=
+                if (_codeWatcher.Changed(_config) is { } changed)
+                {
+                    Log.Information("reload = true: {File} changed; reloading", changed);
+                    _commands.Enqueue(new MasterCommand.Reload());
+                }
+                var status = Publish();
+                _notify.Tick(status); // systemd: watchdog ping, STATUS=
+                _statsd?.Tick(status);
             }
             catch (Exception e)
             {
@@ -133,6 +143,11 @@ public sealed class Arbiter
         catch (IOException e)
         {
             Log.Error("No control socket: {Reason}", e.Message);
+        }
+        if (_config.StatsdHost.Length > 0)
+        {
+            try { _statsd = StatsdSender.Open(_config.StatsdHost, _config.StatsdPrefix); }
+            catch (IOException e) { Log.Error("No statsd: {Reason}", e.Message); }
         }
         if (_config.MetricsBind.Length == 0) return;
         try
@@ -622,6 +637,7 @@ public sealed class Arbiter
     {
         if (!w.Retire(_clock.After(TimeSpan.FromSeconds(_config.GracefulTimeout)))) return;
         Log.Information("Retiring {Worker}: {Why}", w, why);
+        _status.Retiring(w, _generation);
         Kill(w, w.StopSignal);
     }
 
@@ -692,6 +708,7 @@ public sealed class Arbiter
         _workerNotify?.Dispose();
         _control?.Dispose();
         _metrics?.Dispose();
+        _statsd?.Dispose();
         _pidFile?.Remove();
     }
 

@@ -31,6 +31,17 @@ internal sealed class StatusBoard(TimeProvider clock)
     /// <summary>Notes why the master is ending this worker, for its exit reason (e.g. "ctl").</summary>
     public void EndingBecause(WorkerHandle w, string reason) => _causes[w.Pid] = reason;
 
+    /// <summary>
+    /// The master retires this worker now: its exit will count as max_requests, memory, age or ctl (recycled),
+    /// reload (an older generation) or scale (fewer workers wanted, WINCH). Decided now, not at its exit,
+    /// which may come after the next reload.
+    /// </summary>
+    public void Retiring(WorkerHandle w, int generation)
+    {
+        if (!_causes.ContainsKey(w.Pid))
+            _causes[w.Pid] = w.RecycleReason is { } why ? RecycleLabel(why) : w.Generation != generation ? "reload" : "scale";
+    }
+
     /// <summary>A worker is gone: its requests join the total, its exit is counted under <paramref name="reason"/>.</summary>
     public void Exited(WorkerHandle w, string reason)
     {

@@ -42,6 +42,12 @@ public sealed class ControlSocketTests
         Assert.Contains("generation  1, serving, ready", human.Output);
         Assert.Equal(0, Ctl(server, "status", "--ready").ExitCode);
 
+        // top, piped: frames one after another, a second apart.
+        var top = Ctl(server, "top", "-n", "2");
+        Assert.Equal(0, top.ExitCode);
+        Assert.Equal(2, top.Output.Split("generation  1, serving").Length - 1);
+        Assert.Equal(2, top.Output.Split("PID ").Length - 1);
+
         // workers and dump, with a request in flight.
         var slow = Task.Run(() => RawHttp.Get(server.Port, "/slow?ms=10000", timeoutMs: 60_000));
         Assert.True(Wait.Until(() => Ctl(server, "dump").Output.Contains("GET /slow"), Bound), Ctl(server, "dump").Output);

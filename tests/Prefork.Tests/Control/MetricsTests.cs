@@ -130,3 +130,34 @@ public sealed partial class MetricsTests
     [GeneratedRegex("""^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?<labels>\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\["\\n])*")(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\["\\n])*")*\})? (?<value>\S+)$""")]
     private static partial Regex SampleLine();
 }
+
+/// <summary>`statsd_host`: real datagrams on a UDP socket of the test's, with Gunicorn's names under statsd_prefix.</summary>
+public sealed class StatsdTests
+{
+    [Fact]
+    public void The_master_sends_requests_and_workers_to_statsd_each_second()
+    {
+        using var udp = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+        udp.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        udp.ReceiveTimeout = 30_000;
+        int port = ((System.Net.IPEndPoint)udp.LocalEndPoint!).Port;
+        using var server = PreforkServer.Start($"statsd_host = \"127.0.0.1:{port}\"\nstatsd_prefix = \"gunicorn\"", workers: 2);
+        server.WaitForWorkers(2);
+        for (int i = 0; i < 5; i++) Assert.Equal(200, server.Get("/").Status);
+
+        long requests = 0;
+        var seen = new List<string>();
+        var buffer = new byte[4096];
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (requests < 5 && DateTime.UtcNow < until)
+        {
+            var datagram = System.Text.Encoding.ASCII.GetString(buffer, 0, udp.Receive(buffer));
+            seen.Add(datagram);
+            foreach (var line in datagram.Split('\n').Where(l => l.StartsWith("gunicorn.requests:")))
+                requests += long.Parse(line["gunicorn.requests:".Length..line.IndexOf('|')]);
+        }
+        Assert.True(requests >= 5, string.Join("\n--\n", seen));
+        Assert.Contains(seen, d => d.Split('\n').Contains("gunicorn.workers:2|g"));
+        Assert.Contains(seen, d => d.Split('\n').Contains("gunicorn.workers.serving:2|g"));
+    }
+}

@@ -64,4 +64,13 @@ public sealed class StatusBoardTests
         hung.Condemn(_clock.GetTimestamp(), abort: true);
         Assert.Equal("timeout", board.ExitReason(hung, Ending.Died, 1, false));
     }
+
+    [Fact]
+    public void A_retirement_is_labelled_when_it_is_decided_not_when_the_worker_exits()
+    {
+        var board = new StatusBoard(_clock);
+        var w = Worker(-30, 0, generation: 1);
+        board.Retiring(w, generation: 1); // WINCH or fewer workers: generation 1 is current
+        Assert.Equal("scale", board.ExitReason(w, Ending.Retired, generation: 2, stopping: false)); // it exits after a HUP
+    }
 }
