@@ -15,6 +15,7 @@ public static class CommandLine
     public static int Run(string[] args)
     {
         if (args.Length == 1 && args[0] == ServerInfo.WorkerFlag) return WorkerProcess.Run();
+        if (args.Length > 0 && args[0] == "ctl") return Control.Ctl.Run(args[1..]); // talk to a running master
 
         string? configPath = null;
         bool check = false, print = false;

@@ -31,6 +31,7 @@ public static class Manual
             new Para("prefork [-c FILE] [OPTIONS] [SETTING FLAGS]"),
             new Para("prefork [-c FILE] [OPTIONS] -- PROGRAM [ARGS...]"),
             new Para("prefork --check-config [-c FILE]"),
+            new Para(Control.Ctl.Synopsis),
             new Para("prefork --version | --help | --man"),
         ]);
         yield return new("DESCRIPTION", [
@@ -50,6 +51,10 @@ public static class Manual
                      "and, ideally, says READY=1 and WATCHDOG=1 on NOTIFY_SOCKET (an ASP.NET Core app with Prefork.AspNetCore does). " +
                      "Reload, upgrade, timeouts, recycling and backoff work as for gateway workers; the settings marked " +
                      "\"Gateway workers only\" then do not apply."),
+            new Para("`prefork ctl COMMAND` talks to a running master over its `control_socket`: top, status [--ready], workers, config, dump, " +
+                     "scale N|+N|-N, reload, upgrade, reopen, stop [--quick], kill PID, recycle PID; tables by default, JSON with --json. " +
+                     "Exit codes: 0 done, 1 refused (or not ready), 2 bad usage, 3 no master answers. With `metrics_bind` the master " +
+                     "also serves Prometheus metrics (GET /metrics), /ready and /live."),
         ]);
         yield return new("OPTIONS", [
             new Item("-c, --config FILE", "The TOML configuration file. Default: ./gateway.toml if it exists, else built-in defaults. " +
@@ -208,8 +213,10 @@ public static class Manual
 
     private static string Escape(string text)
     {
-        // groff reads its input as Latin-1: the one non-ASCII character the docs use gets its roff name.
-        var escaped = text.Replace("\\", "\\e").Replace("-", "\\-").Replace("…", "\\&...");
+        var escaped = text.Replace("\\", "\\e").Replace("-", "\\-");
+        // groff reads its input as Latin-1: anything beyond ASCII (…, é) goes as a \[uXXXX] escape.
+        if (escaped.Any(c => c > '\x7f'))
+            escaped = string.Concat(escaped.Select(c => c > '\x7f' ? $"\\[u{(int)c:X4}]" : c.ToString()));
         return escaped.StartsWith('.') || escaped.StartsWith('\'') ? "\\&" + escaped : escaped;
     }
 }

@@ -25,6 +25,12 @@ public static class Settings
     private static readonly ValueForm FdNameForm = ValueForm.Of("names of 1 to 255 printable ASCII characters without ':'", IsFdName);
     private static readonly ValueForm PeerForm = ValueForm.Of(
         "IP addresses (\"10.0.0.7\", \"::1\"), CIDR blocks (\"10.0.0.0/8\", \"fd00::/8\") or \"*\"", IpAllowList.IsValidEntry);
+    private static readonly ValueForm MetricsBindForm = ValueForm.Of("HOST:PORT or [ADDR]:PORT, or \"\"", v =>
+    {
+        if (v.Length == 0) return true;
+        try { return ListenAddress.Parse(v) is { IsUnix: false, InheritedFd: null }; }
+        catch (FormatException) { return false; }
+    });
     private static readonly ValueForm HeaderPairForm = ValueForm.Of(
         "\"HEADER=value\" pairs such as \"X-FORWARDED-PROTO=https\" (a header name, '=', a non-empty value)", IsHeaderPair);
 
@@ -104,6 +110,23 @@ public static class Settings
     public static readonly Setting<string> AccessLogFormat = new("access_log_format", DefaultAccessLogFormat, "logging",
         "Access log line, Gunicorn's atoms: h remote address, l '-', u user, t time, r request line, m method, U path, q query, H protocol, s status, b/B bytes, f referer, a user agent, T/M/D duration in s/ms/us, p pid.", Applies: AppliesTo.Gateway);
 
+    // Operating: `prefork ctl` and Prometheus
+    public static readonly Setting<string> ControlSocket = new("control_socket", "prefork.ctl", "operating",
+        "Unix socket that `prefork ctl` talks to (JSON, one line each way), mode 0600: only the master's user and root may use it. A relative path lies beside the pidfile when one is set, else in the config file's folder (the working directory without a config file). Empty disables.",
+        Reloadable: false);
+    public static readonly Setting<string> MetricsBind = new("metrics_bind", "", "operating",
+        "HOST:PORT of the master's own HTTP listener (never the application's) for Prometheus: GET /metrics, /ready (200 when the current generation serves at full strength, else 503) and /live. Empty disables.",
+        Form: MetricsBindForm, Reloadable: false);
+    public static readonly Setting<string> StatsdHost = new("statsd_host", "", "operating",
+        "HOST:PORT of a statsd server: once a second the master sends PREFIX.requests (counter), PREFIX.workers and PREFIX.workers.STATE (gauges), PREFIX.worker_exits.REASON and PREFIX.reloads (counters), over UDP. Empty disables.",
+        Form: MetricsBindForm, Reloadable: false);
+    public static readonly Setting<string> StatsdPrefix = new("statsd_prefix", "prefork", "operating",
+        "First part of every statsd name; \"gunicorn\" gives Gunicorn's names (gunicorn.requests, gunicorn.workers).", Reloadable: false);
+    public static readonly Setting<bool> Reload = new("reload", false, "operating",
+        "For development (Gunicorn's --reload): when the app's assembly (for command workers, the program's file) or one of reload_extra_files changes and then stays still for a second, reload as on HUP: a new generation, each old worker retired once its replacement is ready.");
+    public static readonly Setting<StringList> ReloadExtraFiles = new("reload_extra_files", [], "operating",
+        "More files whose change triggers a reload when reload is on (paths relative to the config file).");
+
     // Proxies in front of Prefork (load balancers, TLS terminators)
     public static readonly Setting<StringList> ForwardedAllowIps = new("forwarded_allow_ips", ["127.0.0.1", "::1"], "proxy",
         "Peers trusted to set X-Forwarded-For, Forwarded and the secure_scheme_headers: IP addresses, CIDR blocks such as \"10.0.0.0/8\", or \"*\" for any peer. Unix-socket peers are always trusted. Only then do REMOTE_ADDR and the URL scheme follow those headers; from other peers the headers reach the app but change nothing.",
@@ -131,6 +154,7 @@ public static class Settings
         PidFile, ProcName, User, Group, Umask, Chdir, RawEnv,
         OnStarting, WhenReady, OnReload, WorkerBoot, WorkerExit, OnExit,
         LogLevel, ErrorLog, AccessLog, AccessLogFormat,
+        ControlSocket, MetricsBind, StatsdHost, StatsdPrefix, Reload, ReloadExtraFiles,
         ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol, ProxyAllowIps,
     ];
 

@@ -1,9 +1,11 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using Mono.Unix.Native;
 using Prefork.Config;
+using Prefork.Control;
+using Prefork.Metrics;
+using System.Net.Sockets;
 using Prefork.Protocol;
 using Prefork.Systemd;
 using Prefork.Worker;
@@ -27,11 +29,14 @@ public sealed class Arbiter
     private GatewayConfig _config;
     private readonly List<Listener> _listeners = [];
     private readonly List<WorkerHandle> _workers = [];
-    private IEnumerable<SystemdNotifier.WorkerStatus> WorkersForSystemd =>
-        _workers.Select(w => new SystemdNotifier.WorkerStatus(w.Pid, w.Generation, w.Booted, w.Retiring, w.Requests));
-    private readonly ConcurrentQueue<PosixSignal> _signals = new();
     private readonly WakeUp _wake = new();
+    private readonly CommandQueue _commands;          // signals and control requests, carried out by the loop
+    private readonly StatusBoard _status;             // counters, and the snapshot published after each turn
     private PidFile? _pidFile;
+    private ControlServer? _control;                 // `prefork ctl`: reads the snapshot, enqueues commands
+    private MetricsServer? _metrics;                 // metrics_bind: Prometheus, /ready, /live from the snapshot
+    private StatsdSender? _statsd;                   // statsd_host: the snapshot once a second, over UDP
+    private readonly CodeWatcher _codeWatcher;        // reload = true: the app's files, polled once a second
     private readonly SystemdNotifier _notify = SystemdNotifier.FromEnvironment(); // systemd: sd_notify
     private readonly TimeProvider _clock = TimeProvider.System; // monotonic timestamps only (see Monotonic)
     private readonly Supervision _supervision;
@@ -53,6 +58,9 @@ public sealed class Arbiter
         _targetWorkers = config.Get(Settings.Workers);
         _supervision = new Supervision(_clock);
         _backoff = new SpawnBackoff(_clock);
+        _commands = new CommandQueue(_wake.Signal);
+        _status = new StatusBoard(_clock);
+        _codeWatcher = new CodeWatcher(_clock);
     }
 
     /// <summary>Runs the master until it is told to stop. Returns the process exit code.</summary>
@@ -66,14 +74,21 @@ public sealed class Arbiter
             try
             {
                 Sleep();
-                while (_signals.TryDequeue(out var signal))
-                    if (HandleSignal(signal) is { } graceful) return Stop(graceful);
+                while (_commands.TryDequeue(out var command))
+                    if (Handle(command) is { } graceful) return Stop(graceful);
                 Reap();
                 AckDelayedWorkers();
                 MurderWorkers();
                 RecycleWorkers();
                 ManageWorkers();
-                _notify.Tick(WorkersForSystemd, _generation); // systemd: watchdog ping, STATUS=
+                if (_codeWatcher.Changed(_config) is { } changed)
+                {
+                    Log.Information("reload = true: {File} changed; reloading", changed);
+                    _commands.Enqueue(new MasterCommand.Reload());
+                }
+                var status = Publish();
+                _notify.Tick(status); // systemd: watchdog ping, STATUS=
+                _statsd?.Tick(status);
             }
             catch (Exception e)
             {
@@ -102,6 +117,7 @@ public sealed class Arbiter
                 _pidFile.Create();
             }
             OpenListeners(SocketActivation.Addresses(_config.Get(Settings.Bind)), upgrade?.Listeners); // systemd: passed sockets replace bind
+            OpenControl();
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
         {
@@ -111,7 +127,38 @@ public sealed class Arbiter
         }
         if (upgrade is not null) Adopt(upgrade);
         DescribeWorkers(_config);
+        Publish(); // the control socket answers from the first moment
         return null;
+    }
+
+    /// <summary>`control_socket` and `metrics_bind`: a master that cannot open them says why and serves all the same (its signals still work).</summary>
+    private void OpenControl()
+    {
+        if (ControlServer.SocketPath(_config) is not { } path) return;
+        try
+        {
+            _control = ControlServer.Open(path, () => _status.Current, _commands);
+            Log.Information("Control socket: {Path} (prefork ctl)", path);
+        }
+        catch (IOException e)
+        {
+            Log.Error("No control socket: {Reason}", e.Message);
+        }
+        if (_config.Get(Settings.StatsdHost).Length > 0)
+        {
+            try { _statsd = StatsdSender.Open(_config.Get(Settings.StatsdHost), _config.Get(Settings.StatsdPrefix)); }
+            catch (IOException e) { Log.Error("No statsd: {Reason}", e.Message); }
+        }
+        if (_config.Get(Settings.MetricsBind).Length == 0) return;
+        try
+        {
+            _metrics = MetricsServer.Open(_config.Get(Settings.MetricsBind), () => _status.Current);
+            Log.Information("Metrics at: http://{Address}/metrics (also /ready, /live)", _metrics.LocalEndPoint);
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            Log.Error("No metrics listener: {Reason}", e.Message);
+        }
     }
 
     /// <summary>What the workers run, and which settings set in the config do not apply to them.</summary>
@@ -178,8 +225,7 @@ public sealed class Arbiter
             .Select(sig => PosixSignalRegistration.Create(sig, ctx =>
             {
                 ctx.Cancel = true; // the loop decides; never the runtime's default
-                _signals.Enqueue(ctx.Signal);
-                _wake.Signal();
+                _commands.Enqueue(new MasterCommand.Signal(ctx.Signal));
             }))
             .ToList();
         return new DisposeAll(list);
@@ -189,6 +235,69 @@ public sealed class Arbiter
     {
         public void Dispose() => list.ForEach(r => r.Dispose());
     }
+
+    /// <summary>Carries out one signal or control request; returns true/false (graceful/fast) when the master should stop.</summary>
+    private bool? Handle(MasterCommand command)
+    {
+        if (command is MasterCommand.Signal signal) return HandleSignal(signal.Number);
+        Log.Information("Handling control request: {Command}", Describe(command));
+        switch (command)
+        {
+            case MasterCommand.Stop stop:
+                command.Complete(stop.Quick ? "stopping now (fast)" : $"stopping gracefully (graceful_timeout {_config.Get(Settings.GracefulTimeout)} s)");
+                return !stop.Quick;
+            case MasterCommand.Scale scale:
+                _targetWorkers = Math.Clamp(scale.Workers ?? _targetWorkers + scale.Delta, 1, 1024);
+                Log.Information("Workers now {Workers} (prefork ctl scale)", _targetWorkers);
+                command.Complete($"target workers now {_targetWorkers}");
+                break;
+            case MasterCommand.Reload:
+                _notify.Reloading(Publish());
+                if (Reload() is { } refused) command.Refuse("reload refused, the running configuration goes on: " + refused);
+                else command.Complete($"reloading: generation {_generation} starts with {_targetWorkers} workers");
+                break;
+            case MasterCommand.Reopen:
+                HandleSignal(SigUsr1);
+                command.Complete("log files reopened");
+                break;
+            case MasterCommand.KillWorker kill:
+                if (_workers.FirstOrDefault(w => w.Pid == kill.Pid) is not { } doomed) command.Refuse($"no worker has pid {kill.Pid}");
+                else if (doomed.Retire(_clock.After(Supervision.AbortGrace)))
+                {
+                    _status.EndingBecause(doomed, "ctl");
+                    Log.Warning("Stopping {Worker} now, asked by prefork ctl; it is replaced at once", doomed);
+                    Kill(doomed, doomed.FastStopSignal);
+                    command.Complete($"{doomed} stopped; a replacement starts");
+                }
+                else command.Refuse($"{doomed} is already on its way out ({StatusBoard.StateName(doomed.State)})");
+                break;
+            case MasterCommand.RecycleWorker recycle:
+                if (_workers.FirstOrDefault(w => w.Pid == recycle.Pid) is not { } old) command.Refuse($"no worker has pid {recycle.Pid}");
+                else if (old.Recycle("asked by prefork ctl"))
+                {
+                    Log.Information("Recycling {Worker}: asked by prefork ctl", old);
+                    command.Complete($"{old} retires once its replacement is ready");
+                }
+                else command.Refuse($"{old} is {StatusBoard.StateName(old.State)}; only a serving worker can be recycled");
+                break;
+        }
+        return null;
+    }
+
+    private static string Describe(MasterCommand command) => command switch
+    {
+        MasterCommand.Scale { Workers: { } n } => $"scale {n}",
+        MasterCommand.Scale s => $"scale {s.Delta:+0;-0}",
+        MasterCommand.Stop s => s.Quick ? "stop --quick" : "stop",
+        MasterCommand.KillWorker k => $"kill {k.Pid}",
+        MasterCommand.RecycleWorker r => $"recycle {r.Pid}",
+        _ => command.GetType().Name.ToLowerInvariant(),
+    };
+
+    /// <summary>Publishes what the master looks like now (see <see cref="StatusBoard"/>).</summary>
+    private StatusSnapshot Publish() =>
+        _status.Publish(_config, _generation, _stopping ? "stopping" : _readyGeneration == 0 ? "starting" : _readyGeneration != _generation ? "reloading" : "serving",
+            _winched, _targetWorkers, _workers, _stopping ? [] : _listeners);
 
     /// <summary>Handles one signal; returns true/false (graceful/fast) when the master should stop.</summary>
     private bool? HandleSignal(PosixSignal signal)
@@ -201,7 +310,7 @@ public sealed class Arbiter
             case PosixSignal.SIGQUIT: Log.Information("Handling signal: QUIT (fast stop)"); return false;
             case PosixSignal.SIGHUP:
                 Log.Information("Handling signal: HUP (reload)");
-                _notify.Reloading(WorkersForSystemd, _generation); // systemd: RELOADING=1 now, READY=1 once the new generation serves
+                _notify.Reloading(Publish()); // systemd: RELOADING=1 now, READY=1 once the new generation serves
                 Reload();
                 return null;
             case PosixSignal.SIGTTIN:
@@ -236,7 +345,7 @@ public sealed class Arbiter
     /// HUP: re-read the config; if it is valid, start a new generation of workers. The old ones
     /// are retired one by one as their replacements report ready (see <see cref="ManageWorkers"/>).
     /// </summary>
-    private void Reload()
+    private string? Reload()
     {
         GatewayConfig next;
         try
@@ -248,7 +357,7 @@ public sealed class Arbiter
         {
             Log.Error("Reload refused, keeping the running configuration: {Reason}", e.Message);
             _notify.ReloadRefused(e.Message); // systemd: the reload is over
-            return;
+            return e.Message;
         }
         foreach (var s in Settings.All.Where(s => !s.Reloadable && ConfigLoader.FormatToml(next[s.Key]) != ConfigLoader.FormatToml(_config[s.Key])))
             Log.Warning("{Key} changed; it takes effect at the next start (or USR2), not on HUP", s.Key);
@@ -261,12 +370,14 @@ public sealed class Arbiter
         Log.Information("Reloaded configuration; starting generation {Generation} with {Workers} workers", _generation, _targetWorkers);
         DescribeWorkers(next);
         Hooks.Run(_config, Settings.OnReload, new Dictionary<string, string> { ["PREFORK_GENERATION"] = _generation.ToString() });
+        _status.Reloaded();
+        return null;
     }
 
     /// <summary>USR2: check the program on disk, then exec it in place; on any failure, go on serving and say why.</summary>
     private void Upgrade()
     {
-        _notify.Reloading(WorkersForSystemd, _generation); // systemd: the new image says READY=1 when its generation serves
+        _notify.Reloading(Publish()); // systemd: the new image says READY=1 when its generation serves
         if (InPlaceUpgrade.Preflight(_configPath, _overrides) is { } why)
         {
             Log.Error("Upgrade refused, the running master goes on: {Reason}", why);
@@ -413,7 +524,9 @@ public sealed class Arbiter
             Syscall.close(w.PipeFd);
             w.Process?.Dispose();
             string how = signal != 0 ? $"was killed by signal {signal} ({SignalName(signal)})" : $"exited with code {code}";
-            switch (Supervision.Ending(w, code, signal, _stopping))
+            var ending = Supervision.Ending(w, code, signal, _stopping);
+            _status.Exited(w, _status.ExitReason(w, ending, _generation, _stopping));
+            switch (ending)
             {
                 case Ending.Retired:
                     Log.Information("{Worker} {How} (retired)", w, how);
@@ -517,7 +630,7 @@ public sealed class Arbiter
             bool first = _readyGeneration == 0;
             _readyGeneration = _generation;
             Log.Information("Ready: generation {Generation}, {Workers} workers serving", _generation, plan.Target);
-            _notify.Ready(WorkersForSystemd, _generation); // systemd: READY=1
+            _notify.Ready(Publish()); // systemd: READY=1
             if (first) Hooks.Run(_config, Settings.WhenReady);
         }
     }
@@ -526,6 +639,7 @@ public sealed class Arbiter
     {
         if (!w.Retire(_clock.After(TimeSpan.FromSeconds(_config.Get(Settings.GracefulTimeout))))) return;
         Log.Information("Retiring {Worker}: {Why}", w, why);
+        _status.Retiring(w, _generation);
         Kill(w, w.StopSignal);
     }
 
@@ -533,7 +647,11 @@ public sealed class Arbiter
 
     private void Spawn(int index)
     {
-        if (_spawner.Spawn(_config, _listeners, index, _generation) is { } w) _workers.Add(w);
+        if (_spawner.Spawn(_config, _listeners, index, _generation) is { } w)
+        {
+            _workers.Add(w);
+            _status.Spawned();
+        }
         else _backoff.SpawnFailed();
     }
 
@@ -545,12 +663,12 @@ public sealed class Arbiter
     /// </summary>
     private int Stop(bool graceful)
     {
-        _notify.Stopping(WorkersForSystemd, _generation); // systemd: STOPPING=1
+        _stopping = true; // every exit from now on is expected, a condemned worker's too
+        _notify.Stopping(Publish()); // systemd: STOPPING=1
         // Stop accepting: the master's copies close now, so once the workers have drained the queue and
         // closed theirs, a new client is refused (safe for a proxy to retry) rather than accepted and reset.
         foreach (var l in _listeners) l.Dispose();
         long deadline = _clock.After(TimeSpan.FromSeconds(graceful ? _config.Get(Settings.GracefulTimeout) : 5));
-        _stopping = true; // every exit from now on is expected, a condemned worker's too
         foreach (var w in _workers)
         {
             w.Retire(deadline); // this loop kills at the deadline itself
@@ -559,16 +677,19 @@ public sealed class Arbiter
         while (_workers.Count > 0 && _clock.GetTimestamp() < deadline)
         {
             // INT or QUIT during a graceful stop hurries it up, as in Gunicorn.
-            if (graceful && _signals.TryDequeue(out var more) && more is PosixSignal.SIGINT or PosixSignal.SIGQUIT)
+            if (_commands.TryDequeue(out var more) && graceful && more is MasterCommand.Signal { Number: PosixSignal.SIGINT or PosixSignal.SIGQUIT } or MasterCommand.Stop { Quick: true })
             {
-                Log.Information("Handling signal: {Signal} during graceful stop; stopping fast", more);
+                graceful = false;
+                more.Complete("stopping now (fast)");
+                Log.Information("Handling {Command} during graceful stop; stopping fast", more is MasterCommand.Signal s ? "signal " + s.Number : "ctl stop --quick");
                 foreach (var w in _workers) Kill(w, w.FastStopSignal);
                 deadline = _clock.After(TimeSpan.FromSeconds(5));
             }
             Thread.Sleep(50);
             ReadAll();
             Reap();
-            _notify.Tick(WorkersForSystemd, _generation); // systemd: keep the watchdog fed while workers finish
+            more?.Refuse("the master is stopping");
+            _notify.Tick(Publish()); // systemd: keep the watchdog fed while workers finish
         }
         foreach (var w in _workers)
         {
@@ -587,6 +708,9 @@ public sealed class Arbiter
     {
         foreach (var l in _listeners) l.Dispose();
         _workerNotify?.Dispose();
+        _control?.Dispose();
+        _metrics?.Dispose();
+        _statsd?.Dispose();
         _pidFile?.Remove();
     }
 

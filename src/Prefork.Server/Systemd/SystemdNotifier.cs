@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
+using Prefork.Control;
 using Serilog;
 
 namespace Prefork.Systemd;
@@ -31,19 +32,12 @@ public sealed class SystemdNotifier : IDisposable
     private string _note = ""; // why the last reload was refused, shown until the next one
     private bool _sendFailed;
 
-    // Requests served, over every worker that ever ran: a worker's last reported count is kept when it goes.
-    private readonly Dictionary<int, long> _requestsByPid = [];
-    private long _requestsOfGoneWorkers;
-
     private SystemdNotifier(Socket? socket, UnixDomainSocketEndPoint? target, long watchdogIntervalMs)
     {
         _socket = socket;
         _target = target;
         _watchdogIntervalMs = watchdogIntervalMs;
     }
-
-    /// <summary>What the STATUS= line counts of one worker; the master maps its own worker records to these.</summary>
-    public readonly record struct WorkerStatus(int Pid, int Generation, bool Booted, bool Retiring, long Requests);
 
     public bool Enabled => _socket is not null;
     public bool WatchdogEnabled => _watchdogIntervalMs > 0;
@@ -71,18 +65,18 @@ public sealed class SystemdNotifier : IDisposable
     }
 
     /// <summary>The current generation serves: the first READY=1 ends start-up, later ones end a reload.</summary>
-    public void Ready(IEnumerable<WorkerStatus> workers, int generation)
+    public void Ready(StatusSnapshot status)
     {
         _phase = "Serving";
-        SendStatus("READY=1\n", Summary(workers, generation), $"\nMAINPID={Environment.ProcessId}");
+        SendStatus("READY=1\n", Summary(status), $"\nMAINPID={Environment.ProcessId}");
     }
 
     /// <summary>HUP (or a re-exec) begins: systemd holds `systemctl reload` until the next READY=1.</summary>
-    public void Reloading(IEnumerable<WorkerStatus> workers, int generation)
+    public void Reloading(StatusSnapshot status)
     {
         _phase = "Reloading";
         _note = "";
-        SendStatus($"RELOADING=1\nMONOTONIC_USEC={MonotonicMicroseconds()}\n", Summary(workers, generation));
+        SendStatus($"RELOADING=1\nMONOTONIC_USEC={MonotonicMicroseconds()}\n", Summary(status));
     }
 
     /// <summary>A refused reload (bad config) still ends the reload: nothing changed, and the old workers serve.</summary>
@@ -93,14 +87,14 @@ public sealed class SystemdNotifier : IDisposable
         SendStatus("READY=1\n", "Reload refused, still serving the previous configuration: " + OneLine(reason));
     }
 
-    public void Stopping(IEnumerable<WorkerStatus> workers, int generation)
+    public void Stopping(StatusSnapshot status)
     {
         _phase = "Stopping";
-        SendStatus("STOPPING=1\n", Summary(workers, generation));
+        SendStatus("STOPPING=1\n", Summary(status));
     }
 
     /// <summary>Called on every turn of the master's loop: the watchdog ping when due, and STATUS= when it changed.</summary>
-    public void Tick(IEnumerable<WorkerStatus> workers, int generation)
+    public void Tick(StatusSnapshot status)
     {
         if (!Enabled) return;
         long now = Environment.TickCount64;
@@ -111,8 +105,8 @@ public sealed class SystemdNotifier : IDisposable
         }
         if (now >= _nextStatusMs)
         {
-            var status = Summary(workers, generation);
-            if (status != _lastStatus) SendStatus("", status);
+            var text = Summary(status);
+            if (text != _lastStatus) SendStatus("", text);
             _nextStatusMs = now + 1000;
         }
     }
@@ -120,23 +114,17 @@ public sealed class SystemdNotifier : IDisposable
     /// <summary>How long the loop may sleep and still ping the watchdog on time.</summary>
     public int SleepMs(int wanted) => WatchdogEnabled ? (int)Math.Min(wanted, Math.Max(10, _watchdogIntervalMs / 2)) : wanted;
 
-    private string Summary(IEnumerable<WorkerStatus> all, int generation)
+    /// <summary>The STATUS= line, from the master's snapshot (its request total survives worker replacement).</summary>
+    private string Summary(StatusSnapshot status)
     {
-        var workers = all.ToList();
-        foreach (var w in workers) _requestsByPid[w.Pid] = w.Requests;
-        foreach (var gone in _requestsByPid.Keys.Where(pid => !workers.Any(w => w.Pid == pid)).ToList())
-        {
-            _requestsOfGoneWorkers += _requestsByPid[gone];
-            _requestsByPid.Remove(gone);
-        }
-        long requests = _requestsOfGoneWorkers + _requestsByPid.Values.Sum();
-        int booted = workers.Count(w => w.Booted && !w.Retiring && w.Generation == generation);
-        int old = workers.Count(w => !w.Retiring && w.Generation != generation);
-        int retiring = workers.Count(w => w.Retiring);
-        var status = $"{_phase}: {booted} workers of generation {generation} booted";
-        if (old > 0) status += $", {old} of older generations serving";
-        if (retiring > 0) status += $", {retiring} retiring";
-        return status + $"; {requests} requests served" + _note;
+        var workers = status.Workers;
+        int booted = status.ServingCurrent;
+        int old = workers.Count(w => w.Generation != status.Generation && w.State is not (WorkerStates.Retiring or WorkerStates.Condemned));
+        int retiring = workers.Count(w => w.State == WorkerStates.Retiring);
+        var text = $"{_phase}: {booted} workers of generation {status.Generation} booted";
+        if (old > 0) text += $", {old} of older generations serving";
+        if (retiring > 0) text += $", {retiring} retiring";
+        return text + $"; {status.Counters.Requests} requests served" + _note;
     }
 
     private void SendStatus(string before, string status, string after = "")

@@ -45,7 +45,7 @@ public static class AppLoader
     }
 
     /// <summary>A path to a .dll, or an assembly name searched for in app_path, the config's folder and prefork's own.</summary>
-    private static string FindAssembly(string name, GatewayConfig config)
+    internal static string FindAssembly(string name, GatewayConfig config)
     {
         if (name.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) || name.Contains('/'))
         {

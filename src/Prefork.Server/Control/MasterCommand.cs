@@ -1,0 +1,52 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+
+namespace Prefork.Control;
+
+/// <summary>
+/// Something the master is asked to do: a signal it trapped, or a control request. Both go through
+/// one <see cref="CommandQueue"/> and are carried out on the master's loop thread only.
+/// </summary>
+public abstract record MasterCommand
+{
+    /// <summary>Completed by the loop once the command is carried out (or refused). Signals have none.</summary>
+    public TaskCompletionSource<CommandResult>? Done { get; init; }
+
+    public sealed record Signal(PosixSignal Number) : MasterCommand;
+    /// <summary>Set the target to <paramref name="Workers"/>, or change it by <paramref name="Delta"/> when Workers is null.</summary>
+    public sealed record Scale(int? Workers, int Delta) : MasterCommand;
+    public sealed record Reload : MasterCommand;
+    public sealed record Reopen : MasterCommand;
+    public sealed record Stop(bool Quick) : MasterCommand;
+    /// <summary>Stop this worker now (fast stop, KILL shortly after); it is replaced at once.</summary>
+    public sealed record KillWorker(int Pid) : MasterCommand;
+    /// <summary>Replace this worker: a new one starts, and it retires once that one is ready.</summary>
+    public sealed record RecycleWorker(int Pid) : MasterCommand;
+
+    /// <summary>Tells the asker it is done, in words for people (no-op for a signal).</summary>
+    public void Complete(string message) => Done?.TrySetResult(new CommandResult(null, message));
+
+    /// <summary>Tells the asker why it was not done.</summary>
+    public void Refuse(string error) => Done?.TrySetResult(new CommandResult(error, ""));
+
+    /// <summary>A control request, with the completion its asker waits on.</summary>
+    public static T Asked<T>(T command) where T : MasterCommand =>
+        command with { Done = new TaskCompletionSource<CommandResult>(TaskCreationOptions.RunContinuationsAsynchronously) };
+}
+
+/// <summary>How a command went: <paramref name="Error"/> is null when it was done.</summary>
+public sealed record CommandResult(string? Error, string Message);
+
+/// <summary>Commands for the master's loop, from signal handlers and the control socket's threads; each wakes the loop.</summary>
+public sealed class CommandQueue(Action wake)
+{
+    private readonly ConcurrentQueue<MasterCommand> _queue = new();
+
+    public void Enqueue(MasterCommand command)
+    {
+        _queue.Enqueue(command);
+        wake();
+    }
+
+    public bool TryDequeue(out MasterCommand command) => _queue.TryDequeue(out command!);
+}

@@ -1,0 +1,134 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Prefork.Config;
+using Prefork.Control;
+using Serilog;
+
+namespace Prefork.Metrics;
+
+/// <summary>
+/// `metrics_bind`: a small HTTP/1.0 listener of the master's own (never the application's socket)
+/// for Prometheus and load balancers: GET /metrics (<see cref="Exposition"/>), /ready (200 when the
+/// current generation serves at full strength, else 503) and /live (200 while the master's loop
+/// turns). Served on threads of its own that read only the published snapshot; every connection
+/// gets one answer and is closed, and a client slower than 5 s is dropped.
+/// </summary>
+public sealed class MetricsServer : IDisposable
+{
+    private const int MaxHead = 8192, MaxClients = 16;
+    private static readonly TimeSpan ClientTimeout = TimeSpan.FromSeconds(5);
+    /// <summary>The loop publishes at least once a second; a snapshot older than this means it is stuck.</summary>
+    private static readonly TimeSpan LiveWithin = TimeSpan.FromSeconds(10);
+
+    private readonly Socket _listener;
+    private readonly Func<StatusSnapshot?> _snapshot;
+    private int _clients;
+
+    public EndPoint LocalEndPoint => _listener.LocalEndPoint!;
+
+    private MetricsServer(Socket listener, Func<StatusSnapshot?> snapshot)
+    {
+        _listener = listener;
+        _snapshot = snapshot;
+    }
+
+    /// <summary>Binds HOST:PORT and starts serving; IOException when it cannot.</summary>
+    public static MetricsServer Open(string bind, Func<StatusSnapshot?> snapshot)
+    {
+        var address = ListenAddress.Parse(bind);
+        var endPoint = address.EndPoint is DnsEndPoint dns
+            ? new IPEndPoint(Dns.GetHostAddresses(dns.Host)[0], dns.Port) : address.EndPoint!;
+        var listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(endPoint);
+            listener.Listen(64);
+        }
+        catch (SocketException e)
+        {
+            listener.Dispose();
+            throw new IOException($"cannot listen at metrics_bind {bind}: {e.Message}", e);
+        }
+        var server = new MetricsServer(listener, snapshot);
+        new Thread(server.AcceptLoop) { IsBackground = true, Name = "metrics" }.Start();
+        return server;
+    }
+
+    private void AcceptLoop()
+    {
+        while (true)
+        {
+            Socket client;
+            try { client = _listener.Accept(); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
+            if (Interlocked.Increment(ref _clients) > MaxClients)
+            {
+                Interlocked.Decrement(ref _clients);
+                client.Dispose();
+                continue;
+            }
+            new Thread(() => Serve(client)) { IsBackground = true, Name = "metrics client" }.Start();
+        }
+    }
+
+    private void Serve(Socket client)
+    {
+        try
+        {
+            using var stream = new NetworkStream(client, ownsSocket: true);
+            client.ReceiveTimeout = client.SendTimeout = (int)ClientTimeout.TotalMilliseconds;
+            var (status, type, body) = Answer(ReadRequestLine(stream));
+            var bytes = Encoding.UTF8.GetBytes(body);
+            var head = $"HTTP/1.0 {status}\r\nContent-Type: {type}\r\nContent-Length: {bytes.Length}\r\nConnection: close\r\n\r\n";
+            stream.Write(Encoding.ASCII.GetBytes(head));
+            stream.Write(bytes);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
+        catch (Exception e) { Log.Warning(e, "Metrics listener: a request failed"); }
+        finally { Interlocked.Decrement(ref _clients); }
+    }
+
+    /// <summary>Reads the request head (bounded, within the timeout) and returns its first line, or "" for a malformed one.</summary>
+    private static string ReadRequestLine(NetworkStream stream)
+    {
+        var head = new byte[MaxHead];
+        int length = 0;
+        long deadline = Environment.TickCount64 + (long)ClientTimeout.TotalMilliseconds;
+        while (length < MaxHead && Environment.TickCount64 < deadline)
+        {
+            int n = stream.Read(head, length, MaxHead - length);
+            if (n == 0) break;
+            length += n;
+            var text = Encoding.ASCII.GetString(head, 0, length);
+            if (text.Contains("\r\n\r\n") || text.Contains("\n\n")) return text[..text.IndexOf('\n')].TrimEnd('\r');
+        }
+        return "";
+    }
+
+    private (string Status, string Type, string Body) Answer(string requestLine)
+    {
+        var parts = requestLine.Split(' ');
+        if (parts.Length != 3 || !parts[2].StartsWith("HTTP/1.")) return ("400 Bad Request", "text/plain", "bad request\n");
+        if (parts[0] != "GET") return ("405 Method Not Allowed", "text/plain", "only GET\n");
+        var path = parts[1].Split('?')[0];
+        var s = _snapshot();
+        switch (path)
+        {
+            case "/metrics":
+                return s is null ? ("503 Service Unavailable", "text/plain", "starting\n") : ("200 OK", Exposition.ContentType, Exposition.Render(s));
+            case "/ready":
+                if (s is { Ready: true }) return ("200 OK", "text/plain", $"ready: generation {s.Generation}, {s.ServingCurrent} of {s.TargetWorkers} workers serving\n");
+                return ("503 Service Unavailable", "text/plain", s is null ? "starting\n"
+                    : $"not ready: {s.Phase}{(s.Winched ? " (WINCH)" : "")}, generation {s.Generation}, {s.ServingCurrent} of {s.TargetWorkers} workers serving\n");
+            case "/live":
+                bool live = s is not null && Environment.TickCount64 - s.PublishedMs < LiveWithin.TotalMilliseconds;
+                return live ? ("200 OK", "text/plain", "live\n") : ("503 Service Unavailable", "text/plain", "the master's loop has not turned for 10 s\n");
+            default:
+                return ("404 Not Found", "text/plain", "try /metrics, /ready or /live\n");
+        }
+    }
+
+    public void Dispose() => _listener.Dispose();
+}
