@@ -81,6 +81,19 @@ public sealed class GatewayConfig
         ((string[])_values["secure_scheme_headers"]).Select(ParseHeaderPair).ToArray();
     public bool ProxyProtocol => (bool)_values["proxy_protocol"];
     public IReadOnlyList<string> ProxyAllowIps => (string[])_values["proxy_allow_ips"];
+    /// <summary>certfile as a full path (relative to the config file); null when TLS is off.</summary>
+    public string? CertFile => FullPath("certfile");
+    /// <summary>keyfile as a full path; null when the key is in certfile.</summary>
+    public string? KeyFile => FullPath("keyfile");
+    /// <summary>keyfile_password, else $PREFORK_KEYFILE_PASSWORD; null when neither is set.</summary>
+    public string? KeyFilePassword => Str("keyfile_password") is { Length: > 0 } p ? p : Environment.GetEnvironmentVariable("PREFORK_KEYFILE_PASSWORD") is { Length: > 0 } e ? e : null;
+    public string? CaCerts => FullPath("ca_certs");
+    public string CertReqs => Str("cert_reqs");
+    /// <summary>ciphers as .NET's suites; null for the system's defaults.</summary>
+    public IReadOnlyList<System.Net.Security.TlsCipherSuite>? Ciphers => Str("ciphers") is { Length: > 0 } c ? CipherNames.Parse(c) : null;
+    public IReadOnlyList<string> TlsProtocols => (string[])_values["tls_protocols"];
+    public bool DoHandshakeOnConnect => (bool)_values["do_handshake_on_connect"];
+    private string? FullPath(string key) => Str(key) is { Length: > 0 } p ? Path.GetFullPath(p, BaseDirectory) : null;
 
     /// <summary>"X-Forwarded-Proto=https" → (X-Forwarded-Proto, https); the loader has checked the form.</summary>
     internal static KeyValuePair<string, string> ParseHeaderPair(string pair)

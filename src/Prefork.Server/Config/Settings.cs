@@ -23,6 +23,9 @@ public static class Settings
     private static readonly ValueForm HeaderPairForm = ValueForm.Of(
         "\"HEADER=value\" pairs such as \"X-FORWARDED-PROTO=https\" (a header name, '=', a non-empty value)", IsHeaderPair);
 
+    private static readonly ValueForm CiphersForm = new("OpenSSL cipher suite names separated by ':'", CipherNames.Problem);
+    private static readonly ValueForm TlsProtocolForm = ValueForm.Of("\"TLSv1.2\" or \"TLSv1.3\"", v => v is "TLSv1.2" or "TLSv1.3");
+
     public static readonly IReadOnlyList<Setting> All =
     [
         // Server socket
@@ -113,6 +116,24 @@ public static class Settings
         new("proxy_allow_ips", SettingType.StringList, new[] { "127.0.0.1", "::1" }, "proxy",
             "Peers allowed to send a PROXY protocol header: IP addresses, CIDR blocks, or \"*\". Unix-socket peers are always allowed. Others get 403 when proxy_protocol is on.",
             Form: PeerForm, Applies: AppliesTo.Gateway),
+
+        // TLS (Gunicorn's names): with certfile set, every TCP listener speaks HTTPS; unix sockets stay plain.
+        new("certfile", SettingType.String, "", "ssl",
+            "PEM certificate chain (the server's certificate first, then intermediates). Set: every TCP listener serves HTTPS and gateway.url_scheme is https. Loaded by each new worker, so HUP after a renewal serves the new one. Empty: plain HTTP.",
+            Applies: AppliesTo.Gateway),
+        new("keyfile", SettingType.String, "", "ssl", "PEM private key of certfile (PKCS#8, PKCS#1 or SEC1; encrypted PKCS#8 with keyfile_password). Empty: the key is in certfile.", Applies: AppliesTo.Gateway),
+        new("keyfile_password", SettingType.String, "", "ssl", "Password of an encrypted keyfile. Empty: $PREFORK_KEYFILE_PASSWORD, if set (keeps it out of the config file).", Applies: AppliesTo.Gateway),
+        new("ca_certs", SettingType.String, "", "ssl", "PEM file of the CAs client certificates must chain to (needed by cert_reqs optional and required).", Applies: AppliesTo.Gateway),
+        new("cert_reqs", SettingType.String, "none", "ssl",
+            "Client certificates: none (not asked for), optional (asked for; one that does not chain to ca_certs fails the handshake), required (a client without a valid one fails the handshake). The app sees SSL_CLIENT_VERIFY (SUCCESS or NONE), SSL_CLIENT_S_DN and SSL_CLIENT_CERT (PEM).",
+            Choices: ["none", "optional", "required"], Applies: AppliesTo.Gateway),
+        new("ciphers", SettingType.String, "", "ssl",
+            "Cipher suites, OpenSSL names separated by ':' (ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256); IANA names also work. List TLS 1.3 suites too when TLS 1.3 is on. OpenSSL keywords (HIGH, !aNULL) are not supported. Empty: the system OpenSSL's defaults.",
+            Form: CiphersForm, Applies: AppliesTo.Gateway),
+        new("tls_protocols", SettingType.StringList, new[] { "TLSv1.2", "TLSv1.3" }, "ssl", "TLS versions accepted; nothing older than TLS 1.2 is.", Form: TlsProtocolForm, Applies: AppliesTo.Gateway),
+        new("do_handshake_on_connect", SettingType.Boolean, false, "ssl",
+            "Gunicorn's setting, accepted for compatibility: Prefork always runs the handshake as the client's bytes arrive, without blocking a worker, so both values behave the same.",
+            Applies: AppliesTo.Gateway),
     ];
 
     private static readonly Dictionary<string, Setting> ByKey = All.ToDictionary(s => s.Key);
