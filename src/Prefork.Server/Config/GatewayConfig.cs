@@ -89,8 +89,8 @@ public sealed class GatewayConfig
     public string? KeyFilePassword => Str("keyfile_password") is { Length: > 0 } p ? p : Environment.GetEnvironmentVariable("PREFORK_KEYFILE_PASSWORD") is { Length: > 0 } e ? e : null;
     public string? CaCerts => FullPath("ca_certs");
     public string CertReqs => Str("cert_reqs");
-    /// <summary>ciphers as .NET's suites; null for the system's defaults.</summary>
-    public IReadOnlyList<System.Net.Security.TlsCipherSuite>? Ciphers => Str("ciphers") is { Length: > 0 } c ? CipherNames.Parse(c) : null;
+    /// <summary>ciphers as .NET's suites (empty: Prefork's default list).</summary>
+    public IReadOnlyList<System.Net.Security.TlsCipherSuite> Ciphers => CipherNames.Parse(Str("ciphers") is { Length: > 0 } c ? c : Settings.DefaultCiphers);
     public IReadOnlyList<string> TlsProtocols => (string[])_values["tls_protocols"];
     public bool DoHandshakeOnConnect => (bool)_values["do_handshake_on_connect"];
     private string? FullPath(string key) => Str(key) is { Length: > 0 } p ? Path.GetFullPath(p, BaseDirectory) : null;

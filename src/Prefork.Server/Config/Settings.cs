@@ -6,6 +6,11 @@ public static class Settings
     // Apache's combined format (Gunicorn's default) with the worker pid appended.
     public const string DefaultAccessLogFormat = "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\" %(p)s";
 
+    // Mozilla's "intermediate" TLS configuration, without its DHE suites (no dhparam to configure).
+    public const string DefaultCiphers = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:" +
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" +
+        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
     // The forms some string settings take (see ValueForm); the loader checks every value against its setting's.
     private static readonly ValueForm ListenAddressForm = new("HOST:PORT, [ADDR]:PORT, unix:/path or fd://N", v =>
     {
@@ -128,7 +133,7 @@ public static class Settings
             "Client certificates: none (not asked for), optional (asked for; one that does not chain to ca_certs fails the handshake), required (a client without a valid one fails the handshake). The app sees SSL_CLIENT_VERIFY (SUCCESS or NONE), SSL_CLIENT_S_DN and SSL_CLIENT_CERT (PEM).",
             Choices: ["none", "optional", "required"], Applies: AppliesTo.Gateway),
         new("ciphers", SettingType.String, "", "ssl",
-            "Cipher suites, OpenSSL names separated by ':' (ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256); IANA names also work. List TLS 1.3 suites too when TLS 1.3 is on. OpenSSL keywords (HIGH, !aNULL) are not supported. Empty: the system OpenSSL's defaults.",
+            "Cipher suites, OpenSSL names separated by ':' (ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256); IANA names also work. List TLS 1.3 suites too when TLS 1.3 is on. OpenSSL keywords (HIGH, !aNULL) are not supported. Empty: Mozilla's \"intermediate\" list without DHE (forward secrecy, AEAD only: no CBC, so no LUCKY13).",
             Form: CiphersForm, Applies: AppliesTo.Gateway),
         new("tls_protocols", SettingType.StringList, new[] { "TLSv1.2", "TLSv1.3" }, "ssl", "TLS versions accepted; nothing older than TLS 1.2 is.", Form: TlsProtocolForm, Applies: AppliesTo.Gateway),
         new("do_handshake_on_connect", SettingType.Boolean, false, "ssl",

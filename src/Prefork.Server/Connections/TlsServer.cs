@@ -69,11 +69,8 @@ public sealed class TlsServer
             RemoteCertificateValidationCallback = (_, _, _, errors) =>
                 errors == SslPolicyErrors.None || (errors == SslPolicyErrors.RemoteCertificateNotAvailable && !clientsMust),
         };
-        if (c.Ciphers is { } ciphers)
-        {
-            try { options.CipherSuitesPolicy = new CipherSuitesPolicy(ciphers); }
-            catch (PlatformNotSupportedException e) { throw new ConfigException($"setting 'ciphers': {e.Message}"); }
-        }
+        try { options.CipherSuitesPolicy = new CipherSuitesPolicy(c.Ciphers); }
+        catch (PlatformNotSupportedException e) { throw new ConfigException($"setting 'ciphers': {e.Message}"); }
         return new TlsServer(options, certificate);
     }
 

@@ -173,6 +173,14 @@ public sealed class TlsTests : IDisposable
         Assert.Contains("Cipher is (NONE)", OpenSsl(server, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384").Output);
     }
 
+    [Fact]
+    public void The_default_ciphers_are_AEAD_only()
+    {
+        using var server = StartTls("epoll");
+        Assert.Contains("ECDHE-ECDSA-AES128-GCM-SHA256", OpenSsl(server, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256").Output);
+        Assert.Contains("Cipher is (NONE)", OpenSsl(server, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA").Output); // CBC: LUCKY13
+    }
+
     [Theory, MemberData(nameof(Classes))]
     public void HUP_with_a_renewed_certificate_under_load_fails_nothing_and_serves_the_new_one(string workerClass)
     {
