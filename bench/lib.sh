@@ -27,4 +27,4 @@ need() {
 prefork=src/Prefork.Cli/bin/Release/net10.0/prefork
 build_prefork() { dotnet build src/Prefork.Cli -c Release -v q -nologo >/dev/null; }
 
-wait_for() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/" >/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; return 1; }
+wait_for() { for _ in $(seq 100); do curl -skf "${2:-http}://127.0.0.1:$1/" >/dev/null && return 0; sleep 0.1; done; echo "nothing on port $1" >&2; return 1; }

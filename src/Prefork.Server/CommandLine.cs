@@ -1,5 +1,6 @@
 using System.Text;
 using Prefork.Config;
+using Prefork.Connections;
 using Prefork.Master;
 using Prefork.Worker;
 using Serilog;
@@ -97,7 +98,16 @@ public static class CommandLine
             {
                 return Fail("the configuration is valid but the app does not load: " + e.Message);
             }
-            Console.WriteLine($"{configPath ?? "(defaults)"}: configuration OK, app {config.Get(Settings.App)} loads");
+            string tls;
+            try
+            {
+                tls = TlsServer.Load(config) is { } server ? $", TLS certificate {server.Certificate.Subject} valid until {server.Certificate.NotAfter.ToUniversalTime():u}" : "";
+            }
+            catch (ConfigException e)
+            {
+                return Fail("the configuration is valid but TLS does not load: " + e.Message);
+            }
+            Console.WriteLine($"{configPath ?? "(defaults)"}: configuration OK, app {config.Get(Settings.App)} loads{tls}");
             return 0;
         }
 

@@ -21,7 +21,7 @@ public static class Manual
     private static readonly Dictionary<string, string> SectionTitles = new()
     {
         ["socket"] = "Server socket", ["worker"] = "Workers", ["limits"] = "Request limits",
-        ["process"] = "Process", ["logging"] = "Logging", ["command"] = "Command workers (any program)",
+        ["process"] = "Process", ["logging"] = "Logging", ["command"] = "Command workers (any program)", ["ssl"] = "TLS",
     };
 
     private static IEnumerable<Section> Sections()

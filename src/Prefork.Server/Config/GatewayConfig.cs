@@ -48,6 +48,16 @@ public sealed class GatewayConfig
     public string WorkerTmpDir => Get(Settings.WorkerTmpDir) is { Length: > 0 } dir ? Path.GetFullPath(dir, BaseDirectory) : Path.GetTempPath();
     /// <summary>secure_scheme_headers as (header, value meaning https) pairs.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> SecureSchemeHeaders => Get(Settings.SecureSchemeHeaders).Select(ParseHeaderPair).ToArray();
+    /// <summary>certfile as a full path (relative to the config file); null when TLS is off.</summary>
+    public string? CertFile => FullPath(Settings.CertFile);
+    /// <summary>keyfile as a full path; null when the key is in certfile.</summary>
+    public string? KeyFile => FullPath(Settings.KeyFile);
+    /// <summary>keyfile_password, else $PREFORK_KEYFILE_PASSWORD; null when neither is set.</summary>
+    public string? KeyFilePassword => Get(Settings.KeyFilePassword) is { Length: > 0 } p ? p : Environment.GetEnvironmentVariable("PREFORK_KEYFILE_PASSWORD") is { Length: > 0 } e ? e : null;
+    public string? CaCerts => FullPath(Settings.CaCerts);
+    /// <summary>ciphers as .NET's suites (empty: Prefork's default list).</summary>
+    public IReadOnlyList<System.Net.Security.TlsCipherSuite> Ciphers => CipherNames.Parse(Get(Settings.Ciphers) is { Length: > 0 } c ? c : Settings.DefaultCiphers);
+    private string? FullPath(Setting<string> setting) => Get(setting) is { Length: > 0 } p ? Path.GetFullPath(p, BaseDirectory) : null;
 
     /// <summary>"X-Forwarded-Proto=https" → (X-Forwarded-Proto, https); the loader has checked the form.</summary>
     internal static KeyValuePair<string, string> ParseHeaderPair(string pair)

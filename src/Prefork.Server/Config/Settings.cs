@@ -11,6 +11,11 @@ public static class Settings
     // Apache's combined format (Gunicorn's default) with the worker pid appended.
     public const string DefaultAccessLogFormat = "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\" %(p)s";
 
+    // Mozilla's "intermediate" TLS configuration, without its DHE suites (no dhparam to configure).
+    public const string DefaultCiphers = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:" +
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" +
+        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
     // The forms some string settings take (see ValueForm); the loader checks every value against its setting's.
     private static readonly ValueForm ListenAddressForm = new("HOST:PORT, [ADDR]:PORT, unix:/path or fd://N", v =>
     {
@@ -31,6 +36,8 @@ public static class Settings
         try { return ListenAddress.Parse(v) is { IsUnix: false, InheritedFd: null }; }
         catch (FormatException) { return false; }
     });
+    private static readonly ValueForm CiphersForm = new("OpenSSL cipher suite names separated by ':'", CipherNames.Problem);
+    private static readonly ValueForm TlsProtocolForm = ValueForm.Of("\"TLSv1.2\" or \"TLSv1.3\"", v => v is "TLSv1.2" or "TLSv1.3");
     private static readonly ValueForm HeaderPairForm = ValueForm.Of(
         "\"HEADER=value\" pairs such as \"X-FORWARDED-PROTO=https\" (a header name, '=', a non-empty value)", IsHeaderPair);
 
@@ -144,6 +151,24 @@ public static class Settings
     /// Every setting, in the order of the declarations above: the order --help, the manual and the README show
     /// them (a test checks that none is missing or out of order).
     /// </summary>
+    // TLS (Gunicorn's names): with certfile set, every TCP listener speaks HTTPS; unix sockets stay plain.
+    public static readonly Setting<string> CertFile = new("certfile", "", "ssl",
+        "PEM certificate chain (the server's certificate first, then intermediates). Set: every TCP listener serves HTTPS and gateway.url_scheme is https. Loaded by each new worker, so HUP after a renewal serves the new one. Empty: plain HTTP.",
+        Applies: AppliesTo.Gateway);
+    public static readonly Setting<string> KeyFile = new("keyfile", "", "ssl", "PEM private key of certfile (PKCS#8, PKCS#1 or SEC1; encrypted PKCS#8 with keyfile_password). Empty: the key is in certfile.", Applies: AppliesTo.Gateway);
+    public static readonly Setting<string> KeyFilePassword = new("keyfile_password", "", "ssl", "Password of an encrypted keyfile. Empty: $PREFORK_KEYFILE_PASSWORD, if set (keeps it out of the config file).", Applies: AppliesTo.Gateway);
+    public static readonly Setting<string> CaCerts = new("ca_certs", "", "ssl", "PEM file of the CAs client certificates must chain to (needed by cert_reqs optional and required).", Applies: AppliesTo.Gateway);
+    public static readonly Setting<string> CertReqs = new("cert_reqs", "none", "ssl",
+        "Client certificates: none (not asked for), optional (asked for; one that does not chain to ca_certs fails the handshake), required (a client without a valid one fails the handshake). The app sees SSL_CLIENT_VERIFY (SUCCESS or NONE), SSL_CLIENT_S_DN and SSL_CLIENT_CERT (PEM).",
+        Choices: ["none", "optional", "required"], Applies: AppliesTo.Gateway);
+    public static readonly Setting<string> Ciphers = new("ciphers", "", "ssl",
+        "Cipher suites, OpenSSL names separated by ':' (ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256); IANA names also work. List TLS 1.3 suites too when TLS 1.3 is on. OpenSSL keywords (HIGH, !aNULL) are not supported. Empty: Mozilla's \"intermediate\" list without DHE (forward secrecy, AEAD only: no CBC, so no LUCKY13).",
+        Form: CiphersForm, Applies: AppliesTo.Gateway);
+    public static readonly Setting<StringList> TlsProtocols = new("tls_protocols", ["TLSv1.2", "TLSv1.3"], "ssl", "TLS versions accepted; nothing older than TLS 1.2 is.", Form: TlsProtocolForm, Applies: AppliesTo.Gateway);
+    public static readonly Setting<bool> DoHandshakeOnConnect = new("do_handshake_on_connect", false, "ssl",
+        "Gunicorn's setting, accepted for compatibility: Prefork always runs the handshake as the client's bytes arrive, without blocking a worker, so both values behave the same.",
+        Applies: AppliesTo.Gateway);
+
     public static readonly IReadOnlyList<Setting> All =
     [
         Bind, Backlog, UnixSocketMode,
@@ -156,6 +181,7 @@ public static class Settings
         LogLevel, ErrorLog, AccessLog, AccessLogFormat,
         ControlSocket, MetricsBind, StatsdHost, StatsdPrefix, Reload, ReloadExtraFiles,
         ForwardedAllowIps, SecureSchemeHeaders, ProxyProtocol, ProxyAllowIps,
+        CertFile, KeyFile, KeyFilePassword, CaCerts, CertReqs, Ciphers, TlsProtocols, DoHandshakeOnConnect,
     ];
 
     private static readonly Dictionary<string, Setting> ByKey = All.ToDictionary(s => s.Key);

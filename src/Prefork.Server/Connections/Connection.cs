@@ -48,6 +48,7 @@ public sealed class Connection
     {
         _stopping = stopping;
         Transport = transport;
+        transport.Attach(Info);
         Reader = new RequestReader(limits, c.WorkerTmpDir);
         _headerTimeoutMs = c.Get(Settings.HeaderTimeout) * 1000;
         _keepaliveMs = c.Get(Settings.Keepalive) * 1000;
@@ -72,6 +73,8 @@ public sealed class Connection
     /// <summary>Requests taken on this connection so far (a deadline check tells whether a read brought one).</summary>
     public int RequestsTaken { get; private set; }
     public int QueuedBytes => Transport.QueuedBytes;
+    /// <summary>TLS: bytes already taken from the socket wait to be read; serve them before waiting for the socket.</summary>
+    public bool HasBufferedInput => Transport.HasBufferedInput;
 
     public void Open(int fd)
     {

@@ -9,22 +9,32 @@ public enum ReceiveResult { Data, WouldBlock, Eof, Error }
 /// <summary>
 /// How a connection's bytes move over its socket (a raw non-blocking fd), and what becomes of
 /// output the kernel does not take at once: <see cref="BlockingTransport"/> waits for room (sync,
-/// threads), <see cref="QueuedTransport"/> queues it for the event loop (epoll). A connection
-/// serves HTTP over either without knowing which.
+/// threads), <see cref="QueuedTransport"/> queues it for the event loop (epoll). With TLS on, a
+/// <see cref="TlsTransport"/> wraps either. A connection serves HTTP over any of them without
+/// knowing which.
 /// </summary>
 public abstract unsafe class Transport : IResponseTransport
 {
-    public int Fd { get; private set; } = -1;
+    private bool _broken;
+
+    public int Fd { get; protected set; } = -1;
     /// <summary>The socket failed (reset, broken pipe, or a write timed out): nothing more can be sent.</summary>
-    public bool Broken { get; private set; }
+    public virtual bool Broken => _broken;
     /// <summary>Output taken from the writer but not yet by the kernel.</summary>
     public virtual int QueuedBytes => 0;
     public virtual bool NeedsDrain => false;
+    /// <summary>TLS: input already taken from the socket and not yet read (the socket will not signal it).</summary>
+    public virtual bool HasBufferedInput => false;
+    /// <summary>TLS: the handshake is not over yet.</summary>
+    public virtual bool Handshaking => false;
 
-    public void Open(int fd)
+    /// <summary>The connection whose addresses this transport fills in (TLS adds the client certificate).</summary>
+    public virtual void Attach(ConnectionInfo info) { }
+
+    public virtual void Open(int fd)
     {
         Fd = fd;
-        Broken = false;
+        _broken = false;
     }
 
     /// <summary>Sends the bytes; throws <see cref="ConnectionLostException"/> when the client is gone.</summary>
@@ -36,7 +46,7 @@ public abstract unsafe class Transport : IResponseTransport
     public virtual bool SendQueued() => !Broken;
 
     /// <summary>One non-blocking read into <paramref name="into"/>.</summary>
-    public ReceiveResult Receive(Span<byte> into, out int read)
+    public virtual ReceiveResult Receive(Span<byte> into, out int read)
     {
         read = 0;
         while (true)
@@ -52,19 +62,19 @@ public abstract unsafe class Transport : IResponseTransport
             int errno = Native.Errno;
             if (errno == Native.EINTR) continue;
             if (errno == Native.EAGAIN) return ReceiveResult.WouldBlock;
-            Broken = true;
+            _broken = true;
             return ReceiveResult.Error;
         }
     }
 
     /// <summary>Best effort, never waiting: for a last word (a 408) to a client about to be dropped.</summary>
-    public void SendIfRoom(ReadOnlySpan<byte> bytes)
+    public virtual void SendIfRoom(ReadOnlySpan<byte> bytes)
     {
         fixed (byte* p = bytes) Native.send(Fd, p, bytes.Length, Native.MSG_NOSIGNAL | Native.MSG_DONTWAIT);
     }
 
     /// <summary>Shuts our side: the client sees EOF after what was sent.</summary>
-    public void ShutdownOutput() => Native.shutdown(Fd, Native.SHUT_WR);
+    public virtual void ShutdownOutput() => Native.shutdown(Fd, Native.SHUT_WR);
 
     /// <summary>Reads and drops what arrived; true when the client closed (or the socket failed).</summary>
     public bool DiscardInput()
@@ -83,7 +93,7 @@ public abstract unsafe class Transport : IResponseTransport
     }
 
     /// <summary>Gives up on the client: what is being sent fails at its next write.</summary>
-    public virtual void Abort() => Broken = true;
+    public virtual void Abort() => _broken = true;
 
     /// <summary>Closes the socket and drops what is queued, ready for the next connection.</summary>
     public virtual void Close()
@@ -103,7 +113,7 @@ public abstract unsafe class Transport : IResponseTransport
             int errno = Native.Errno;
             if (errno == Native.EINTR) continue;
             if (errno == Native.EAGAIN) return 0;
-            Broken = true;
+            _broken = true;
             return -1;
         }
     }
@@ -117,7 +127,7 @@ public abstract unsafe class Transport : IResponseTransport
 
     protected ConnectionLostException TimedOut()
     {
-        Broken = true;
+        _broken = true;
         return new ConnectionLostException("the client did not read its response within `timeout`");
     }
 }

@@ -13,6 +13,12 @@ public sealed class ConnectionInfo
     /// <summary>The peer's address; null on a unix socket.</summary>
     public IPAddress? RemoteIp;
     public bool IsUnixSocket;
+    /// <summary>TLS: the connection is encrypted (gateway.url_scheme https).</summary>
+    public bool Secure;
+    /// <summary>TLS: SSL_CLIENT_VERIFY as mod_ssl says it: SUCCESS (a valid client certificate) or NONE.</summary>
+    public string ClientVerify = "NONE";
+    /// <summary>TLS: the client certificate's subject (SSL_CLIENT_S_DN) and the certificate as PEM (SSL_CLIENT_CERT); null without one.</summary>
+    public string? ClientSubjectDn, ClientCertificatePem;
 
     public void Set(EndPoint? remote, EndPoint? local)
     {

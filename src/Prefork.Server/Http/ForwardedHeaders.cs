@@ -31,7 +31,7 @@ public sealed class ForwardedHeaders
     {
         env.RemoteAddr = connection.RemoteAddr;
         env.RemotePort = connection.RemotePort;
-        env.UrlScheme = "http";
+        env.UrlScheme = connection.Secure ? "https" : "http";
         if (!connection.IsUnixSocket && !_trusted.Contains(connection.RemoteIp)) return;
 
         string? scheme = null, schemeSource = null;
@@ -59,7 +59,7 @@ public sealed class ForwardedHeaders
                 Agree(ref scheme, ref schemeSource, proto.ToLowerInvariant(), "Forwarded");
             }
         }
-        env.UrlScheme = scheme ?? "http";
+        env.UrlScheme = scheme ?? (connection.Secure ? "https" : "http");
     }
 
     private static void Agree(ref string? scheme, ref string? source, string claim, string header)

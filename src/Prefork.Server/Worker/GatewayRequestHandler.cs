@@ -158,6 +158,16 @@ public sealed class GatewayRequestHandler : IRequestHandler
         // The environment is reused for the next request: nothing an app or the last request put in Items may leak.
         if (env.Items.Count > 0) env.Items.Clear();
         if (trailers is { Count: > 0 }) env.Items["gateway.trailers"] = trailers;
+        if (connection.Secure)
+        {
+            // As mod_ssl names them (and Gunicorn's peercert): the client certificate, when there is one.
+            env.Items["SSL_CLIENT_VERIFY"] = connection.ClientVerify;
+            if (connection.ClientCertificatePem is { } pem)
+            {
+                env.Items["SSL_CLIENT_S_DN"] = connection.ClientSubjectDn;
+                env.Items["SSL_CLIENT_CERT"] = pem;
+            }
+        }
         RequestTarget.Split(head.Target, out var authority, out var path, out var query);
         env.PathInfo = path;
         env.QueryString = query;

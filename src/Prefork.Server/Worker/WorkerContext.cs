@@ -1,4 +1,5 @@
 using Prefork.Config;
+using Prefork.Connections;
 using Prefork.Gateway;
 using Prefork.Http;
 using Prefork.Logging;
@@ -18,6 +19,11 @@ public sealed class WorkerContext
     public required TextWriter ErrorWriter { get; init; }
     public AccessLog? AccessLog { get; init; }
     public bool Multithread { get; init; }
+    /// <summary>certfile is set: every TCP connection speaks TLS (loaded once, when the worker booted).</summary>
+    public TlsServer? Tls { get; init; }
+
+    /// <summary>A connection's transport: <paramref name="socket"/> itself, or TLS over it.</summary>
+    public Transport NewTransport(Transport socket) => Tls is null ? socket : new TlsTransport(socket, Tls);
 
     /// <summary>Set on TERM: stop accepting, finish what is in flight, then exit.</summary>
     public CancellationTokenSource Stopping { get; } = new();

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Mono.Unix.Native;
 using Prefork.Config;
+using Prefork.Connections;
 using Prefork.Gateway;
 using Prefork.Http;
 using Prefork.Logging;
@@ -59,6 +60,7 @@ public static class WorkerProcess
         Libc.SetProcessName($"{config.Get(Settings.ProcName)}-w{info.Index}");
         DropPrivileges(config);
         var app = AppLoader.Load(config);
+        var tls = TlsServer.Load(config); // a bad certificate or key is this worker's boot failure
 
         var listeners = Environment.GetEnvironmentVariable(EnvListenFds)!.Split(',')
             .Select(fd => new Socket(new SafeSocketHandle(int.Parse(fd, CultureInfo.InvariantCulture), ownsHandle: true)) { Blocking = false })
@@ -69,6 +71,7 @@ public static class WorkerProcess
         {
             Config = config, App = app, Info = info, Limits = HttpLimits.From(config),
             ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = engine is ThreadWorker && config.Get(Settings.Threads) > 1,
+            Tls = tls,
         };
         using var wake = new WakeUp();
         using var signals = TrapSignals(context, wake, accessLog, config);
@@ -100,6 +103,7 @@ public static class WorkerProcess
         // Bytes allocated per request (app included) tell whether the hot path stays allocation-free.
         Log.Information("Exiting after {Requests} requests ({BytesPerRequest} bytes allocated per request, {Gen0} gen0 GCs)",
             context.Requests, context.Requests == 0 ? 0 : GC.GetTotalAllocatedBytes() / context.Requests, GC.CollectionCount(0));
+        if (tls is not null) Log.Information("TLS handshakes failed: {Failures}", tls.HandshakeFailures);
         Log.CloseAndFlush();
         return 0;
     }

@@ -22,10 +22,10 @@ public sealed partial class Wrk : IDisposable
         _output = process.StandardOutput.ReadToEndAsync();
     }
 
-    public static Wrk Start(int port, int connections, int seconds)
+    public static Wrk Start(int port, int connections, int seconds, string scheme = "http")
     {
         var psi = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-t2", $"-c{connections}", $"-d{seconds}s", "--timeout", "10s", $"http://127.0.0.1:{port}/" })
+        foreach (var a in new[] { "-t2", $"-c{connections}", $"-d{seconds}s", "--timeout", "10s", $"{scheme}://127.0.0.1:{port}/" })
             psi.ArgumentList.Add(a);
         return new Wrk(Process.Start(psi) ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk)"));
     }

@@ -19,6 +19,16 @@ namespace Prefork.Worker;
 /// </remarks>
 internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 4)
 {
+    /// <summary>
+    /// TLS handshake steps the loop takes per turn. A step that meets a ClientHello signs with the
+    /// certificate's key (about a millisecond of CPU); a burst of new clients would otherwise hold up
+    /// every established connection for as long as all their handshakes take. The rest wait: their
+    /// sockets stay readable (level-triggered), so the next turn, which does not sleep, takes them.
+    /// </summary>
+    private const int HandshakeStepsPerTurn = 8;
+    private int _handshakeSteps;
+    private bool _handshakesDeferred;
+
     // The exchange requests that complete at once use; one whose request awaits is lent to its
     // connection (by slot) until it completes.
     private Exchange _exchange = null!;
@@ -39,7 +49,9 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
         Epoll.Add(loop.EventFd, Native.EPOLLIN, LoopToken);
         do
         {
-            int n = Epoll.Wait(loop.HasWork ? 0 : UntilHousekeeping(Environment.TickCount64));
+            int n = Epoll.Wait(loop.HasWork || _handshakesDeferred ? 0 : UntilHousekeeping(Environment.TickCount64));
+            _handshakeSteps = 0;
+            _handshakesDeferred = false;
             for (int i = 0; i < n; i++) Dispatch(Epoll.Token(i), Epoll.Flags(i));
             loop.RunPending();
         } while (Housekeep());
@@ -78,6 +90,11 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
                 else c.Deadline = WriteDeadline(Environment.TickCount64);
                 return;
             }
+        }
+        if (c.Transport.Handshaking && ++_handshakeSteps > HandshakeStepsPerTurn)
+        {
+            _handshakesDeferred = true; // still registered and readable: reported again next turn
+            return;
         }
         if ((events & (InputEvents | Native.EPOLLHUP | Native.EPOLLERR)) != 0 && c.QueuedBytes <= QueuedTransport.ReadPauseBytes)
             ReadAndServe(c);
