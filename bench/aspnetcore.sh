@@ -76,7 +76,7 @@ out="bench/results/aspnetcore-$(date +%F)-$(hostname).md"
 {
   echo "# ASP.NET Core: Kestrel alone and under Prefork ($(date -u '+%F %H:%M UTC'), $(nproc) cores, $(hostname))"
   echo
-  echo "The same app (src/Prefork.SampleWeb, GET / → 24 bytes of text), .NET $(dotnet --version), Release build."
+  echo "The same app (src/Prefork.SampleWeb, GET / → "Hello from ASP.NET Core"), .NET $(dotnet --version), Release build."
   echo "Command: \`bench/aspnetcore.sh $rounds $seconds\`."
   echo
   echo "## Requests/s (wrk -t2 -c64 -d${seconds}s, keep-alive; $rounds rounds alternating; wrk on the same cores)"
