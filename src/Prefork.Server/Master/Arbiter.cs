@@ -193,6 +193,7 @@ public sealed class Arbiter
             var handed = inherited?.FirstOrDefault(l => l.Text == address.Text);
             var listener = handed is not null ? Listener.Adopt(address, handed.Fd) : Listener.Bind(address, _config.Get(Settings.Backlog), _config.Get(Settings.UnixSocketMode));
             _listeners.Add(listener);
+            listener.Tls = _config.CertFile is not null && !listener.IsUnix; // unix sockets stay plain (see TlsServer)
             Log.Information("Listening at: {Address} (fd {Fd}{How})", listener.Describe(), listener.Fd, handed is null ? "" : ", kept across the upgrade");
         }
         foreach (var stale in inherited?.Where(l => !addresses.Any(a => a.Text == l.Text)) ?? [])
@@ -362,6 +363,7 @@ public sealed class Arbiter
         foreach (var s in Settings.All.Where(s => !s.Reloadable && ConfigLoader.FormatToml(next[s.Key]) != ConfigLoader.FormatToml(_config[s.Key])))
             Log.Warning("{Key} changed; it takes effect at the next start (or USR2), not on HUP", s.Key);
         _config = next;
+        foreach (var l in _listeners) l.Tls = next.CertFile is not null && !l.IsUnix;
         Logging.Logging.Configure(_config, "");
         _targetWorkers = next.Get(Settings.Workers);
         _generation++;
