@@ -31,6 +31,31 @@ internal static class Libc
         return true;
     }
 
+    /// <summary>
+    /// `user` and `group` (names or numbers) as the uid and gid a worker runs with: the user's primary
+    /// group unless `group` is set; this process's own ids for what is empty. Null when both are empty.
+    /// Gateway workers switch to them themselves; command workers through setpriv(1).
+    /// </summary>
+    public static (uint Uid, uint Gid)? ResolveIdentity(string user, string group)
+    {
+        if (user.Length == 0 && group.Length == 0) return null;
+        uint uid = Syscall.getuid(), gid = Syscall.getgid();
+        if (user.Length > 0)
+        {
+            var pw = uint.TryParse(user, out var n) ? Syscall.getpwuid(n) : Syscall.getpwnam(user);
+            if (pw is null && !uint.TryParse(user, out _)) throw new UnauthorizedAccessException($"user = \"{user}\": no such user");
+            uid = pw?.pw_uid ?? n;
+            gid = pw?.pw_gid ?? gid;
+        }
+        if (group.Length > 0)
+        {
+            var gr = uint.TryParse(group, out var n) ? null : Syscall.getgrnam(group);
+            if (gr is null && !uint.TryParse(group, out _)) throw new UnauthorizedAccessException($"group = \"{group}\": no such group");
+            gid = gr?.gr_gid ?? n;
+        }
+        return (uid, gid);
+    }
+
     /// <summary>Names the calling thread; on the main thread that is the name `ps` and `top` show (15 bytes at most).</summary>
     public static void SetProcessName(string name)
     {

@@ -193,8 +193,7 @@ public sealed class Arbiter
             var handed = inherited?.FirstOrDefault(l => l.Text == address.Text);
             var listener = handed is not null ? Listener.Adopt(address, handed.Fd) : Listener.Bind(address, _config.Get(Settings.Backlog), _config.Get(Settings.UnixSocketMode));
             _listeners.Add(listener);
-            listener.Tls = _config.CertFile is not null && !listener.IsUnix; // unix sockets stay plain (see TlsServer)
-            Log.Information("Listening at: {Address} (fd {Fd}{How})", listener.Describe(), listener.Fd, handed is null ? "" : ", kept across the upgrade");
+            Log.Information("Listening at: {Address} (fd {Fd}{How})", listener.Describe(_config.CertFile is not null), listener.Fd, handed is null ? "" : ", kept across the upgrade");
         }
         foreach (var stale in inherited?.Where(l => !addresses.Any(a => a.Text == l.Text)) ?? [])
             Syscall.close(stale.Fd);
@@ -211,7 +210,7 @@ public sealed class Arbiter
         OpenListeners(binds.Select(ListenAddress.Parse).ToList(), null);
         foreach (var gone in _listeners.Where(l => !binds.Contains(l.Address.Text)).ToList())
         {
-            Log.Information("No longer listening at {Address}", gone.Describe());
+            Log.Information("No longer listening at {Address}", gone.Describe(_config.CertFile is not null));
             _listeners.Remove(gone);
             gone.Dispose(); // old workers keep their copy until they retire
         }
@@ -363,7 +362,6 @@ public sealed class Arbiter
         foreach (var s in Settings.All.Where(s => !s.Reloadable && ConfigLoader.FormatToml(next[s.Key]) != ConfigLoader.FormatToml(_config[s.Key])))
             Log.Warning("{Key} changed; it takes effect at the next start (or USR2), not on HUP", s.Key);
         _config = next;
-        foreach (var l in _listeners) l.Tls = next.CertFile is not null && !l.IsUnix;
         Logging.Logging.Configure(_config, "");
         _targetWorkers = next.Get(Settings.Workers);
         _generation++;

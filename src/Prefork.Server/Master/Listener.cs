@@ -22,22 +22,16 @@ public sealed class Listener : IDisposable
         Socket = socket;
     }
 
-    /// <summary>Its workers speak TLS on it (certfile is set; the master sets this per config): its URL says https.</summary>
-    public bool Tls { get; set; }
-    public bool IsUnix => Socket.AddressFamily == AddressFamily.Unix;
-
-    /// <summary>Where it actually listens (port 0 resolved), for logs.</summary>
-    public string Describe() => Socket.LocalEndPoint switch
+    /// <summary>Where it actually listens (port 0 resolved), for logs; https when <paramref name="tls"/> (certfile is set: TCP listeners speak TLS, unix ones stay plain).</summary>
+    public string Describe(bool tls) => Socket.LocalEndPoint switch
     {
-        IPEndPoint { AddressFamily: AddressFamily.InterNetworkV6 } ip => $"{Scheme}://[{ip.Address}]:{ip.Port}",
-        IPEndPoint ip => $"{Scheme}://{ip.Address}:{ip.Port}",
+        IPEndPoint { AddressFamily: AddressFamily.InterNetworkV6 } ip => $"{(tls ? "https" : "http")}://[{ip.Address}]:{ip.Port}",
+        IPEndPoint ip => $"{(tls ? "https" : "http")}://{ip.Address}:{ip.Port}",
         UnixDomainSocketEndPoint u => $"unix:{u}",
         var other => other?.ToString() ?? Address.Text,
     };
 
     /// <summary>A listener handed over by the previous image of this master (in-place upgrade).</summary>
-    private string Scheme => Tls ? "https" : "http";
-
     public static Listener Adopt(ListenAddress address, int fd)
     {
         var listener = new Listener(address, new Socket(new SafeSocketHandle(fd, ownsHandle: true)));

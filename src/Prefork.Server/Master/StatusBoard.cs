@@ -101,7 +101,7 @@ internal sealed class StatusBoard(TimeProvider clock)
         var snapshot = new StatusSnapshot(Environment.ProcessId, ServerInfo.Version, generation, _startedAt,
             Math.Round(clock.GetElapsedTime(_startedMonotonic, now).TotalSeconds, 3), phase, ready, winched, target,
             config.RunsCommand ? "command" : config.Get(Settings.WorkerClass),
-            list, listeners.Select(DescribeListener).ToList(),
+            list, listeners.Select(l => DescribeListener(l, config.CertFile is not null)).ToList(),
             new MasterCounters(_retiredRequests + live, _spawns, new Dictionary<string, long>(_exits), _reloads),
             _toml, config.FilePath);
         Volatile.Write(ref _current, snapshot);
@@ -149,13 +149,13 @@ internal sealed class StatusBoard(TimeProvider clock)
     }
 
     /// <summary>A TCP listener's accept queue: Linux's TCP_INFO on a listening socket gives its length (tcpi_unacked) and limit (tcpi_sacked).</summary>
-    private static ListenerStatus DescribeListener(Listener l)
+    private static ListenerStatus DescribeListener(Listener l, bool tls)
     {
         int? length = null, max = null;
         string address = l.Address.Text;
         try
         {
-            address = l.Describe();
+            address = l.Describe(tls);
             if (l.Socket.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
             {
                 Span<byte> info = stackalloc byte[104];

@@ -36,7 +36,7 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
                 Command = config.RunsCommand ? new CommandDetails(Signal(config.Get(Settings.StopSignal)), config.ReadyDelaySeconds ?? 0) : null,
             };
         }
-        catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception or InvalidOperationException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or InvalidOperationException)
         {
             Log.Error("Could not start a worker process: {Reason}", e.Message);
             return null;
@@ -158,28 +158,10 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
     }
 
     /// <summary>`user`/`group` for a program we cannot ask to drop privileges itself: setpriv(1) does it, then execs it.</summary>
-    private static IEnumerable<string> IdentityChange(GatewayConfig config)
-    {
-        var (user, group) = (config.Get(Settings.User), config.Get(Settings.Group));
-        if (user.Length == 0 && group.Length == 0) return [];
-        var args = new List<string> { "setpriv" };
-        if (user.Length > 0)
-        {
-            var pw = uint.TryParse(user, out var uid) ? Syscall.getpwuid(uid) : Syscall.getpwnam(user);
-            if (pw is null && !uint.TryParse(user, out _)) throw new IOException($"user = \"{user}\": no such user");
-            args.Add($"--reuid={pw?.pw_uid ?? uid}");
-            if (group.Length == 0) args.Add($"--regid={pw?.pw_gid ?? Syscall.getgid()}");
-        }
-        if (group.Length > 0)
-        {
-            var gr = uint.TryParse(group, out var gid) ? null : Syscall.getgrnam(group);
-            if (gr is null && !uint.TryParse(group, out _)) throw new IOException($"group = \"{group}\": no such group");
-            args.Add($"--regid={gr?.gr_gid ?? gid}");
-        }
-        args.Add("--clear-groups"); // as the gateway workers do: no supplementary groups of the master's
-        args.Add("--");
-        return args;
-    }
+    private static IEnumerable<string> IdentityChange(GatewayConfig config) =>
+        Libc.ResolveIdentity(config.Get(Settings.User), config.Get(Settings.Group)) is var (uid, gid)
+            ? ["setpriv", $"--reuid={uid}", $"--regid={gid}", $"--groups={gid}", "--"] // the groups gateway workers keep: their gid alone
+            : [];
 
     /// <summary>A pipe whose both ends close on exec (nothing leaks into a process spawned meanwhile: hooks run on other threads); the read end non-blocking.</summary>
     private static unsafe (int Read, int Write) Pipe()

@@ -111,22 +111,7 @@ public static class WorkerProcess
     /// <summary>`user`/`group`: workers give up the master's identity before they load any application code.</summary>
     private static void DropPrivileges(GatewayConfig config)
     {
-        var (user, group) = (config.Get(Settings.User), config.Get(Settings.Group));
-        if (user.Length == 0 && group.Length == 0) return;
-        uint uid = Syscall.getuid(), gid = Syscall.getgid();
-        if (user.Length > 0)
-        {
-            var pw = uint.TryParse(user, out var n) ? Syscall.getpwuid(n) : Syscall.getpwnam(user);
-            if (pw is null && !uint.TryParse(user, out _)) throw new UnauthorizedAccessException($"user = \"{user}\": no such user");
-            uid = pw?.pw_uid ?? n;
-            gid = pw?.pw_gid ?? gid;
-        }
-        if (group.Length > 0)
-        {
-            var gr = uint.TryParse(group, out var n) ? null : Syscall.getgrnam(group);
-            if (gr is null && !uint.TryParse(group, out _)) throw new UnauthorizedAccessException($"group = \"{group}\": no such group");
-            gid = gr?.gr_gid ?? n;
-        }
+        if (Libc.ResolveIdentity(config.Get(Settings.User), config.Get(Settings.Group)) is not var (uid, gid)) return;
         // Order matters: supplementary groups and gid while still privileged, uid last.
         if (Syscall.setgroups(1, [gid]) != 0 || Syscall.setgid(gid) != 0 || Syscall.setuid(uid) != 0)
             throw new UnauthorizedAccessException($"cannot switch to uid {uid} gid {gid}: {Stdlib.GetLastError()} (the master must run as root to change user)");
