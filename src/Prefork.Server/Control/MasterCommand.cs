@@ -44,7 +44,9 @@ public sealed class CommandQueue(Action wake)
 
     public void Enqueue(MasterCommand command)
     {
-        _queue.Enqueue(command);
+        // A signal already waiting is not queued twice (as the kernel merges a pending signal): a
+        // script that sends `upgrade` in a loop cannot make the loop run one USR2 check after another.
+        if (command is not MasterCommand.Signal || !_queue.Contains(command)) _queue.Enqueue(command);
         wake();
     }
 

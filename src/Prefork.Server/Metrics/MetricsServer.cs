@@ -42,7 +42,9 @@ public sealed class MetricsServer : IDisposable
         var listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            // SO_REUSEADDR alone, as Listener sets it: .NET's ReuseAddress adds SO_REUSEPORT on Linux,
+            // which would let a second master take half of the /ready and /live probes.
+            listener.SetRawSocketOption(1 /* SOL_SOCKET */, 2 /* SO_REUSEADDR */, BitConverter.GetBytes(1));
             listener.Bind(endPoint);
             listener.Listen(64);
         }

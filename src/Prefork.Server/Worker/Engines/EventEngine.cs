@@ -144,7 +144,9 @@ internal abstract class EventEngine : IWorkerEngine
     /// <summary>Accepting paused (at worker_connections, or after accept failed) and may start again.</summary>
     private void ResumeAccepting(long now)
     {
-        if (_stopBegun || Listeners.Accepting) return;
+        // Checked without the lock first: this runs after every event, and while accepting is paused
+        // (at worker_connections) taking the lock each time would serialise the threads on it.
+        if (_stopBegun || !Listeners.MayResume(now) || Table.Open >= Table.Capacity) return;
         using (Hold(_acceptLock))
             if (!_stopBegun && Listeners.MayResume(now) && Table.Open < Table.Capacity) Listeners.Start();
     }
