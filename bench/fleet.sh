@@ -11,7 +11,7 @@
 #      failed requests, and seconds until HAProxy marked it down and back up.
 # The last line is `fleet: N requests, M failed` for the rolling upgrade (failed = socket errors,
 # timeouts and every non-2xx response, counted by bench/fleet/status.lua); exit 1 unless M is 0.
-#   bench/fleet.sh [--quick]      (≈3 min on a busy 2-core VM; --quick ≈2 min and writes no results file)
+#   bench/fleet.sh [--quick]      (3 min or more on a busy 2-core VM; --quick 2 to 5 min, and writes no results file)
 # Writes bench/results/fleet-<date>-<host>.md. Needs root (ip netns). Traffic goes only to
 # loopback and to the namespaces; on exit every process started is stopped by pid and the
 # namespaces and veth pairs are removed.
