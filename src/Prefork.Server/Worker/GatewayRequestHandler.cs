@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Prefork.Gateway;
 using Prefork.Http;
 using Prefork.Logging;
@@ -49,6 +50,9 @@ public sealed class GatewayRequestHandler : IRequestHandler
     /// SynchronizationContext (the epoll worker's loop). A chunked body's trailers are shown to the
     /// app as <c>env.Items["gateway.trailers"]</c>.
     /// </summary>
+    // Pooled: a request that awaits (an asynchronous app or body) reuses this method's state
+    // machine box rather than allocating one (its ValueTask is awaited exactly once, by the connection).
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> ProcessAsync(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection,
         ResponseWriter writer, bool keepAlive, RequestHeaders? trailers)
     {
