@@ -15,6 +15,7 @@ namespace Prefork.SampleApp;
 ///   GET  /async/stamps?ms=M      awaits M ms; answers "PID START END", Environment.TickCount64 before
 ///                                and after the await (how tests see requests overlap in one worker)
 ///   GET  /async/block?ms=M       awaits once, then blocks its thread M ms (on epoll: the whole loop)
+///   GET  /async/stream-crash     awaits, answers 200 with a streamed body, and throws after its first chunk
 ///   POST /async/upper            the request body, read with ReadAsync, upper-cased (ASCII)
 /// Load it with <c>app = "Prefork.SampleApp:Prefork.SampleApp.AsyncSampleApplication"</c>.
 /// </summary>
@@ -35,6 +36,7 @@ public sealed class AsyncSampleApplication : IAsyncGatewayApplication, IWorkerLi
         "/async/stamps" => Stamps(env, startResponse),
         "/async/block" => BlockAfterAwait(env, startResponse),
         "/async/upper" => Upper(env, startResponse),
+        "/async/stream-crash" => StreamThenCrash(startResponse),
         _ => ValueTask.FromResult(_sync.Invoke(env, startResponse)),
     };
 
@@ -94,6 +96,20 @@ public sealed class AsyncSampleApplication : IAsyncGatewayApplication, IWorkerLi
         await Task.Delay(10);
         Thread.Sleep(ms); // what an async app must never do on epoll: the loop serves nobody meanwhile
         return Answer(startResponse, "blocked\n");
+    }
+
+    private static async ValueTask<ResponseBody> StreamThenCrash(StartResponse startResponse)
+    {
+        await Task.Delay(10);
+        startResponse("200 OK", TextPlain);
+        return ResponseBody.Stream(FirstChunkThenThrow());
+    }
+
+    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> FirstChunkThenThrow()
+    {
+        yield return "first\n"u8.ToArray();
+        await Task.Delay(50); // the first chunk leaves while this waits
+        throw new InvalidOperationException("the sample app's /async/stream-crash route failed on purpose, mid-body");
     }
 
     /// <summary>

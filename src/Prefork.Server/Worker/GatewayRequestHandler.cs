@@ -91,7 +91,9 @@ public sealed class GatewayRequestHandler : IRequestHandler
         catch (Exception e)
         {
             Log.Error(e, "Error handling request {Method} {Target}", head.Method, head.Target);
-            if (!writer.TryDiscardResponse()) { writer.EndBody(); return false; }
+            // Bytes of the response have left: close the connection without ending the body (no last
+            // chunk), so the client sees a truncated response, not a complete one (RFC 9112 §7.1).
+            if (!writer.TryDiscardResponse()) { writer.Discard(); return false; }
             writer.WriteError(500, head.Method == "HEAD");
         }
         finally

@@ -77,6 +77,25 @@ public sealed class AsyncApplicationTests
         Assert.Equal([worker], server.WorkerPids());
     }
 
+    [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
+    public void An_exception_after_bytes_of_the_response_left_closes_the_connection_without_ending_the_body(string workerClass)
+    {
+        using var server = Start(workerClass);
+        var worker = server.WaitForWorkers(1)[0];
+        using var socket = RawHttp.Connect(server.Port, 30_000);
+        socket.Send("GET /async/stream-crash HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+        var received = new MemoryStream();
+        var buffer = new byte[4096];
+        int n;
+        while ((n = socket.Receive(buffer)) > 0) received.Write(buffer, 0, n); // until the server closes
+        var text = Encoding.ASCII.GetString(received.ToArray());
+        Assert.StartsWith("HTTP/1.1 200 OK\r\n", text);
+        Assert.Contains("Transfer-Encoding: chunked", text);
+        Assert.EndsWith("6\r\nfirst\n\r\n", text); // the first chunk, and no last chunk: the client knows the body is cut short
+        server.WaitForLog("failed on purpose, mid-body", TimeSpan.FromSeconds(20));
+        Assert.Equal(worker, ServedBy.Parse(server.Get("/pid")).Pid);
+    }
+
     [Fact]
     public void Twenty_slow_async_requests_run_at_once_in_one_epoll_worker()
     {
