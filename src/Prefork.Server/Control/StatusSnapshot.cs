@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Prefork.Protocol;
 
 namespace Prefork.Control;
 
@@ -32,6 +33,9 @@ public sealed record StatusSnapshot(
 
     /// <summary>When it was published (Environment.TickCount64, monotonic ms): /live checks the loop still turns.</summary>
     [JsonIgnore] public long PublishedMs { get; } = Environment.TickCount64;
+
+    /// <summary>Per-request counts of all workers, those that exited included (their counters; gauges are the live workers').</summary>
+    [JsonIgnore] public RequestCounts Requests { get; init; } = new();
 
     /// <summary>Workers of the current generation that serve (booted, not on their way out).</summary>
     public int ServingCurrent => Workers.Count(w => w.Generation == Generation && w.State is WorkerStates.Serving or WorkerStates.Recycling);
