@@ -127,6 +127,9 @@ internal sealed class StatusBoard(TimeProvider clock)
 
     private sealed record Sample(long Taken, long ResidentBytes, double CpuSeconds, double CpuPercent);
 
+    /// <summary>A worker's RSS in MiB for max_worker_memory: the sample the status shows (read at most once a second).</summary>
+    public long ResidentMiB(int pid) => SampleOf(pid, clock.GetTimestamp()).ResidentBytes / (1024 * 1024);
+
     private Sample SampleOf(int pid, long now)
     {
         if (_samples.TryGetValue(pid, out var last) && clock.GetElapsedTime(last.Taken, now).TotalSeconds < 1) return last;

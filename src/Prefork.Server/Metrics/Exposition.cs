@@ -27,7 +27,7 @@ public static class Exposition
         Family(sb, "prefork_requests_total", "counter", "Requests served by all workers over the master's life, those of replaced workers included.");
         Sample(sb, "prefork_requests_total", [], s.Counters.Requests);
         Family(sb, "prefork_workers", "gauge", "Worker processes by state.");
-        foreach (var state in WorkerStates.All) Sample(sb, "prefork_workers", [("state", state)], s.Workers.Count(w => w.State == state));
+        foreach (var state in WorkerStates.All) Sample(sb, "prefork_workers", [("state", state)], s.WorkersByState[state]);
         Family(sb, "prefork_workers_target", "gauge", "The number of workers the master keeps (workers, scale, TTIN/TTOU).");
         Sample(sb, "prefork_workers_target", [], s.TargetWorkers);
         Family(sb, "prefork_ready", "gauge", "1 when the current generation serves at full strength (what GET /ready answers 200 for).");

@@ -32,10 +32,9 @@ public static class RequestCounters
     /// <summary>A PROXY header was refused (from an address not in proxy_allow_ips, or malformed): the connection closes unserved.</summary>
     public static void ProxyRefused() => Interlocked.Increment(ref _rejectedProxy);
 
-    /// <summary>A copy for the heartbeat (once a second, so it may allocate), with the gauges of now.</summary>
-    public static RequestCounts Snapshot(long activeRequests, long tlsHandshakeFailures)
+    /// <summary>Copies the counters into <paramref name="copy"/> (the heartbeat's own, reused each second), with the gauges of now.</summary>
+    public static RequestCounts Snapshot(RequestCounts copy, long activeRequests, long tlsHandshakeFailures)
     {
-        var copy = new RequestCounts();
         for (int i = 0; i < copy.Buckets.Length; i++) copy.Buckets[i] = Interlocked.Read(ref Counts.Buckets[i]);
         for (int i = 0; i < copy.SumMicros.Length; i++) copy.SumMicros[i] = Interlocked.Read(ref Counts.SumMicros[i]);
         copy.BodyBytes = Interlocked.Read(ref Counts.BodyBytes);

@@ -163,10 +163,11 @@ public static class WorkerProcess
     private static void Heartbeat(WorkerContext context, MasterChannel channel, int masterPid)
     {
         int countsFrom = 0; // counts that did not fit in one line go first in the next
+        var counts = new RequestCounts();
         while (true)
         {
             var (busyMs, method, path) = context.OldestRequest();
-            var counts = RequestCounters.Snapshot(context.ActiveRequests(), context.Tls?.HandshakeFailures ?? 0);
+            RequestCounters.Snapshot(counts, context.ActiveRequests(), context.Tls?.HandshakeFailures ?? 0);
             var beat = new WorkerMessage.Heartbeat(context.Requests, busyMs, method, path, counts, countsFrom);
             bool delivered = channel.Send(beat);
             countsFrom = beat.NextCountsFrom();

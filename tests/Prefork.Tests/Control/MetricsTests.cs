@@ -71,6 +71,29 @@ public sealed partial class MetricsTests
         Assert.Equal(200, server.Get("/").Status);
     }
 
+    [Fact]
+    public void Idle_clients_holding_every_slot_of_the_metrics_listener_do_not_keep_probes_out()
+    {
+        int metricsPort = PreforkServer.FreePort();
+        using var server = PreforkServer.Start($"metrics_bind = \"127.0.0.1:{metricsPort}\"", workers: 1);
+        server.WaitForWorkers(1);
+        Assert.True(Wait.Until(() => RawHttp.Get(metricsPort, "/ready").Status == 200, Bound));
+        // Twenty connections that never send a request: more than the listener's 16 slots.
+        var idle = Enumerable.Range(0, 20).Select(_ => RawHttp.Connect(metricsPort)).ToList();
+        try
+        {
+            for (int i = 0; i < 5; i++)
+            {
+                Assert.Equal(200, RawHttp.Get(metricsPort, "/live", timeoutMs: 10_000).Status);
+                Assert.Equal(200, RawHttp.Get(metricsPort, "/ready", timeoutMs: 10_000).Status);
+            }
+        }
+        finally
+        {
+            idle.ForEach(s => s.Dispose());
+        }
+    }
+
     private static string Scrape(int port)
     {
         var response = RawHttp.Get(port, "/metrics");

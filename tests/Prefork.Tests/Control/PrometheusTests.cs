@@ -35,5 +35,14 @@ public sealed class PrometheusTests
         Assert.True(Scalar("prefork_response_body_bytes_total") > 0, Explain());
         Assert.Equal(2, Scalar("sum(prefork_workers{state=\"serving\"})"));
         Assert.Equal(0, Scalar("http_server_active_requests"));
+
+        // Every query of deploy/grafana-dashboard.json is one this Prometheus accepts and answers with data.
+        using var dashboard = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Repo.File("deploy/grafana-dashboard.json")));
+        foreach (var panel in dashboard.RootElement.GetProperty("panels").EnumerateArray())
+            foreach (var target in panel.GetProperty("targets").EnumerateArray())
+            {
+                var expr = target.GetProperty("expr").GetString()!.Replace("$instance", ".+");
+                Assert.True(Wait.Until(() => prometheus.Query(expr).Count > 0, Bound), $"{panel.GetProperty("title")}: no data for {expr}");
+            }
     }
 }
