@@ -21,6 +21,7 @@ public sealed class Prometheus : IDisposable
     /// <summary>Starts it scraping http://<paramref name="target"/>/metrics each second.</summary>
     public Prometheus(string target)
     {
+        if (!File.Exists(Executable)) throw new InvalidOperationException($"{Executable} is missing: install Debian's prometheus package (.ci/run does)");
         _dir = Directory.CreateTempSubdirectory("prefork-prometheus-").FullName;
         Port = PreforkServer.FreePort();
         var config = Path.Combine(_dir, "prometheus.yml");
