@@ -83,11 +83,11 @@ public sealed class TlsTransport : Transport
         // otherwise capture the epoll loop's SynchronizationContext and resume later, when no
         // socket event is left to bring the connection back.
         var context = SynchronizationContext.Current;
-        if (context is null) return ReceiveTls(into, out read);
+        if (context is null) return ReceiveTls(_ssl, into, out read);
         SynchronizationContext.SetSynchronizationContext(null);
         try
         {
-            return ReceiveTls(into, out read);
+            return ReceiveTls(_ssl, into, out read);
         }
         finally
         {
@@ -95,7 +95,7 @@ public sealed class TlsTransport : Transport
         }
     }
 
-    private ReceiveResult ReceiveTls(Span<byte> into, out int read)
+    private ReceiveResult ReceiveTls(SslStream ssl, Span<byte> into, out int read)
     {
         read = 0;
         while (true)
@@ -113,7 +113,7 @@ public sealed class TlsTransport : Transport
 
             if (!_handshakeOver)
             {
-                _handshake ??= _ssl.AuthenticateAsServerAsync(_server.Options);
+                _handshake ??= ssl.AuthenticateAsServerAsync(_server.Options);
                 if (!_handshake.IsCompleted)
                 {
                     if (!FeedWire()) return ReceiveResult.WouldBlock;
@@ -131,7 +131,7 @@ public sealed class TlsTransport : Transport
 
             if (!_reading)
             {
-                _read = _ssl.ReadAsync(_plain);
+                _read = ssl.ReadAsync(_plain);
                 _reading = true;
             }
             if (!_read.IsCompleted)

@@ -523,6 +523,7 @@ public sealed class Arbiter
             _workers.RemoveAt(i);
             Syscall.close(w.PipeFd);
             w.Process?.Dispose();
+            if (signal != 0) RuntimeLeftovers.Remove(w.Pid);
             string how = signal != 0 ? $"was killed by signal {signal} ({SignalName(signal)})" : $"exited with code {code}";
             var ending = Supervision.Ending(w, code, signal, _stopping);
             _status.Exited(w, _status.ExitReason(w, ending, _generation, _stopping));

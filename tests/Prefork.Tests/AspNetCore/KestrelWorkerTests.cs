@@ -50,7 +50,7 @@ public sealed class KestrelWorkerTests
         int master = server.MasterPid;
         var beforeUpgrade = server.WorkerPids();
         server.Signal(Mono.Unix.Native.Signum.SIGUSR2);
-        server.WaitForLog("Ready: generation 12", Bound);
+        server.WaitForGeneration(12, Bound);
         Assert.False(server.Master.HasExited);
         Assert.Equal(master, server.MasterPid);
         var workers = server.WaitForWorkers(2, also: pids => !pids.Intersect(beforeUpgrade).Any());

@@ -217,7 +217,7 @@ public sealed class CommandWorkerTests
         var before = server.WaitForWorkers(2);
         server.Signal(Signum.SIGUSR2);
         server.WaitForLog("Adopted 2 workers; starting generation 2", TimeSpan.FromSeconds(60));
-        server.WaitForLog("Ready: generation 2", TimeSpan.FromSeconds(60)); // READY=1 reached the new image
+        server.WaitForGeneration(2, TimeSpan.FromSeconds(60)); // READY=1 reached the new image
         server.WaitForWorkers(2, also: pids => !pids.Intersect(before).Any());
         Assert.False(server.Master.HasExited);
         var env = JsonSerializer.Deserialize<Dictionary<string, string>>(server.Get("/env").BodyText)!;

@@ -49,12 +49,15 @@ public sealed class ControlSocketTests
         Assert.Equal(2, top.Output.Split("PID ").Length - 1);
 
         // workers and dump, with a request in flight.
-        var slow = Task.Run(() => RawHttp.Get(server.Port, "/slow?ms=10000", timeoutMs: 60_000));
+        HttpResponse? slowResponse = null;
+        var slow = new Thread(() => slowResponse = RawHttp.Get(server.Port, "/slow?ms=10000", timeoutMs: 60_000));
+        slow.Start();
         Assert.True(Wait.Until(() => Ctl(server, "dump").Output.Contains("GET /slow"), Bound), Ctl(server, "dump").Output);
         var table = Ctl(server, "workers").Output;
         Assert.All(pids, pid => Assert.Contains(pid.ToString(), table));
         Assert.Contains("GET /slow (", table);
-        Assert.Equal(200, slow.Result.Status);
+        Assert.True(slow.Join(TimeSpan.FromSeconds(90)), "the slow request ended");
+        Assert.Equal(200, slowResponse?.Status);
         Assert.Contains("workers = 2", Ctl(server, "config").Output);
 
         // The request total survives a worker's replacement.
@@ -93,7 +96,7 @@ public sealed class ControlSocketTests
         server.WaitForLog("reopening log files", Bound);
         var reload = Ctl(server, "reload");
         Assert.True(reload.ExitCode == 0, reload.Output);
-        server.WaitForLog("Ready: generation 2,", Bound);
+        server.WaitForGeneration(2, Bound);
         Assert.True(Wait.Until(() => Ctl(server, "status", "--ready").ExitCode == 0, Bound));
         File.WriteAllText(server.ConfigPath, File.ReadAllText(server.ConfigPath).Replace("workers = 2", "workers = \"many\""));
         var refused = PreforkServer.RunToExit("ctl", "--socket", SocketPath(server), "reload"); // -c would now fail to load

@@ -27,13 +27,13 @@ public sealed class ReloadOnChangeTests
             File.SetLastWriteTimeUtc(dll + ".new", DateTime.UtcNow.AddSeconds(5));
             File.Move(dll + ".new", dll, overwrite: true);
             server.WaitForLog($"reload = true: {dll} changed; reloading", Bound);
-            server.WaitForLog("Ready: generation 2,", Bound);
+            server.WaitForGeneration(2, Bound);
             var second = server.WaitForWorkers(2, Bound, now => !now.Intersect(first).Any());
             Assert.Equal(200, server.Get("/").Status);
 
             File.WriteAllText(extra, "{\"changed\": true}");
             server.WaitForLog($"reload = true: {extra} changed; reloading", Bound);
-            server.WaitForLog("Ready: generation 3,", Bound);
+            server.WaitForGeneration(3, Bound);
             Assert.DoesNotContain("Ready: generation 4,", server.Log); // one change, one reload
         }
         finally { Directory.Delete(dir, recursive: true); }

@@ -41,7 +41,7 @@ public sealed class ArbiterTests
             .Replace($"bind = [\"127.0.0.1:{server.Port}\"]", $"bind = [\"127.0.0.1:{server.Port}\", \"127.0.0.1:{extraPort}\"]")
             + "proc_name = \"renamed\"\n");
         server.Signal(Signum.SIGHUP);
-        server.WaitForLog("Ready: generation 2, 3 workers", TimeSpan.FromSeconds(30));
+        server.WaitForGeneration(2, TimeSpan.FromSeconds(30), workers: 3);
         // A setting HUP does not apply says so, and is indeed not applied.
         Assert.Contains("proc_name changed; it takes effect at the next start (or USR2), not on HUP", server.Log);
         Assert.Equal("prefork", File.ReadAllText($"/proc/{server.MasterPid}/comm").Trim());
@@ -75,7 +75,7 @@ public sealed class ArbiterTests
             Thread.Sleep(1000);
             server.Signal(Signum.SIGUSR2);
             server.WaitForLog("Upgraded in place to prefork", TimeSpan.FromSeconds(60));
-            server.WaitForLog("Ready: generation 2,", TimeSpan.FromSeconds(60));
+            server.WaitForGeneration(2, TimeSpan.FromSeconds(60));
             var result = load.Wait();
 
             Assert.False(server.Master.HasExited);
@@ -142,7 +142,7 @@ public sealed class ArbiterTests
         Assert.False(server.Master.HasExited);
         File.WriteAllText(server.ConfigPath, File.ReadAllText(server.ConfigPath).Replace("SampleApp.Missing", "SampleApp.SampleApplication"));
         server.Signal(Signum.SIGHUP);
-        server.WaitForLog("Ready: generation 2, 2 workers", TimeSpan.FromSeconds(30));
+        server.WaitForGeneration(2, TimeSpan.FromSeconds(30), workers: 2);
         Assert.Equal("Hello, World!", server.Get("/").BodyText);
     }
 
@@ -176,7 +176,7 @@ public sealed class ArbiterTests
         Assert.False(server.Master.HasExited);
         server.Signal(Signum.SIGHUP);
         server.WaitForWorkers(2);
-        server.WaitForLog("Ready: generation 2", TimeSpan.FromSeconds(30));
+        server.WaitForGeneration(2, TimeSpan.FromSeconds(30));
         Assert.Equal(200, server.Get("/").Status);
     }
 
@@ -219,7 +219,7 @@ public sealed class ArbiterTests
         using (var server = PreforkServer.Start(hooks, workers: 2))
         {
             server.Signal(Signum.SIGHUP);
-            server.WaitForLog("Ready: generation 2", TimeSpan.FromSeconds(30));
+            server.WaitForGeneration(2, TimeSpan.FromSeconds(30));
             server.Signal(Signum.SIGTERM);
             Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
         }

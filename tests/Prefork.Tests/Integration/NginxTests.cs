@@ -104,7 +104,7 @@ public sealed class NginxTests
 
             // Master A reloads: a new generation boots and the old workers are retired under load.
             a.Signal(Signum.SIGHUP);
-            a.WaitForLog("generation 2", Bound);
+            a.WaitForGeneration(2, Bound);
             a.WaitForWorkers(2, Bound, pids => !pids.Intersect(oldWorkersOfA).Any());
             WaitForMore(200);
 

@@ -39,15 +39,20 @@ public sealed class ServingTests
     [Fact]
     public void Worker_killed_with_SIGKILL_is_replaced_at_the_same_index_and_service_continues()
     {
-        using var server = PreforkServer.Start(workers: 2);
+        // The runtime's diagnostics pipes on, as in production (the tests turn them off for their children).
+        using var server = PreforkServer.Start(workers: 2, environment: new Dictionary<string, string> { ["DOTNET_EnableDiagnostics"] = "1" });
         var before = server.WaitForWorkers(2);
         int victim = before[0];
+        string VictimsRuntimeFiles() => string.Join(", ", Directory.EnumerateFiles(Path.GetTempPath(), $"*-{victim}-*")
+            .Where(f => Path.GetFileName(f).StartsWith("clr-debug-pipe-") || Path.GetFileName(f).StartsWith("dotnet-diagnostic-")));
+        Assert.NotEqual("", VictimsRuntimeFiles()); // what the runtime made for it, left behind by a kill
         Syscall.kill(victim, Signum.SIGKILL);
         // The other worker keeps serving while the replacement boots.
         for (int i = 0; i < 30; i++) Assert.Equal(200, server.Get("/").Status);
         var after = server.WaitForWorkers(2, also: pids => !pids.Contains(victim));
         Assert.Contains(before[1], after);
         server.WaitForLog("was killed by signal 9 (SIGKILL)", TimeSpan.FromSeconds(10));
+        Assert.Equal("", VictimsRuntimeFiles()); // the master removed them when it reaped the worker
         var indexes = new HashSet<int>();
         // Until the replacement has booted only the survivor answers; on a loaded machine that takes a while.
         var deadline = DateTime.UtcNow.AddSeconds(60);

@@ -196,7 +196,7 @@ public sealed class TlsTests : IDisposable
         Thread.Sleep(1500); // load running: the reload happens under it
         _certs.Issue("server"); // the renewal overwrites the files
         server.Signal(Signum.SIGHUP);
-        server.WaitForLog("Ready: generation 2", TimeSpan.FromSeconds(60));
+        server.WaitForGeneration(2, TimeSpan.FromSeconds(60));
         var result = wrk.Wait();
         Assert.True(result.Requests > 100, result.Output);
         Assert.True(result.Failures == 0, result.ToString() + "\n" + result.Output);

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Prefork.Control;
 using Mono.Unix.Native;
 
 namespace Prefork.Tests.Support;
@@ -50,6 +52,31 @@ public abstract class MasterProcess : IDisposable
     }
 
     public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1) => _output.WaitFor(text, timeout, occurrences);
+
+    /// <summary>The master's status as `prefork ctl status --json` gives it, asked on its control socket (the default, in its folder).</summary>
+    public JsonObject Status()
+    {
+        var reply = Ctl.Ask(Path.Combine(Directory, "prefork.ctl"), new JsonObject { ["command"] = "status" });
+        return reply["data"] as JsonObject ?? throw new IOException("the master answered: " + reply.ToJsonString()); // e.g. not serving status yet
+    }
+
+    /// <summary>
+    /// Waits until generation <paramref name="generation"/> (or a later one) serves at full strength, with
+    /// <paramref name="workers"/> as its target when given: the state itself, read on the control socket.
+    /// </summary>
+    public void WaitForGeneration(int generation, TimeSpan timeout, int? workers = null)
+    {
+        JsonObject? last = null;
+        bool Reached()
+        {
+            try { last = Status(); }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException) { return false; } // not listening yet
+            return last["generation"]!.GetValue<int>() >= generation && last["ready"]!.GetValue<bool>()
+                && (workers is null || last["target_workers"]!.GetValue<int>() == workers);
+        }
+        if (!Wait.Until(Reached, timeout))
+            throw new TimeoutException($"generation {generation}{(workers is null ? "" : $" with {workers} workers")} not ready within {timeout}; last status: {last?.ToJsonString() ?? "none"}. Log:\n{Log}");
+    }
 
     /// <summary>Live worker pids: the master's child processes, from /proc (remembered for <see cref="Dispose"/>).</summary>
     public IReadOnlyList<int> WorkerPids()
