@@ -79,6 +79,7 @@ public sealed class Connection
     public void Open(int fd)
     {
         Transport.Open(fd);
+        Protocol.RequestCounters.ConnectionOpened();
         State = ConnectionState.Active;
         PeerClosed = ServedAny = false;
         RequestsTaken = 0;
@@ -112,6 +113,7 @@ public sealed class Connection
                 catch (HttpError e)
                 {
                     Log.Debug("Bad request from {Remote}: {Error}", Info.RemoteAddr, e.Message);
+                    if (_proxyPending) Protocol.RequestCounters.ProxyRefused();
                     writer.WriteError(e.Status);
                     writer.Flush();
                     return ServeStep.Close;
@@ -236,6 +238,7 @@ public sealed class Connection
     public void Close()
     {
         Transport.Close();
+        if (State != ConnectionState.Free) Protocol.RequestCounters.ConnectionClosed();
         State = ConnectionState.Free;
         Reader.Reset();
         Deadline = 0;

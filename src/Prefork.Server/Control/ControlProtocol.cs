@@ -81,7 +81,12 @@ public sealed class ControlProtocol(Func<StatusSnapshot?> snapshot, CommandQueue
         };
         ask = MasterCommand.Asked(ask);
         commands.Enqueue(ask);
-        if (!ask.Done!.Task.Wait(LoopTimeout)) return ErrorLine(id, $"the master did not carry it out within {LoopTimeout.TotalSeconds} s");
+        if (!ask.Done!.Task.Wait(LoopTimeout))
+        {
+            // Never carried out after its asker was told it failed: dropped unless the loop has just taken it.
+            if (ask.TryAbandon()) return ErrorLine(id, $"the master's loop did not take it within {LoopTimeout.TotalSeconds} s; dropped, not carried out");
+            if (!ask.Done.Task.Wait(LoopTimeout)) return ErrorLine(id, $"the master took it but had not finished it after {2 * LoopTimeout.TotalSeconds} s; see the error log");
+        }
         var result = ask.Done.Task.Result;
         return result.Error is { } error ? ErrorLine(id, error)
             : OkLine(id, new JsonObject { ["message"] = result.Message, ["master_pid"] = status.MasterPid });

@@ -12,6 +12,14 @@ public abstract record MasterCommand
     /// <summary>Completed by the loop once the command is carried out (or refused). Signals have none.</summary>
     public TaskCompletionSource<CommandResult>? Done { get; init; }
 
+    private int _fate; // a request's: 0 waiting in the queue; 1 taken by the loop; 2 abandoned by its asker
+
+    /// <summary>The loop takes it to carry it out; false when its asker gave up waiting (then it must not run).</summary>
+    internal bool TryTake() => Done is null || Interlocked.CompareExchange(ref _fate, 1, 0) != 2;
+
+    /// <summary>Its asker gives up waiting; false when the loop has already taken it (it runs, and completes).</summary>
+    public bool TryAbandon() => Interlocked.CompareExchange(ref _fate, 2, 0) == 0;
+
     public sealed record Signal(PosixSignal Number) : MasterCommand;
     /// <summary>Set the target to <paramref name="Workers"/>, or change it by <paramref name="Delta"/> when Workers is null.</summary>
     public sealed record Scale(int? Workers, int Delta) : MasterCommand;
@@ -50,5 +58,11 @@ public sealed class CommandQueue(Action wake)
         wake();
     }
 
-    public bool TryDequeue(out MasterCommand command) => _queue.TryDequeue(out command!);
+    /// <summary>The next command to carry out. One whose asker gave up waiting (and was told it was not done) is dropped.</summary>
+    public bool TryDequeue(out MasterCommand command)
+    {
+        while (_queue.TryDequeue(out command!))
+            if (command.TryTake()) return true;
+        return false;
+    }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Prefork.Protocol;
 
 namespace Prefork.Control;
 
@@ -32,6 +33,13 @@ public sealed record StatusSnapshot(
 
     /// <summary>When it was published (Environment.TickCount64, monotonic ms): /live checks the loop still turns.</summary>
     [JsonIgnore] public long PublishedMs { get; } = Environment.TickCount64;
+
+    /// <summary>Per-request counts of all workers, those that exited included (their counters; gauges are the live workers').</summary>
+    [JsonIgnore] public RequestCounts Requests { get; init; } = new();
+
+    /// <summary>How many workers are in each state (every state of <see cref="WorkerStates.All"/>, 0 included), for metrics and statsd.</summary>
+    [JsonIgnore] public IReadOnlyDictionary<string, int> WorkersByState { get; } =
+        WorkerStates.All.ToDictionary(state => state, state => Workers.Count(w => w.State == state));
 
     /// <summary>Workers of the current generation that serve (booted, not on their way out).</summary>
     public int ServingCurrent => Workers.Count(w => w.Generation == Generation && w.State is WorkerStates.Serving or WorkerStates.Recycling);

@@ -610,7 +610,7 @@ public sealed class Arbiter
     {
         foreach (var w in _workers)
         {
-            if (_supervision.RecycleReason(w, _config, ResidentMiB) is { } reason && w.Recycle(reason))
+            if (_supervision.RecycleReason(w, _config, _status.ResidentMiB) is { } reason && w.Recycle(reason))
                 Log.Information("Recycling {Worker}: {Reason}", w, reason);
         }
     }
@@ -719,18 +719,6 @@ public sealed class Arbiter
     {
         if (Syscall.kill(w.Pid, signal) != 0 && Stdlib.GetLastError() != Errno.ESRCH)
             Log.Warning("kill({Pid}, {Signal}) failed: {Error}", w.Pid, signal, Stdlib.GetLastError());
-    }
-
-    private static long ResidentMiB(int pid)
-    {
-        try
-        {
-            foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
-        }
-        catch (IOException) { }
-        return 0;
     }
 
     private static string SignalName(int signal) =>

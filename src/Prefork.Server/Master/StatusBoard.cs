@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using Prefork.Config;
 using Prefork.Control;
+using Prefork.Protocol;
 
 namespace Prefork.Master;
 
@@ -19,6 +20,7 @@ internal sealed class StatusBoard(TimeProvider clock)
     private readonly Dictionary<int, string> _causes = [];  // why the master ended a worker, when its state alone does not say
     private readonly Dictionary<string, long> _exits = [];
     private long _retiredRequests, _spawns, _reloads;
+    private readonly RequestCounts _retiredCounts = new(); // what exited workers last reported: counters stay monotonic
     private GatewayConfig? _tomlOf;
     private string _toml = "";
     private StatusSnapshot? _current;
@@ -46,6 +48,7 @@ internal sealed class StatusBoard(TimeProvider clock)
     public void Exited(WorkerHandle w, string reason)
     {
         _retiredRequests += w.Requests;
+        _retiredCounts.Add(w.Counts.CountersOnly());
         _exits[reason] = _exits.GetValueOrDefault(reason) + 1;
         _samples.Remove(w.Pid);
         _causes.Remove(w.Pid);
@@ -84,9 +87,12 @@ internal sealed class StatusBoard(TimeProvider clock)
         var wallNow = StatusSnapshot.WallNow();
         var list = new List<WorkerStatus>(workers.Count);
         long live = 0;
+        var counts = new RequestCounts();
+        counts.Add(_retiredCounts);
         foreach (var w in workers)
         {
             live += w.Requests;
+            counts.Add(w.Counts);
             var sample = SampleOf(w.Pid, now);
             double age = clock.GetElapsedTime(w.SpawnedAt, now).TotalSeconds;
             double silent = clock.GetElapsedTime(w.LastHeard, now).TotalSeconds;
@@ -103,7 +109,7 @@ internal sealed class StatusBoard(TimeProvider clock)
             config.RunsCommand ? "command" : config.Get(Settings.WorkerClass),
             list, listeners.Select(l => DescribeListener(l, config.CertFile is not null)).ToList(),
             new MasterCounters(_retiredRequests + live, _spawns, new Dictionary<string, long>(_exits), _reloads),
-            _toml, config.FilePath);
+            _toml, config.FilePath) { Requests = counts };
         Volatile.Write(ref _current, snapshot);
         return snapshot;
     }
@@ -120,6 +126,9 @@ internal sealed class StatusBoard(TimeProvider clock)
     // ---- /proc ---------------------------------------------------------------------------------
 
     private sealed record Sample(long Taken, long ResidentBytes, double CpuSeconds, double CpuPercent);
+
+    /// <summary>A worker's RSS in MiB for max_worker_memory: the sample the status shows (read at most once a second).</summary>
+    public long ResidentMiB(int pid) => SampleOf(pid, clock.GetTimestamp()).ResidentBytes / (1024 * 1024);
 
     private Sample SampleOf(int pid, long now)
     {

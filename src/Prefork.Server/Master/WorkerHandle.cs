@@ -68,6 +68,8 @@ public sealed class WorkerHandle
     public long Requests { get => _requests; init => _requests = value; }
     /// <summary>How long the worker's oldest in-flight request had run at the last heartbeat, -1 when idle.</summary>
     public long BusyMs { get; private set; } = -1;
+    /// <summary>Its per-request counts as of its last heartbeat (zeros for workers that send none).</summary>
+    public RequestCounts Counts { get; } = new();
     /// <summary>"METHOD PATH" of that request, "" when idle.</summary>
     public string BusyRequest { get; private set; } = "";
     /// <summary>Why it did not boot: its own report, or the master's boot timeout.</summary>
@@ -115,6 +117,7 @@ public sealed class WorkerHandle
         _requests = beat.Requests;
         BusyMs = beat.BusyMs;
         BusyRequest = beat.BusyMs < 0 ? "" : $"{beat.Method} {beat.Path}";
+        if (beat.Counts is { } counts) Counts.Update(counts);
     }
 
     /// <summary>A command worker's sd_notify datagram (see <see cref="NotifyMessage"/>); true when it just became ready.</summary>

@@ -12,7 +12,9 @@ namespace Prefork.Metrics;
 /// for Prometheus and load balancers: GET /metrics (<see cref="Exposition"/>), /ready (200 when the
 /// current generation serves at full strength, else 503) and /live (200 while the master's loop
 /// turns). Served on threads of its own that read only the published snapshot; every connection
-/// gets one answer and is closed, and a client slower than 5 s is dropped.
+/// gets one answer and is closed, and a client slower than 5 s is dropped. With every slot taken,
+/// a new connection evicts the oldest one still silent (no request yet), so idle or slow clients
+/// cannot keep a load balancer's probes out.
 /// </summary>
 public sealed class MetricsServer : IDisposable
 {
@@ -24,6 +26,7 @@ public sealed class MetricsServer : IDisposable
     private readonly Socket _listener;
     private readonly Func<StatusSnapshot?> _snapshot;
     private int _clients;
+    private readonly List<Socket> _silent = []; // connected clients whose request has not arrived yet, oldest first
 
     public EndPoint LocalEndPoint => _listener.LocalEndPoint!;
 
@@ -65,13 +68,40 @@ public sealed class MetricsServer : IDisposable
             Socket client;
             try { client = _listener.Accept(); }
             catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
-            if (Interlocked.Increment(ref _clients) > MaxClients)
+            lock (_silent)
             {
-                Interlocked.Decrement(ref _clients);
+                if (Volatile.Read(ref _clients) >= MaxClients && _silent.Count > 0)
+                {
+                    // Its thread's read ends at once (EOF) and frees the slot; the new client waits for it below.
+                    try { _silent[0].Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+                    _silent.RemoveAt(0);
+                }
+            }
+            // An evicted client's thread gives its slot back within moments; one answering a request, soon.
+            if (!WaitForSlot())
+            {
                 client.Dispose();
                 continue;
             }
+            lock (_silent) _silent.Add(client);
             new Thread(() => Serve(client)) { IsBackground = true, Name = "metrics client" }.Start();
+        }
+    }
+
+    /// <summary>Takes a client slot, waiting up to a second for one to be given back; false when none was.</summary>
+    private bool WaitForSlot()
+    {
+        long until = Environment.TickCount64 + 1000;
+        while (true)
+        {
+            int taken = Volatile.Read(ref _clients);
+            if (taken < MaxClients)
+            {
+                if (Interlocked.CompareExchange(ref _clients, taken + 1, taken) == taken) return true;
+                continue;
+            }
+            if (Environment.TickCount64 >= until) return false;
+            Thread.Sleep(5);
         }
     }
 
@@ -81,7 +111,9 @@ public sealed class MetricsServer : IDisposable
         {
             using var stream = new NetworkStream(client, ownsSocket: true);
             client.ReceiveTimeout = client.SendTimeout = (int)ClientTimeout.TotalMilliseconds;
-            var (status, type, body) = Answer(ReadRequestLine(stream));
+            var requestLine = ReadRequestLine(stream);
+            lock (_silent) _silent.Remove(client);
+            var (status, type, body) = Answer(requestLine);
             var bytes = Encoding.UTF8.GetBytes(body);
             var head = $"HTTP/1.0 {status}\r\nContent-Type: {type}\r\nContent-Length: {bytes.Length}\r\nConnection: close\r\n\r\n";
             stream.Write(Encoding.ASCII.GetBytes(head));
@@ -89,7 +121,11 @@ public sealed class MetricsServer : IDisposable
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
         catch (Exception e) { Log.Warning(e, "Metrics listener: a request failed"); }
-        finally { Interlocked.Decrement(ref _clients); }
+        finally
+        {
+            lock (_silent) _silent.Remove(client);
+            Interlocked.Decrement(ref _clients);
+        }
     }
 
     /// <summary>Reads the request head (bounded, within the timeout) and returns its first line, or "" for a malformed one.</summary>

@@ -55,7 +55,7 @@ public sealed class StatsdSender : IDisposable
         var c = s.Counters;
         Line(sb, "requests", c.Requests - (_last?.Requests ?? 0), "c");
         Line(sb, "workers", s.Workers.Count, "g");
-        foreach (var state in WorkerStates.All) Line(sb, "workers." + state, s.Workers.Count(w => w.State == state), "g");
+        foreach (var state in WorkerStates.All) Line(sb, "workers." + state, s.WorkersByState[state], "g");
         foreach (var (reason, count) in c.ExitsByReason)
             if (count - (_last?.ExitsByReason.GetValueOrDefault(reason) ?? 0) is var more && more > 0) Line(sb, "worker_exits." + reason, more, "c");
         if (c.Reloads - (_last?.Reloads ?? 0) is var reloads && reloads > 0) Line(sb, "reloads", reloads, "c");

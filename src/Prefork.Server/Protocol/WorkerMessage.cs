@@ -7,7 +7,8 @@ namespace Prefork.Protocol;
 /// The words a worker says to its master, one line each on its pipe (Puma's habit), each shorter
 /// than PIPE_BUF so a write is atomic. Both ends use this one definition:
 ///   ready                                                     app loaded, accepting
-///   heartbeat requests=12 busy_ms=340 method=GET path=/slow   once a second; busy_ms is -1 (and no method/path) when idle
+///   heartbeat requests=12 busy_ms=340 [COUNTS] method=GET path=/slow   once a second; busy_ms is -1 (and no method/path) when idle
+///     COUNTS: active=N conns=N body_bytes=N rejected_tls=N rejected_proxy=N d.GET.2xx=SUM_US/B0,B1,...  (see <see cref="RequestCounts"/>)
 ///   bootfail REASON                                           the worker cannot boot (config, app, start-up), then it exits
 /// Heartbeat fields are named so they can grow: unknown keys are ignored, so a worker newer than its
 /// master (HUP after the program on disk changed) still works. Values are percent-encoded where
@@ -19,17 +20,37 @@ public abstract record WorkerMessage
     public const int MaxReasonLength = 500;
     /// <summary>Longest request path sent in a heartbeat, before encoding.</summary>
     public const int MaxPathLength = 200;
+    /// <summary>A line's limit in bytes, newline included: under PIPE_BUF (4096), so each write is atomic.</summary>
+    public const int MaxLineBytes = 4000;
+    /// <summary>What a heartbeat's counts may take: the line's limit less room for the rest (a 200-character path is at most 600 bytes encoded).</summary>
+    public const int CountsBudget = 3000;
 
     public sealed record Ready : WorkerMessage;
-    /// <summary>BusyMs: how long its oldest in-flight request has run, -1 when idle (then Method and Path are "").</summary>
-    public sealed record Heartbeat(long Requests, long BusyMs, string Method = "", string Path = "") : WorkerMessage;
+    /// <summary>
+    /// BusyMs: how long its oldest in-flight request has run, -1 when idle (then Method and Path are "").
+    /// Counts: its per-request counts (null from workers that send none); when they do not all fit,
+    /// the series from <paramref name="CountsFrom"/> on go first (the rest in a later heartbeat).
+    /// </summary>
+    public sealed record Heartbeat(long Requests, long BusyMs, string Method = "", string Path = "", RequestCounts? Counts = null, int CountsFrom = 0) : WorkerMessage
+    {
+        /// <summary>The series the next heartbeat's counts should start from (all that did not fit in this one).</summary>
+        public int NextCountsFrom() => Counts?.AppendFields(new StringBuilder(), CountsFrom, CountsBudget) ?? 0;
+
+        internal string CountFields()
+        {
+            if (Counts is null) return "";
+            var sb = new StringBuilder();
+            Counts.AppendFields(sb, CountsFrom, CountsBudget);
+            return sb.ToString();
+        }
+    }
     public sealed record BootFailure(string Reason) : WorkerMessage;
 
     public string Format() => this switch
     {
         Ready => "ready",
-        Heartbeat { BusyMs: < 0 } h => $"heartbeat requests={h.Requests} busy_ms=-1",
-        Heartbeat h => $"heartbeat requests={h.Requests} busy_ms={h.BusyMs} method={Encode(h.Method, 32)} path={Encode(h.Path, MaxPathLength)}",
+        Heartbeat { BusyMs: < 0 } h => $"heartbeat requests={h.Requests} busy_ms=-1{h.CountFields()}",
+        Heartbeat h => $"heartbeat requests={h.Requests} busy_ms={h.BusyMs}{h.CountFields()} method={Encode(h.Method, 32)} path={Encode(h.Path, MaxPathLength)}",
         BootFailure f => "bootfail " + OneLine(f.Reason).TrimEnd('.'), // the master's log line goes on after it
         _ => throw new InvalidOperationException(GetType().Name),
     };
@@ -54,6 +75,7 @@ public abstract record WorkerMessage
     {
         long? requests = null, busyMs = null;
         string method = "", path = "";
+        RequestCounts? counts = null;
         foreach (var field in fields.Split(' ', StringSplitOptions.RemoveEmptyEntries))
         {
             int eq = field.IndexOf('=');
@@ -65,10 +87,14 @@ public abstract record WorkerMessage
                 case "busy_ms": busyMs = Number(value); break;
                 case "method": method = Decode(value); break;
                 case "path": path = Decode(value); break;
+                default:
+                    var candidate = counts ?? new RequestCounts();
+                    if (candidate.TryTakeField(field[..eq], value)) counts = candidate; // else a key of a newer worker: ignored
+                    break;
             }
         }
         if (requests is not { } r || busyMs is not { } b) return null;
-        return b < 0 ? new Heartbeat(r, -1) : new Heartbeat(r, b, method, path);
+        return b < 0 ? new Heartbeat(r, -1, Counts: counts) : new Heartbeat(r, b, method, path, counts);
     }
 
     /// <summary>

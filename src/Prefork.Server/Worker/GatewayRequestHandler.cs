@@ -102,6 +102,7 @@ public sealed class GatewayRequestHandler : IRequestHandler
         }
         _worker.AccessLog?.Write(_env, head, writer.Status, writer.BodyBytes, started);
         _worker.CountRequest();
+        Protocol.RequestCounters.Completed(head.Method, writer.Status, writer.BodyBytes, started);
         return writer.KeepAlive;
     }
 

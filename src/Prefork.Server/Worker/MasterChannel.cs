@@ -11,7 +11,8 @@ public sealed class MasterChannel(int fd)
     public unsafe bool Send(WorkerMessage message)
     {
         var text = message.Format();
-        var bytes = Encoding.UTF8.GetBytes(text.Length > 1000 ? text[..1000] : text);
+        var bytes = Encoding.UTF8.GetBytes(text);
+        if (bytes.Length >= WorkerMessage.MaxLineBytes) bytes = bytes[..(WorkerMessage.MaxLineBytes - 1)]; // one atomic write (PIPE_BUF)
         var line = new byte[bytes.Length + 1];
         bytes.CopyTo(line, 0);
         line[^1] = (byte)'\n';

@@ -46,6 +46,16 @@ public sealed class WorkerContext
         return slot;
     }
 
+    /// <summary>Requests being served now (busy slots), for the heartbeat.</summary>
+    public int ActiveRequests()
+    {
+        int busy = 0;
+        lock (_slots)
+            foreach (var slot in _slots)
+                if (slot.Snapshot().BusyMs >= 0) busy++;
+        return busy;
+    }
+
     /// <summary>The longest-running request in this worker, for the heartbeat.</summary>
     public (long BusyMs, string Method, string Path) OldestRequest()
     {

@@ -162,10 +162,15 @@ public static class WorkerProcess
     /// </summary>
     private static void Heartbeat(WorkerContext context, MasterChannel channel, int masterPid)
     {
+        int countsFrom = 0; // counts that did not fit in one line go first in the next
+        var counts = new RequestCounts();
         while (true)
         {
             var (busyMs, method, path) = context.OldestRequest();
-            bool delivered = channel.Send(new WorkerMessage.Heartbeat(context.Requests, busyMs, method, path));
+            RequestCounters.Snapshot(counts, context.ActiveRequests(), context.Tls?.HandshakeFailures ?? 0);
+            var beat = new WorkerMessage.Heartbeat(context.Requests, busyMs, method, path, counts, countsFrom);
+            bool delivered = channel.Send(beat);
+            countsFrom = beat.NextCountsFrom();
             if (!delivered || Syscall.getppid() != masterPid)
             {
                 Log.Warning("Master {MasterPid} is gone; worker exiting", masterPid);

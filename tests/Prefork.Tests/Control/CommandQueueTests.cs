@@ -22,4 +22,20 @@ public sealed class CommandQueueTests
         queue.Enqueue(new MasterCommand.Signal((PosixSignal)12)); // once taken, the same signal queues again
         Assert.True(queue.TryDequeue(out _));
     }
+
+    [Fact]
+    public void A_request_its_asker_gave_up_on_is_dropped_and_one_the_loop_took_can_no_longer_be_given_up()
+    {
+        var queue = new CommandQueue(() => { });
+        var abandoned = MasterCommand.Asked(new MasterCommand.Reload());
+        var kept = MasterCommand.Asked(new MasterCommand.Scale(3, 0));
+        queue.Enqueue(abandoned);
+        queue.Enqueue(kept);
+        Assert.True(abandoned.TryAbandon()); // the asker timed out and was told "dropped, not carried out"
+
+        Assert.True(queue.TryDequeue(out var taken));
+        Assert.Same(kept, taken);            // the abandoned reload never reaches the loop
+        Assert.False(queue.TryDequeue(out _));
+        Assert.False(kept.TryAbandon());     // taken: its asker waits for the answer instead
+    }
 }

@@ -18,20 +18,36 @@ public sealed partial class MetricsTests
         using var server = PreforkServer.Start($"bind = [\"127.0.0.1:{{port}}\"]\nmetrics_bind = \"127.0.0.1:{metricsPort}\"", workers: 2);
         var pids = server.WaitForWorkers(2);
         for (int i = 0; i < 10; i++) Assert.Equal(200, server.Get("/").Status);
+        Assert.Equal(400, server.Get("/bytes/x").Status);
+        var post = RawHttp.Send(server.Port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+        Assert.Equal(200, post.Status);
+        Assert.Equal(200, RawHttp.Send(server.Port, "BREW / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").Status);
 
+        const string getOk = "http_server_request_duration_seconds_count{http_request_method=\"GET\",status_class=\"2xx\"}";
         string text = "";
-        Assert.True(Wait.Until(() => Value(text = Scrape(metricsPort), "prefork_requests_total") >= 10, Bound), text);
+        Assert.True(Wait.Until(() => Value(text = Scrape(metricsPort), "prefork_requests_total") >= 13 && Value(text, getOk) >= 10, Bound), text);
         var families = CheckFormat(text);
-        foreach (var name in new[] { "prefork_requests_total", "prefork_workers", "prefork_worker_spawns_total", "prefork_worker_exits_total",
+        foreach (var name in new[] { "prefork_requests_total", "prefork_workers", "http_server_request_duration_seconds", "http_server_active_requests",
+                     "prefork_connections_active", "prefork_connections_rejected_total", "prefork_response_body_bytes_total", "prefork_worker_spawns_total", "prefork_worker_exits_total",
                      "prefork_worker_resident_memory_bytes", "prefork_worker_cpu_seconds_total", "prefork_worker_start_time_seconds",
                      "prefork_reloads_total", "prefork_generation", "prefork_listen_queue_length", "prefork_listen_queue_length_max" })
             Assert.True(families.ContainsKey(name), $"{name} is missing:\n{text}");
         Assert.Equal(2, Value(text, "prefork_workers{state=\"serving\"}"));
+        // The histogram: one series per method and status class that had requests, unknown methods as _OTHER.
+        Assert.Equal(10, Value(text, getOk));
+        Assert.Equal(1, Value(text, "http_server_request_duration_seconds_count{http_request_method=\"GET\",status_class=\"4xx\"}"));
+        Assert.Equal(1, Value(text, "http_server_request_duration_seconds_count{http_request_method=\"POST\",status_class=\"2xx\"}"));
+        Assert.Equal(1, Value(text, "http_server_request_duration_seconds_count{http_request_method=\"_OTHER\",status_class=\"2xx\"}"));
+        Assert.Equal(10, Value(text, "http_server_request_duration_seconds_bucket{http_request_method=\"GET\",status_class=\"2xx\",le=\"+Inf\"}"));
+        Assert.True(Value(text, "http_server_request_duration_seconds_sum{http_request_method=\"GET\",status_class=\"2xx\"}") is > 0 and < 100, text);
+        Assert.True(Value(text, "prefork_response_body_bytes_total") > 0, text);
+        Assert.Equal(0, Value(text, "http_server_active_requests"));
+        Assert.Equal(0, Value(text, "prefork_connections_rejected_total{reason=\"tls_handshake\"}"));
         Assert.Equal(1, Value(text, "prefork_generation"));
         Assert.Equal(2, Value(text, "prefork_worker_spawns_total"));
         Assert.Equal(2048, Value(text, $"prefork_listen_queue_length_max{{listener=\"http://127.0.0.1:{server.Port}\"}}"));
         Assert.All(pids, pid => Assert.True(Value(text, $"prefork_worker_resident_memory_bytes{{index=\"{Index(text, pid)}\",pid=\"{pid}\",state=\"serving\"}}") > 1_000_000));
-        if (File.Exists("/usr/bin/promtool")) PromtoolAccepts(text);
+        PromtoolAccepts(text); // Debian's prometheus package brings it (.ci/run installs it)
 
         var watch = Stopwatch.StartNew();
         for (int i = 0; i < 20; i++) Scrape(metricsPort);
@@ -49,9 +65,33 @@ public sealed partial class MetricsTests
         text = Scrape(metricsPort);
         Assert.Equal(2, Value(text, "prefork_generation"));
         Assert.Equal(1, Value(text, "prefork_reloads_total"));
-        Assert.True(Value(text, "prefork_requests_total") >= 10); // the replaced workers' requests are kept
+        Assert.True(Value(text, "prefork_requests_total") >= 13); // the replaced workers' requests are kept
+        Assert.Equal(10, Value(text, getOk));                     // and so are their histograms
         Assert.True(Wait.Until(() => Value(text = Scrape(metricsPort), "prefork_worker_exits_total{reason=\"scale\"}") == 2, Bound), text); // WINCH retires to 0
         Assert.Equal(200, server.Get("/").Status);
+    }
+
+    [Fact]
+    public void Idle_clients_holding_every_slot_of_the_metrics_listener_do_not_keep_probes_out()
+    {
+        int metricsPort = PreforkServer.FreePort();
+        using var server = PreforkServer.Start($"metrics_bind = \"127.0.0.1:{metricsPort}\"", workers: 1);
+        server.WaitForWorkers(1);
+        Assert.True(Wait.Until(() => RawHttp.Get(metricsPort, "/ready").Status == 200, Bound));
+        // Twenty connections that never send a request: more than the listener's 16 slots.
+        var idle = Enumerable.Range(0, 20).Select(_ => RawHttp.Connect(metricsPort)).ToList();
+        try
+        {
+            for (int i = 0; i < 5; i++)
+            {
+                Assert.Equal(200, RawHttp.Get(metricsPort, "/live", timeoutMs: 10_000).Status);
+                Assert.Equal(200, RawHttp.Get(metricsPort, "/ready", timeoutMs: 10_000).Status);
+            }
+        }
+        finally
+        {
+            idle.ForEach(s => s.Dispose());
+        }
     }
 
     private static string Scrape(int port)
@@ -95,7 +135,7 @@ public sealed partial class MetricsTests
             {
                 var parts = line.Split(' ');
                 Assert.Equal(4, parts.Length);
-                Assert.Contains(parts[3], new[] { "counter", "gauge" });
+                Assert.Contains(parts[3], new[] { "counter", "gauge", "histogram" });
                 Assert.True(types.TryAdd(parts[2], parts[3]), "TYPE twice: " + line);
                 if (parts[3] == "counter") Assert.EndsWith("_total", parts[2]);
                 if (current is not null) closed.Add(current);
@@ -105,6 +145,8 @@ public sealed partial class MetricsTests
             var m = SampleLine().Match(line);
             Assert.True(m.Success, "not a sample line: " + line);
             var family = m.Groups["name"].Value;
+            if (current is not null && types[current] == "histogram" && family.StartsWith(current) && family[current.Length..] is "_bucket" or "_sum" or "_count")
+                family = current;
             Assert.True(family == current && !closed.Contains(family), $"sample outside its family's block: {line}");
             Assert.True(series.Add(m.Groups["name"].Value + m.Groups["labels"].Value), "duplicate series: " + line);
             Assert.True(double.TryParse(m.Groups["value"].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out _), "bad value: " + line);
@@ -115,6 +157,7 @@ public sealed partial class MetricsTests
 
     private static void PromtoolAccepts(string text)
     {
+        Assert.True(File.Exists("/usr/bin/promtool"), "promtool is missing: install Debian's prometheus package (.ci/run does)");
         var psi = new ProcessStartInfo("promtool", "check metrics") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         using var p = Process.Start(psi)!;
         p.StandardInput.Write(text);
