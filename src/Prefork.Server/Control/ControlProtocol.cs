@@ -10,7 +10,7 @@ namespace Prefork.Control;
 ///   request  {"id": 1, "command": "scale", "args": ["+1"]}          id is optional and echoed back
 ///   reply    {"id": 1, "status": "ok", "data": {...}}   or   {"id": 1, "status": "error", "error": "why"}
 /// Commands: status, workers, config, dump (read the master's last snapshot); scale N|+N|-N, reload,
-/// upgrade, reopen, stop [quick], kill PID, recycle PID (carried out by the master's loop, which
+/// upgrade, reopen, drain, resume, stop [quick], kill PID, recycle PID (carried out by the master's loop, which
 /// replies with what it did, or why not).
 /// </summary>
 public sealed class ControlProtocol(Func<StatusSnapshot?> snapshot, CommandQueue commands)
@@ -20,7 +20,7 @@ public sealed class ControlProtocol(Func<StatusSnapshot?> snapshot, CommandQueue
     public static readonly TimeSpan LoopTimeout = TimeSpan.FromSeconds(15);
 
     public static readonly IReadOnlyList<string> Commands =
-        ["status", "workers", "config", "dump", "scale", "reload", "upgrade", "reopen", "stop", "kill", "recycle"];
+        ["status", "workers", "config", "dump", "scale", "reload", "upgrade", "reopen", "drain", "resume", "stop", "kill", "recycle"];
 
     public static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
@@ -74,6 +74,8 @@ public sealed class ControlProtocol(Func<StatusSnapshot?> snapshot, CommandQueue
             "scale" => Scale(args),
             "reload" => new MasterCommand.Reload(),
             "reopen" => new MasterCommand.Reopen(),
+            "drain" => new MasterCommand.Drain(true),
+            "resume" => new MasterCommand.Drain(false),
             "stop" => new MasterCommand.Stop(args is ["quick"] or ["--quick"]),
             "kill" => new MasterCommand.KillWorker(Pid(args)),
             "recycle" => new MasterCommand.RecycleWorker(Pid(args)),

@@ -42,10 +42,29 @@ public sealed class ControlServer : IDisposable
         return System.IO.Path.GetFullPath(config.Get(Settings.ControlSocket), folder);
     }
 
-    /// <summary>Binds the socket (replacing a stale one a dead master left) and starts serving. Throws IOException when it cannot.</summary>
-    public static ControlServer Open(string path, Func<StatusSnapshot?> snapshot, CommandQueue commands)
+    /// <summary>
+    /// Binds the socket (replacing a stale one a dead master left) and starts serving; after an in-place
+    /// upgrade, takes over <paramref name="inheritedFd"/> instead, so `prefork ctl` is answered across the
+    /// exec (queued meanwhile). Throws IOException when it cannot.
+    /// </summary>
+    public static ControlServer Open(string path, Func<StatusSnapshot?> snapshot, CommandQueue commands, int? inheritedFd = null)
     {
-        RemoveStale(path);
+        var listener = HandOver.Adopt(inheritedFd, endPoint => endPoint is UnixDomainSocketEndPoint u && u.ToString() == path);
+        if (listener is null)
+        {
+            RemoveStale(path);
+            listener = Bind(path);
+        }
+        var server = new ControlServer(path, listener, new ControlProtocol(snapshot, commands));
+        new Thread(server.AcceptLoop) { IsBackground = true, Name = "control" }.Start();
+        return server;
+    }
+
+    /// <summary>The listener's fd, to keep across an in-place upgrade's exec.</summary>
+    public int Fd => (int)_listener.Handle;
+
+    private static Socket Bind(string path)
+    {
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
@@ -58,9 +77,7 @@ public sealed class ControlServer : IDisposable
             listener.Dispose();
             throw new IOException($"cannot open control_socket {path}: {e.Message}", e);
         }
-        var server = new ControlServer(path, listener, new ControlProtocol(snapshot, commands));
-        new Thread(server.AcceptLoop) { IsBackground = true, Name = "control" }.Start();
-        return server;
+        return listener;
     }
 
     /// <summary>A socket file nobody listens on (a master that was killed) is removed; one in use, or a file of another kind, is an error.</summary>

@@ -30,6 +30,7 @@ public static class Ctl
           scale N|+N|-N         set or change the number of workers
           reload | upgrade      as HUP | as USR2
           reopen                reopen the log files (as USR1)
+          drain | resume        readiness (/ready, status --ready) says no | yes again; workers go on serving
           stop [--quick]        stop gracefully (or fast), and wait until the master is gone
           kill PID              stop that worker now; it is replaced at once
           recycle PID           replace that worker (the new one first; the old retires when it is ready)
@@ -171,7 +172,7 @@ public static class Ctl
         int generation = s["generation"]!.GetValue<int>();
         var sb = new StringBuilder();
         sb.AppendLine($"master      {s["master_pid"]} (prefork {s["version"]}), up {Duration(s["uptime_seconds"]!.GetValue<double>())}");
-        sb.AppendLine($"generation  {generation}, {s["phase"]}{(s["ready"]!.GetValue<bool>() ? ", ready" : ", not at full strength")}{(s["winched"]!.GetValue<bool>() ? " (WINCH: no workers until HUP)" : "")}");
+        sb.AppendLine($"generation  {generation}, {s["phase"]}{(s["ready"]!.GetValue<bool>() ? ", ready" : ", not at full strength")}{(s["winched"]!.GetValue<bool>() ? " (WINCH: no workers until HUP)" : "")}{(s["draining"]?.GetValue<bool>() == true ? " (draining: prefork ctl resume ends it)" : "")}");
         var byState = workers.GroupBy(w => w!["state"]!.ToString()).Select(g => $"{g.Count()} {g.Key}");
         sb.AppendLine($"workers     {workers.Count} ({string.Join(", ", byState)}); target {s["target_workers"]} {s["worker_kind"]}");
         sb.AppendLine($"requests    {s["counters"]!["requests"]}");

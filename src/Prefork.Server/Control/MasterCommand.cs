@@ -25,6 +25,8 @@ public abstract record MasterCommand
     public sealed record Scale(int? Workers, int Delta) : MasterCommand;
     public sealed record Reload : MasterCommand;
     public sealed record Reopen : MasterCommand;
+    /// <summary>Draining (true): readiness says no, so load balancers stop sending, while every worker goes on serving; false ends it.</summary>
+    public sealed record Drain(bool On) : MasterCommand;
     public sealed record Stop(bool Quick) : MasterCommand;
     /// <summary>Stop this worker now (fast stop, KILL shortly after); it is replaced at once.</summary>
     public sealed record KillWorker(int Pid) : MasterCommand;

@@ -9,7 +9,7 @@ namespace Prefork.Control;
 /// from any thread without a lock. Times are seconds; counters only grow over the master's life.
 /// </summary>
 /// <param name="Phase">starting, serving, reloading or stopping.</param>
-/// <param name="Ready">The current generation serves at full strength (every index has a booted worker of it).</param>
+/// <param name="Ready">The current generation serves at full strength (every index has a booted worker of it), and the master is not draining.</param>
 /// <param name="Winched">WINCH: no workers until HUP.</param>
 public sealed record StatusSnapshot(
     int MasterPid,
@@ -30,6 +30,9 @@ public sealed record StatusSnapshot(
 {
     /// <summary>The wall-clock time, for the start times people and Prometheus read; the master decides nothing by it.</summary>
     public static DateTimeOffset WallNow() => DateTimeOffset.UtcNow;
+
+    /// <summary>`prefork ctl drain`: not ready, so load balancers stop sending, while the workers go on serving.</summary>
+    public bool Draining { get; init; }
 
     /// <summary>When it was published (Environment.TickCount64, monotonic ms): /live checks the loop still turns.</summary>
     [JsonIgnore] public long PublishedMs { get; } = Environment.TickCount64;

@@ -46,6 +46,7 @@ public sealed class Arbiter
 
     private int _generation = 1;
     private int _targetWorkers;
+    private bool _draining;          // prefork ctl drain: not ready, serving all the same
     private bool _winched;           // WINCH: no workers until HUP
     private int _readyGeneration;    // the last generation announced as fully serving
     private bool _stopping;          // TERM, INT or QUIT: the workers are being stopped
@@ -117,7 +118,7 @@ public sealed class Arbiter
                 _pidFile.Create();
             }
             OpenListeners(SocketActivation.Addresses(_config.Get(Settings.Bind)), upgrade?.Listeners); // systemd: passed sockets replace bind
-            OpenControl();
+            OpenControl(upgrade);
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
         {
@@ -132,27 +133,46 @@ public sealed class Arbiter
     }
 
     /// <summary>`control_socket` and `metrics_bind`: a master that cannot open them says why and serves all the same (its signals still work).</summary>
-    private void OpenControl()
+    private void OpenControl(InPlaceUpgrade.State? upgrade)
     {
-        if (ControlServer.SocketPath(_config) is not { } path) return;
+        _draining = upgrade?.Draining ?? false;
+        OpenControlSocket(upgrade?.ControlFd);
+        if (_config.Get(Settings.StatsdHost).Length > 0)
+        {
+            try { _statsd = StatsdSender.Open(_config.Get(Settings.StatsdHost), _config.Get(Settings.StatsdPrefix)); }
+            catch (IOException e) { Log.Error("No statsd: {Reason}", e.Message); }
+        }
+        OpenMetrics(upgrade?.MetricsFd);
+    }
+
+    private void OpenControlSocket(int? inheritedFd)
+    {
+        if (ControlServer.SocketPath(_config) is not { } path)
+        {
+            HandOver.Adopt(inheritedFd, _ => false); // the new config turned it off
+            return;
+        }
         try
         {
-            _control = ControlServer.Open(path, () => _status.Current, _commands);
+            _control = ControlServer.Open(path, () => _status.Current, _commands, inheritedFd);
             Log.Information("Control socket: {Path} (prefork ctl)", path);
         }
         catch (IOException e)
         {
             Log.Error("No control socket: {Reason}", e.Message);
         }
-        if (_config.Get(Settings.StatsdHost).Length > 0)
+    }
+
+    private void OpenMetrics(int? inheritedFd)
+    {
+        if (_config.Get(Settings.MetricsBind).Length == 0)
         {
-            try { _statsd = StatsdSender.Open(_config.Get(Settings.StatsdHost), _config.Get(Settings.StatsdPrefix)); }
-            catch (IOException e) { Log.Error("No statsd: {Reason}", e.Message); }
+            HandOver.Adopt(inheritedFd, _ => false); // the new config turned it off
+            return;
         }
-        if (_config.Get(Settings.MetricsBind).Length == 0) return;
         try
         {
-            _metrics = MetricsServer.Open(_config.Get(Settings.MetricsBind), () => _status.Current);
+            _metrics = MetricsServer.Open(_config.Get(Settings.MetricsBind), () => _status.Current, inheritedFd);
             Log.Information("Metrics at: http://{Address}/metrics (also /ready, /live)", _metrics.LocalEndPoint);
         }
         catch (Exception e) when (e is IOException or SocketException)
@@ -260,6 +280,12 @@ public sealed class Arbiter
                 HandleSignal(SigUsr1);
                 command.Complete("log files reopened");
                 break;
+            case MasterCommand.Drain drain:
+                _draining = drain.On;
+                if (drain.On) Log.Warning("Draining (prefork ctl drain): readiness says no so that load balancers stop sending; the workers go on serving until prefork ctl resume");
+                else Log.Information("Drain ended (prefork ctl resume): readiness follows the workers again");
+                command.Complete(drain.On ? "draining: /ready answers 503, the workers go on serving" : "resumed: /ready answers 200 at full strength");
+                break;
             case MasterCommand.KillWorker kill:
                 if (_workers.FirstOrDefault(w => w.Pid == kill.Pid) is not { } doomed) command.Refuse($"no worker has pid {kill.Pid}");
                 else if (doomed.Retire(_clock.After(Supervision.AbortGrace)))
@@ -289,6 +315,7 @@ public sealed class Arbiter
         MasterCommand.Scale { Workers: { } n } => $"scale {n}",
         MasterCommand.Scale s => $"scale {s.Delta:+0;-0}",
         MasterCommand.Stop s => s.Quick ? "stop --quick" : "stop",
+        MasterCommand.Drain d => d.On ? "drain" : "resume",
         MasterCommand.KillWorker k => $"kill {k.Pid}",
         MasterCommand.RecycleWorker r => $"recycle {r.Pid}",
         _ => command.GetType().Name.ToLowerInvariant(),
@@ -297,7 +324,7 @@ public sealed class Arbiter
     /// <summary>Publishes what the master looks like now (see <see cref="StatusBoard"/>).</summary>
     private StatusSnapshot Publish() =>
         _status.Publish(_config, _generation, _stopping ? "stopping" : _readyGeneration == 0 ? "starting" : _readyGeneration != _generation ? "reloading" : "serving",
-            _winched, _targetWorkers, _workers, _stopping ? [] : _listeners);
+            _winched, _targetWorkers, _workers, _stopping ? [] : _listeners, _draining);
 
     /// <summary>Handles one signal; returns true/false (graceful/fast) when the master should stop.</summary>
     private bool? HandleSignal(PosixSignal signal)
@@ -389,9 +416,10 @@ public sealed class Arbiter
             _workers.Where(w => !w.Retiring).Select(w => new InPlaceUpgrade.WorkerState(
                 w.Pid, w.Index, w.Generation, w.PipeFd, w.Booted, w.Requests, w.MaxRequests, w.SpawnedAt, w.LastHeard,
                 w.Command?.StopSignal.ToString(), w.Command?.ReadyDelaySeconds ?? 0, w.Watchdog)).ToList(),
-            _workerNotify.Fd);
+            _workerNotify.Fd, _control?.Fd, _metrics?.Fd, _draining);
         // Workers already retiring are left to finish on their own; they exit when done.
-        var failure = InPlaceUpgrade.Exec(state, _workers.Where(w => !w.Retiring).Select(w => w.PipeFd).Append(_workerNotify.Fd));
+        var ownListeners = new[] { _control?.Fd, _metrics?.Fd }.OfType<int>();
+        var failure = InPlaceUpgrade.Exec(state, _workers.Where(w => !w.Retiring).Select(w => w.PipeFd).Append(_workerNotify.Fd).Concat(ownListeners));
         Logging.Logging.Configure(_config, "");
         Log.Error("Upgrade failed, the running master goes on: {Reason}", failure);
         _notify.ReloadRefused("upgrade failed: " + failure);

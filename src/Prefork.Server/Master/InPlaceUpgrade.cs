@@ -28,8 +28,12 @@ public static class InPlaceUpgrade
     /// </summary>
     public sealed record WorkerState(int Pid, int Index, int Generation, int PipeFd, bool Booted, long Requests, long MaxRequests,
         long? SpawnedMonotonic, long? LastHeardMonotonic, string? StopSignal = null, int ReadyDelaySeconds = 0, bool Watchdog = false);
-    /// <summary>NotifyFd: the command workers' notify socket, bound to a name the workers already know (null from an older image).</summary>
-    public sealed record State(int Generation, List<ListenerState> Listeners, List<WorkerState> Workers, int? NotifyFd = null);
+    /// <summary>
+    /// NotifyFd: the command workers' notify socket, bound to a name the workers already know; ControlFd, MetricsFd: the
+    /// master's own listeners; Draining: `prefork ctl drain` goes on (each null or false from an older image).
+    /// </summary>
+    public sealed record State(int Generation, List<ListenerState> Listeners, List<WorkerState> Workers, int? NotifyFd = null,
+        int? ControlFd = null, int? MetricsFd = null, bool Draining = false);
 
     /// <summary>The state handed over by the previous image, if this process is the result of an upgrade; cleared from the environment.</summary>
     public static State? Take()

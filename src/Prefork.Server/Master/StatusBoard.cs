@@ -81,7 +81,7 @@ internal sealed class StatusBoard(TimeProvider clock)
 
     /// <summary>Builds and publishes the snapshot of this turn.</summary>
     public StatusSnapshot Publish(GatewayConfig config, int generation, string phase, bool winched, int target,
-        IReadOnlyList<WorkerHandle> workers, IReadOnlyList<Listener> listeners)
+        IReadOnlyList<WorkerHandle> workers, IReadOnlyList<Listener> listeners, bool draining = false)
     {
         long now = clock.GetTimestamp();
         var wallNow = StatusSnapshot.WallNow();
@@ -101,7 +101,7 @@ internal sealed class StatusBoard(TimeProvider clock)
                 sample.ResidentBytes, sample.CpuSeconds, Math.Round(sample.CpuPercent, 1),
                 wallNow - TimeSpan.FromSeconds(age), Math.Round(age, 3), Math.Round(silent, 3), w.Status));
         }
-        bool ready = phase != "stopping" && !winched && Enumerable.Range(0, target).All(index =>
+        bool ready = phase != "stopping" && !winched && !draining && Enumerable.Range(0, target).All(index =>
             workers.Any(w => w.Index == index && w.Generation == generation && w.State is WorkerState.Serving or WorkerState.Recycling));
         if (!ReferenceEquals(_tomlOf, config)) (_tomlOf, _toml) = (config, config.ToToml());
         var snapshot = new StatusSnapshot(Environment.ProcessId, ServerInfo.Version, generation, _startedAt,
@@ -109,7 +109,7 @@ internal sealed class StatusBoard(TimeProvider clock)
             config.RunsCommand ? "command" : config.Get(Settings.WorkerClass),
             list, listeners.Select(l => DescribeListener(l, config.CertFile is not null)).ToList(),
             new MasterCounters(_retiredRequests + live, _spawns, new Dictionary<string, long>(_exits), _reloads),
-            _toml, config.FilePath) { Requests = counts };
+            _toml, config.FilePath) { Requests = counts, Draining = draining };
         Volatile.Write(ref _current, snapshot);
         return snapshot;
     }

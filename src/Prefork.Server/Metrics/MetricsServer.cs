@@ -36,12 +36,27 @@ public sealed class MetricsServer : IDisposable
         _snapshot = snapshot;
     }
 
-    /// <summary>Binds HOST:PORT and starts serving; IOException when it cannot.</summary>
-    public static MetricsServer Open(string bind, Func<StatusSnapshot?> snapshot)
+    /// <summary>
+    /// Binds HOST:PORT and starts serving; after an in-place upgrade, takes over <paramref name="inheritedFd"/>
+    /// instead, so probes and scrapes wait in its queue across the exec rather than being refused.
+    /// IOException when it cannot.
+    /// </summary>
+    public static MetricsServer Open(string bind, Func<StatusSnapshot?> snapshot, int? inheritedFd = null)
     {
         var address = ListenAddress.Parse(bind);
         var endPoint = address.EndPoint is DnsEndPoint dns
             ? new IPEndPoint(Dns.GetHostAddresses(dns.Host)[0], dns.Port) : address.EndPoint!;
+        var listener = Control.HandOver.Adopt(inheritedFd, bound => bound.Equals(endPoint)) ?? Bind(bind, endPoint);
+        var server = new MetricsServer(listener, snapshot);
+        new Thread(server.AcceptLoop) { IsBackground = true, Name = "metrics" }.Start();
+        return server;
+    }
+
+    /// <summary>The listener's fd, to keep across an in-place upgrade's exec.</summary>
+    public int Fd => (int)_listener.Handle;
+
+    private static Socket Bind(string bind, EndPoint endPoint)
+    {
         var listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
@@ -56,9 +71,7 @@ public sealed class MetricsServer : IDisposable
             listener.Dispose();
             throw new IOException($"cannot listen at metrics_bind {bind}: {e.Message}", e);
         }
-        var server = new MetricsServer(listener, snapshot);
-        new Thread(server.AcceptLoop) { IsBackground = true, Name = "metrics" }.Start();
-        return server;
+        return listener;
     }
 
     private void AcceptLoop()
@@ -159,7 +172,7 @@ public sealed class MetricsServer : IDisposable
             case "/ready":
                 if (s is { Ready: true }) return ("200 OK", "text/plain", $"ready: generation {s.Generation}, {s.ServingCurrent} of {s.TargetWorkers} workers serving\n");
                 return ("503 Service Unavailable", "text/plain", s is null ? "starting\n"
-                    : $"not ready: {s.Phase}{(s.Winched ? " (WINCH)" : "")}, generation {s.Generation}, {s.ServingCurrent} of {s.TargetWorkers} workers serving\n");
+                    : $"not ready: {s.Phase}{(s.Winched ? " (WINCH)" : "")}{(s.Draining ? " (draining: prefork ctl drain)" : "")}, generation {s.Generation}, {s.ServingCurrent} of {s.TargetWorkers} workers serving\n");
             case "/live":
                 bool live = s is not null && Environment.TickCount64 - s.PublishedMs < LiveWithin.TotalMilliseconds;
                 return live ? ("200 OK", "text/plain", "live\n") : ("503 Service Unavailable", "text/plain", "the master's loop has not turned for 10 s\n");
