@@ -3,10 +3,10 @@
 # (10.77.N.2, a veth pair to the root namespace), behind Debian's HAProxy (bench/fleet/haproxy.cfg:
 # active checks on each host's /ready, retries of idempotent requests), with wrk driving load
 # through HAProxy the whole time.
-#   1. Rolling upgrade, one host at a time: drain it in HAProxy (admin socket `state drain`) and wait
-#      until it has no request in flight, upgrade it in place (`prefork ctl upgrade`, USR2), wait
-#      until its old workers are gone and its /ready says 200, put it back, wait until HAProxy has
-#      it UP, move on.
+#   1. Rolling upgrade, one host at a time: drain it (`prefork ctl drain`: its /ready says 503 while
+#      it serves), wait until HAProxy's checks mark it DOWN and it has no request in flight, upgrade
+#      it in place (`prefork ctl upgrade`, USR2), wait until its old workers are gone and the new
+#      generation serves, `prefork ctl resume`, wait until HAProxy has it UP, move on.
 #   2. Host kill: `kill -9` of one host's master and workers, restarted once HAProxy marks it DOWN;
 #      failed requests, and seconds until HAProxy marked it down and back up.
 # The last line is `fleet: N requests, M failed` for the rolling upgrade (failed = socket errors,
@@ -80,7 +80,7 @@ for n in "${hosts[@]}"; do
     exit 1
   fi
 done
-need wrk haproxy socat curl
+need wrk haproxy socat curl jq
 build_prefork
 
 # The network: host N is 10.77.N.2 in namespace pfleetN; the root namespace is 10.77.N.1 on the
@@ -148,7 +148,10 @@ old_workers_gone() {
   local pid
   for pid in $1; do ! alive "$pid" || return 1; done
 }
-upgraded() { old_workers_gone "$2" && host_ready "$1"; }
+ctl() { local n=$1; shift; "$prefork" ctl --socket "$work/host$n/prefork.ctl" "$@"; }
+# full_strength N: every worker host N has serves (its /ready stays 503 while it is drained).
+full_strength() { ctl "$1" status --json 2>/dev/null | jq -e '.target_workers as $t | [.workers[] | select(.state == "serving")] | length == $t' >/dev/null; }
+upgraded() { old_workers_gone "$2" && full_strength "$1"; }
 
 for n in "${hosts[@]}"; do start_host "$n"; done
 for n in "${hosts[@]}"; do wait_until 120 "host $n to be ready" host_ready "$n"; done
@@ -185,17 +188,18 @@ start_load "$work/roll.wrk"
 sleep $settle
 for n in "${hosts[@]}"; do
   step=$(now)
-  admin "set server prefork/host$n state drain" >/dev/null
+  ctl "$n" drain >/dev/null
+  wait_until 60 "HAProxy to mark drained host $n DOWN" status_is "$n" DOWN
   wait_until 60 "host $n's requests in flight to finish" in_flight_is_zero "$n"
   drained=$(since "$step")
   sent_before=$(hastat "$n" stot)
   old=$(children "${master[$n]}")
   upgrade_start=$(now)
-  "$prefork" ctl upgrade --socket "$work/host$n/prefork.ctl" >/dev/null
-  wait_until 180 "host $n's upgrade (old workers gone, /ready 200)" upgraded "$n" "$old"
+  ctl "$n" upgrade >/dev/null
+  wait_until 180 "host $n's upgrade (old workers gone, the new generation serving)" upgraded "$n" "$old"
   upgraded_in=$(since "$upgrade_start")
   sent_while_drained=$(($(hastat "$n" stot) - sent_before))
-  admin "set server prefork/host$n state ready" >/dev/null
+  ctl "$n" resume >/dev/null
   back=$(now)
   wait_until 60 "HAProxy to mark host $n UP again" status_is "$n" UP
   rows+=("| host$n | $drained | $upgraded_in | $(since "$back") | $sent_while_drained | $(since "$step") |")
@@ -238,7 +242,7 @@ out="bench/results/fleet-$(date +%F)-$(hostname).md"
   echo "retries with redispatch). wrk -t2 -c$connections through HAProxy for the whole run, in ${slice} s slices."
   echo "Load average before: $load_before; after: $load_after."
   echo
-  echo "## Rolling upgrade (drain in HAProxy, \`prefork ctl upgrade\`, back in rotation)"
+  echo "## Rolling upgrade (\`prefork ctl drain\`, \`prefork ctl upgrade\`, \`prefork ctl resume\`)"
   echo
   echo "| host | drained in (s) | upgraded in (s) | UP again in (s) | requests it got while drained | step (s) |"
   echo "|---|---|---|---|---|---|"
