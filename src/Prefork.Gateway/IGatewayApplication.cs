@@ -4,7 +4,8 @@ namespace Prefork.Gateway;
 /// A web application served by Prefork: the .NET counterpart of a PEP 3333 (WSGI) callable.
 /// The server calls <see cref="Invoke"/> once per request with the request environment and a
 /// <see cref="StartResponse"/> callable; the application calls <c>startResponse</c> once with
-/// the status and headers, and returns the body as a sequence of byte chunks.
+/// the status and headers, and returns the body as a sequence of byte chunks. An application that
+/// must await something before it knows its status implements <see cref="IAsyncGatewayApplication"/>.
 /// </summary>
 /// <remarks>
 /// One instance serves every request of a worker process. With the <c>threads</c> worker class

@@ -21,6 +21,8 @@ namespace Prefork.SampleApp;
 ///   GET  /env              the PEP 3333 environment (CGI names)
 /// The sample app is the default `app`, so anyone who reaches a default install reaches these
 /// routes: every number a client sends is bounded, and one out of bounds gets 400 with the bounds.
+/// Its asynchronous form, with routes that await before they choose their status, is
+/// <see cref="AsyncSampleApplication"/>.
 /// </summary>
 public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
 {
@@ -197,7 +199,7 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
     }
 
     /// <summary>The query parameter <paramref name="name"/>, or <paramref name="fallback"/> if absent; false unless it is a number from 0 to <paramref name="max"/>.</summary>
-    private static bool TryQueryInt(RequestEnvironment env, string name, int fallback, int max, out int value)
+    internal static bool TryQueryInt(RequestEnvironment env, string name, int fallback, int max, out int value)
     {
         value = fallback;
         foreach (var pair in env.QueryString.Split('&'))
@@ -206,7 +208,7 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
         return true;
     }
 
-    private static ResponseBody OutOfBounds(StartResponse startResponse, string name, int max)
+    internal static ResponseBody OutOfBounds(StartResponse startResponse, string name, int max)
     {
         startResponse("400 Bad Request", TextPlain);
         return $"{name} must be a number from 0 to {max}\n";

@@ -35,7 +35,7 @@ public static class Manual
             new Para("prefork --version | --help | --man"),
         ]);
         yield return new("DESCRIPTION", [
-            new Para("prefork serves a .NET web application that implements Prefork.Gateway.IGatewayApplication, the way " +
+            new Para("prefork serves a .NET web application that implements Prefork.Gateway.IGatewayApplication (or IAsyncGatewayApplication), the way " +
                      "Gunicorn serves a WSGI application. A master process binds the listening sockets (or takes them from " +
                      "systemd) and starts `workers` worker processes that inherit them and accept connections. The master " +
                      "does not serve requests: it watches the workers, replaces those that die or stop answering within " +

@@ -56,7 +56,7 @@ public static class Settings
     public static readonly Setting<int> Threads = new("threads", 1, "worker", "Threads serving requests in each worker of the threads class (each runs one request at a time). More than 1 with worker_class sync selects threads.", Min: 1, Max: 4096, Applies: AppliesTo.Gateway);
     public static readonly Setting<int> WorkerConnections = new("worker_connections", 1000, "worker", "Most connections one threads or epoll worker holds open; beyond it the worker stops accepting (others may) and answers with Connection: close.", Min: 1, Max: 1000000, Applies: AppliesTo.Gateway);
     public static readonly Setting<string> App = new("app", "Prefork.SampleApp:Prefork.SampleApp.SampleApplication", "worker",
-        "The application, ASSEMBLY:TYPE. ASSEMBLY is a path to a .dll (relative to the config file) or an assembly name looked up in app_path, the config file's folder and prefork's own folder; TYPE implements IGatewayApplication.",
+        "The application, ASSEMBLY:TYPE. ASSEMBLY is a path to a .dll (relative to the config file) or an assembly name looked up in app_path, the config file's folder and prefork's own folder; TYPE implements IGatewayApplication or IAsyncGatewayApplication.",
         ShortFlag: "-a", Applies: AppliesTo.Gateway);
     public static readonly Setting<StringList> AppPath = new("app_path", [], "worker", "Extra folders to search for the application's assembly (like Gunicorn's --pythonpath).", Applies: AppliesTo.Gateway);
     public static readonly Setting<int> Timeout = new("timeout", 30, "worker", "Seconds a worker may spend on one request, or stay silent, before the master kills and replaces it. 0 disables.", Min: 0, Max: 86400);

@@ -11,7 +11,8 @@ namespace Prefork.Worker;
 /// </summary>
 public static class AppLoader
 {
-    public static IGatewayApplication Load(GatewayConfig config)
+    /// <summary>The application: an <see cref="IGatewayApplication"/>, an <see cref="IAsyncGatewayApplication"/>, or both.</summary>
+    public static object Load(GatewayConfig config)
     {
         var spec = config.Get(Settings.App);
         int colon = spec.LastIndexOf(':');
@@ -28,11 +29,11 @@ public static class AppLoader
 
         var type = assembly.GetType(typeName, throwOnError: false)
             ?? throw new AppLoadException($"app = \"{spec}\": type '{typeName}' not found in {path}" + Nearby(assembly));
-        if (!typeof(IGatewayApplication).IsAssignableFrom(type))
-            throw new AppLoadException($"app = \"{spec}\": {typeName} does not implement Prefork.Gateway.IGatewayApplication");
+        if (!IsApplication(type))
+            throw new AppLoadException($"app = \"{spec}\": {typeName} implements neither Prefork.Gateway.IGatewayApplication nor Prefork.Gateway.IAsyncGatewayApplication");
         try
         {
-            return (IGatewayApplication)Activator.CreateInstance(type)!;
+            return Activator.CreateInstance(type)!;
         }
         catch (TargetInvocationException e)
         {
@@ -62,9 +63,12 @@ public static class AppLoader
         throw new AppLoadException($"app assembly '{name}.dll' not found in: {string.Join(", ", folders)} (set app_path, or give a path to the .dll)");
     }
 
+    private static bool IsApplication(Type type) =>
+        typeof(IGatewayApplication).IsAssignableFrom(type) || typeof(IAsyncGatewayApplication).IsAssignableFrom(type);
+
     private static string Nearby(Assembly assembly)
     {
-        var apps = assembly.GetExportedTypes().Where(t => typeof(IGatewayApplication).IsAssignableFrom(t) && !t.IsAbstract).Select(t => t.FullName).ToList();
+        var apps = assembly.GetExportedTypes().Where(t => IsApplication(t) && !t.IsAbstract).Select(t => t.FullName).ToList();
         return apps.Count == 0 ? "" : $"; it has: {string.Join(", ", apps)}";
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Prefork.Gateway;
 using Prefork.Http;
 using Prefork.Logging;
@@ -14,6 +15,8 @@ namespace Prefork.Worker;
 public sealed class GatewayRequestHandler : IRequestHandler
 {
     private readonly WorkerContext _worker;
+    private readonly IGatewayApplication? _app;
+    private readonly IAsyncGatewayApplication? _asyncApp; // when set, called instead of _app
     private readonly RequestSlot _slot;
     private readonly RequestEnvironment _env = new();
     private readonly ForwardedHeaders _forwarded;
@@ -26,6 +29,8 @@ public sealed class GatewayRequestHandler : IRequestHandler
     public GatewayRequestHandler(WorkerContext worker, RequestSlot slot)
     {
         _worker = worker;
+        _asyncApp = worker.App as IAsyncGatewayApplication;
+        _app = _asyncApp is null ? (IGatewayApplication)worker.App : null;
         _slot = slot;
         _forwarded = ForwardedHeaders.From(worker.Config);
         _startResponse = (status, headers) =>
@@ -39,11 +44,15 @@ public sealed class GatewayRequestHandler : IRequestHandler
     }
 
     /// <summary>
-    /// Completes synchronously (allocating nothing) unless the application's body is asynchronous
+    /// Completes synchronously (allocating nothing) unless the application awaits (an
+    /// <see cref="IAsyncGatewayApplication"/> whose task is not complete, or an asynchronous body)
     /// or the transport asks a streamed body to wait; then the continuations run on the caller's
     /// SynchronizationContext (the epoll worker's loop). A chunked body's trailers are shown to the
     /// app as <c>env.Items["gateway.trailers"]</c>.
     /// </summary>
+    // Pooled: a request that awaits (an asynchronous app or body) reuses this method's state
+    // machine box rather than allocating one (its ValueTask is awaited exactly once, by the connection).
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<bool> ProcessAsync(RequestHead head, Stream body, long bodyLength, ConnectionInfo connection,
         ResponseWriter writer, bool keepAlive, RequestHeaders? trailers)
     {
@@ -66,7 +75,7 @@ public sealed class GatewayRequestHandler : IRequestHandler
         keepAlive &= head.KeepAlive;
         try
         {
-            var result = _worker.App.Invoke(_env, _startResponse);
+            var result = _asyncApp is null ? _app!.Invoke(_env, _startResponse) : await InvokeAsync(writer);
             // Decided when the head is written: a request in flight when the worker is told to stop
             // tells its client (Connection: close) not to send another on this connection.
             if (_worker.IsStopping) keepAlive = false;
@@ -92,6 +101,14 @@ public sealed class GatewayRequestHandler : IRequestHandler
         _worker.AccessLog?.Write(_env, head, writer.Status, writer.BodyBytes, started);
         _worker.CountRequest();
         return writer.KeepAlive;
+    }
+
+    /// <summary>The asynchronous application: what it awaited decides the status, so nothing is written until it returns.</summary>
+    private ValueTask<ResponseBody> InvokeAsync(ResponseWriter writer)
+    {
+        var invoked = _asyncApp!.InvokeAsync(_env, _startResponse);
+        if (!invoked.IsCompleted) writer.Flush(); // earlier pipelined responses leave now, not after the wait
+        return invoked;
     }
 
     private void WriteSingle(ReadOnlySpan<byte> body, RequestHead head, ResponseWriter writer, bool keepAlive)

@@ -13,7 +13,8 @@ public sealed class WorkerContext
     private long _requests;
 
     public required GatewayConfig Config { get; init; }
-    public required IGatewayApplication App { get; init; }
+    /// <summary>What <see cref="AppLoader"/> loaded: an <see cref="IGatewayApplication"/>, an <see cref="IAsyncGatewayApplication"/>, or both.</summary>
+    public required object App { get; init; }
     public required WorkerInfo Info { get; init; }
     public required HttpLimits Limits { get; init; }
     public required TextWriter ErrorWriter { get; init; }
