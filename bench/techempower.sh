@@ -15,7 +15,8 @@
 #
 #   --quick (default)  3 rounds × 2 s per test and server: about 5 minutes on 2 cores
 #   --full             5 rounds × 5 s
-# Knobs (environment): TE_ROUNDS, TE_DURATION (seconds per wrk run), TE_OUT (results file).
+# Knobs (environment): TE_ROUNDS, TE_DURATION (seconds per wrk run), TE_OUT (results file),
+# TE_NO_BUILD=1 (reuse the last build in bench/.work/techempower).
 # Writes bench/results/techempower-<date>-<host>.md; raw data in bench/.work/techempower/.
 set -euo pipefail
 
@@ -89,6 +90,7 @@ ensure_packages() {
 }
 
 publish() { # name project
+  [ -n "${TE_NO_BUILD:-}" ] && [ -d "$WORK/$1" ] && return 0 # a re-run of the same tree
   dotnet publish "$REPO/$2" -c Release -o "$WORK/$1" --nologo -v q >"$WORK/build-$1.log" 2>&1 ||
     { cat "$WORK/build-$1.log" >&2; return 1; }
 }
@@ -116,8 +118,8 @@ define_servers() {
     "TECHEMPOWER_DB='$db;Maximum Pool Size=1'" "$prefork -k sync -w $SYNC_WORKERS $app"
   add_server prefork-threads "Prefork threads ×$ASYNC_WORKERS×$THREADS" "blocking Npgsql, pool $THREADS per worker ($((ASYNC_WORKERS * THREADS)) connections)" \
     "TECHEMPOWER_DB='$db;Maximum Pool Size=$THREADS'" "$prefork -k threads --threads $THREADS -w $ASYNC_WORKERS $app"
-  add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "async Npgsql from an async body, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
-    "TECHEMPOWER_ASYNC=1 TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS $app"
+  add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
+    "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS ${app/TechEmpowerApp/TechEmpowerAsyncApp}"
   add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, pool $EPOLL_POOL per worker" \
     "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -w $ASYNC_WORKERS -- $WORK/kestrel/TechEmpowerKestrel"
   add_server kestrel "Kestrel (1 process)" "minimal API, async Npgsql, pool $KESTREL_POOL, Web SDK defaults (server GC)" \
@@ -157,7 +159,7 @@ measure() { # id test seconds
   timeout -k 5 $(($3 + 30)) wrk "${args[@]}" >"$WORK/last.wrk" 2>&1 || true
   local rps errors non2xx
   rps=$(grep -oP 'Requests/sec:\s+\K[\d.]+' "$WORK/last.wrk" || echo 0)
-  errors=$(grep -oP 'Socket errors: \K.*' "$WORK/last.wrk" | grep -oP '\d+' | awk '{s += $1} END {print s + 0}')
+  errors=$(grep -oP 'Socket errors: \K.*' "$WORK/last.wrk" | grep -oP '\d+' | awk '{s += $1} END {print s + 0}' || true)
   non2xx=$(grep -oP 'Non-2xx or 3xx responses: \K\d+' "$WORK/last.wrk" || echo 0)
   echo "$rps $((errors + non2xx))"
 }

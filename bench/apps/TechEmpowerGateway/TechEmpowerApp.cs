@@ -1,26 +1,24 @@
-using System.Runtime.CompilerServices;
 using Prefork.Gateway;
 
 namespace TechEmpowerGateway;
 
 /// <summary>
-/// TechEmpower's four tests through the gateway interface:
+/// TechEmpower's four tests through the gateway interface, in its two forms:
 ///   GET /plaintext   Hello, World! (the bench pipelines 16 per connection)
 ///   GET /json        {"message":"Hello, World!"}, serialized per request
 ///   GET /db          one random row of World as {"id":N,"randomNumber":M}
 ///   GET /fortunes    the Fortune table plus one row added at request time, sorted, escaped, as HTML
-/// Configured by the environment the master passes on to its workers:
-///   TECHEMPOWER_DB     the Npgsql connection string (pool size, auto-prepare: see <see cref="Database"/>)
-///   TECHEMPOWER_ASYNC  1: query with async Npgsql and answer from an asynchronous body, for the epoll
-///                      class, whose loop must never block; otherwise blocking calls (sync, threads)
+/// <see cref="TechEmpowerApp"/> blocks on Npgsql (for sync and threads workers: the thread waits);
+/// <see cref="TechEmpowerAsyncApp"/> awaits it (for epoll: the loop serves other connections while
+/// PostgreSQL answers). TECHEMPOWER_DB, in the environment the master passes on to its workers, is
+/// the Npgsql connection string (pool size per worker, auto-prepare: see <see cref="Database"/>).
 /// </summary>
-public sealed class TechEmpowerApp : IGatewayApplication, IWorkerLifecycle
+public abstract class TechEmpowerBase : IWorkerLifecycle
 {
-    private static readonly KeyValuePair<string, string>[] Text = [new("Content-Type", "text/plain")];
-    private static readonly KeyValuePair<string, string>[] Json = [new("Content-Type", "application/json")];
-    private static readonly KeyValuePair<string, string>[] Html = [new("Content-Type", "text/html; charset=utf-8")];
+    protected static readonly KeyValuePair<string, string>[] Text = [new("Content-Type", "text/plain")];
+    protected static readonly KeyValuePair<string, string>[] Json = [new("Content-Type", "application/json")];
+    protected static readonly KeyValuePair<string, string>[] Html = [new("Content-Type", "text/html; charset=utf-8")];
 
-    private readonly bool _async = Environment.GetEnvironmentVariable("TECHEMPOWER_ASYNC") == "1";
     private Database? _db;
 
     public void OnWorkerStart(WorkerInfo worker)
@@ -33,49 +31,66 @@ public sealed class TechEmpowerApp : IGatewayApplication, IWorkerLifecycle
 
     public void OnWorkerStop(WorkerInfo worker) => _db?.Dispose();
 
-    private Database Db => _db ?? throw new InvalidOperationException("the database opens in OnWorkerStart");
+    protected Database Db => _db ?? throw new InvalidOperationException("the database opens in OnWorkerStart");
 
-    public ResponseBody Invoke(RequestEnvironment environ, StartResponse startResponse)
+    protected static int RandomId() => Random.Shared.Next(1, 10001);
+
+    /// <summary>The tests that need no database, answered the same way by both forms; false for the others.</summary>
+    protected static bool TryAnswerWithoutDatabase(string path, StartResponse startResponse, out ResponseBody body)
     {
-        switch (environ.PathInfo)
+        switch (path)
         {
             case "/plaintext":
                 startResponse("200 OK", Text);
-                return Pages.Plaintext;
+                body = Pages.Plaintext;
+                return true;
             case "/json":
                 startResponse("200 OK", Json);
-                return Pages.Json();
-            case "/db" when _async:
-                return ResponseBody.Stream(Answer(startResponse, DbAsync(), Json));
-            case "/db":
-                startResponse("200 OK", Json);
-                return Pages.Json(Db.LoadWorld(RandomId()));
-            case "/fortunes" when _async:
-                return ResponseBody.Stream(Answer(startResponse, FortunesAsync(), Html));
-            case "/fortunes":
-                startResponse("200 OK", Html);
-                return Pages.Fortunes(Db.LoadFortunes());
+                body = Pages.Json();
+                return true;
+            case "/db" or "/fortunes":
+                body = default;
+                return false;
             default:
                 startResponse("404 Not Found", Text);
-                return "Not Found";
+                body = "Not Found";
+                return true;
         }
     }
+}
 
-    private static int RandomId() => Random.Shared.Next(1, 10001);
-
-    private async ValueTask<byte[]> DbAsync() => Pages.Json(await Db.LoadWorldAsync(RandomId()));
-
-    private async ValueTask<byte[]> FortunesAsync() => Pages.Fortunes(await Db.LoadFortunesAsync());
-
-    /// <summary>
-    /// An answer whose status is known only after an await: the body awaits it, then starts the
-    /// response (with its Content-Length, so it is not sent chunked) before its one chunk.
-    /// </summary>
-    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> Answer(StartResponse startResponse, ValueTask<byte[]> pending,
-        KeyValuePair<string, string>[] contentType, [EnumeratorCancellation] CancellationToken cancel = default)
+/// <summary>The blocking form, for the sync and threads worker classes.</summary>
+public sealed class TechEmpowerApp : TechEmpowerBase, IGatewayApplication
+{
+    public ResponseBody Invoke(RequestEnvironment environ, StartResponse startResponse)
     {
-        var body = await pending;
-        startResponse("200 OK", [contentType[0], new("Content-Length", body.Length.ToString())]);
-        yield return body;
+        if (TryAnswerWithoutDatabase(environ.PathInfo, startResponse, out var body)) return body;
+        if (environ.PathInfo == "/db")
+        {
+            var world = Db.LoadWorld(RandomId());
+            startResponse("200 OK", Json);
+            return Pages.Json(world);
+        }
+        var fortunes = Db.LoadFortunes();
+        startResponse("200 OK", Html);
+        return Pages.Fortunes(fortunes);
+    }
+}
+
+/// <summary>The asynchronous form (IAsyncGatewayApplication), for the epoll worker class.</summary>
+public sealed class TechEmpowerAsyncApp : TechEmpowerBase, IAsyncGatewayApplication
+{
+    public async ValueTask<ResponseBody> InvokeAsync(RequestEnvironment environ, StartResponse startResponse)
+    {
+        if (TryAnswerWithoutDatabase(environ.PathInfo, startResponse, out var body)) return body;
+        if (environ.PathInfo == "/db")
+        {
+            var world = await Db.LoadWorldAsync(RandomId());
+            startResponse("200 OK", Json);
+            return Pages.Json(world);
+        }
+        var fortunes = await Db.LoadFortunesAsync();
+        startResponse("200 OK", Html);
+        return Pages.Fortunes(fortunes);
     }
 }
