@@ -14,7 +14,7 @@ namespace Prefork.Tests.Bench;
 public sealed class PostgresServer : IDisposable
 {
     private const int Port = 5432; // only names the socket file, in our own directory
-    private readonly Process _postmaster;
+    private readonly Process? _postmaster;
     private readonly string _bin;
 
     public string Directory { get; }
@@ -28,8 +28,16 @@ public sealed class PostgresServer : IDisposable
         _bin = FindBin();
         Directory = Path.Combine(Path.GetTempPath(), "prefork-pg-" + Guid.NewGuid().ToString("N")[..8]);
         System.IO.Directory.CreateDirectory(Directory);
-        if (IsRoot) Must(Repo.Run("chown", ["postgres:", Directory]), "chown");
-        Must(Run("initdb", "-D", DataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"), "initdb");
+        try
+        {
+            if (IsRoot) Must(Repo.Run("chown", ["postgres:", Directory]), "chown");
+            Must(Run("initdb", "-D", DataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"), "initdb");
+        }
+        catch
+        {
+            Dispose(); // removes the directory
+            throw;
+        }
 
         var psi = new ProcessStartInfo(IsRoot ? "setpriv" : Path.Combine(_bin, "postgres"))
         {
@@ -92,13 +100,13 @@ public sealed class PostgresServer : IDisposable
 
     public void Dispose()
     {
-        if (!_postmaster.HasExited)
+        if (_postmaster is not null && !_postmaster.HasExited)
         {
             Syscall.kill(_postmaster.Id, Signum.SIGINT); // fast shutdown
             if (!_postmaster.WaitForExit(30_000)) _postmaster.Kill();
             _postmaster.WaitForExit();
         }
-        _postmaster.Dispose();
+        _postmaster?.Dispose();
         try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
     }
 }
