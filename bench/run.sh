@@ -6,6 +6,9 @@
 #
 #   --full (default)  every scenario, 5 runs each, the workers sweep: about 30 minutes on 2 cores
 #   --quick           fewer scenarios, 3 one-second runs each: about 3.5 minutes on 2 cores
+#
+# Then (not --smoke) bench/techempower.sh with the same mode: TechEmpower's plaintext, json, db and
+# fortunes tests against a PostgreSQL 15 it starts itself (about 5 more minutes with --quick).
 #   --smoke           build, start each server once, one 2-second wrk each, check that a results
 #                     file comes out; writes under bench/.work/smoke/, not results/ (for CI)
 #
@@ -594,6 +597,11 @@ main() {
     ! grep -qs 'failed' "$RUN/notes.txt" || die "smoke: a wrk run failed: $(cat "$RUN/notes.txt")"
   fi
   log "done in $((SECONDS - started)) s: $results/$stamp.md"
+  # TechEmpower's four tests against a real PostgreSQL: their own script, servers and results file.
+  if [ "$MODE" != smoke ]; then
+    trap - EXIT # our servers are stopped; techempower.sh stops its own
+    "$BENCH/techempower.sh" "--$MODE"
+  fi
 }
 
 main

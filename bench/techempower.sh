@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# bench/techempower.sh [--quick | --full]
+#
+# TechEmpower's four tests side by side against a real PostgreSQL 15 that this script starts in a
+# temp dir (bench/techempower/pg.sh) and stops by pid:
+#   plaintext  GET /plaintext, 256 connections, 16 requests pipelined on each (bench/techempower/pipeline.lua)
+#   json       GET /json, 64 connections, keep-alive
+#   db         GET /db (one random World row), 64 connections
+#   fortunes   GET /fortunes (query, add a row, sort, escape, render), 64 connections
+# Servers: Prefork sync, threads and epoll with bench/apps/TechEmpowerGateway (Npgsql), Kestrel
+# alone and the same ASP.NET Core app under Prefork (bench/apps/TechEmpowerKestrel), Gunicorn sync
+# and gthread (bench/apps/techempower_wsgi.py, psycopg2), plus PostgreSQL's own ceiling for the
+# db query (pgbench, prepared, 16 clients). Every server is checked (bench/techempower/check.py)
+# before any load; rounds interleave the servers and ratios are taken within a round.
+#
+#   --quick (default)  3 rounds × 2 s per test and server: about 5 minutes on 2 cores
+#   --full             5 rounds × 5 s
+# Knobs (environment): TE_ROUNDS, TE_DURATION (seconds per wrk run), TE_OUT (results file),
+# TE_NO_BUILD=1 (reuse the last build in bench/.work/techempower).
+# Writes bench/results/techempower-<date>-<host>.md; raw data in bench/.work/techempower/.
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH")
+WORK=$BENCH/.work/techempower
+MODE=quick
+case "${1:-}" in
+  "" | --quick) ;;
+  --full) MODE=full ;;
+  *) echo "usage: bench/techempower.sh [--quick | --full]" >&2; exit 2 ;;
+esac
+if [ $MODE = quick ]; then ROUNDS=${TE_ROUNDS:-3} DURATION=${TE_DURATION:-2}; else ROUNDS=${TE_ROUNDS:-5} DURATION=${TE_DURATION:-5}; fi
+CORES=$(nproc)
+SYNC_WORKERS=$((2 * CORES + 1)) # blocking workers: the usual 2 × cores + 1
+ASYNC_WORKERS=$CORES
+THREADS=8                       # Prefork threads: threads per worker, one pooled connection each
+GTHREAD_THREADS=4
+EPOLL_POOL=32                   # Npgsql connections per epoll worker (64 wrk connections over 2 workers)
+KESTREL_POOL=64                 # one process: one pool for all 64 connections
+PIPELINE=16
+
+# test  path        connections  pipelined
+TESTS=(plaintext json db fortunes)
+declare -A TEST_PATH=([plaintext]=/plaintext [json]=/json [db]=/db [fortunes]=/fortunes)
+declare -A TEST_CONNS=([plaintext]=256 [json]=64 [db]=64 [fortunes]=64)
+
+log() { printf '[techempower %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+source "$BENCH/techempower/pg.sh"
+
+# ---------------------------------------------------------------------------------------------
+# Processes: every server's pid, stopped (TERM, then KILL after 15 s) on any exit.
+
+SERVERS=()
+declare -A LABEL PORT PID CMD SETTINGS SENV
+stop_server() { # id
+  local pid=${PID[$1]:-} i
+  [ -n "$pid" ] || return 0
+  PID[$1]=
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { log "$1 (pid $pid) did not stop on TERM in 15 s: KILL"; kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"; }
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  trap - EXIT INT TERM
+  local id
+  for id in "${SERVERS[@]}"; do stop_server "$id"; done
+  pg_stop
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ensure_packages() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v curl >/dev/null || missing+=(curl)
+  [ -x /usr/bin/gunicorn ] || missing+=(gunicorn)
+  /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || missing+=(python3-psycopg2)
+  pg_find_bin 2>/dev/null || missing+=(postgresql)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  { "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+    >"$WORK/apt.log" 2>&1 || die "apt-get could not install ${missing[*]} (see $WORK/apt.log)"
+  pg_find_bin
+}
+
+publish() { # name project
+  [ -n "${TE_NO_BUILD:-}" ] && [ -d "$WORK/$1" ] && return 0 # a re-run of the same tree
+  dotnet publish "$REPO/$2" -c Release -o "$WORK/$1" --nologo -v q >"$WORK/build-$1.log" 2>&1 ||
+    { cat "$WORK/build-$1.log" >&2; return 1; }
+}
+
+free_port() {
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  echo "$port"
+}
+
+add_server() { # id label settings env command...
+  local id=$1
+  SERVERS+=("$id")
+  LABEL[$id]=$2 SETTINGS[$id]=$3 SENV[$id]=$4
+  shift 4
+  CMD[$id]="$*"
+}
+
+define_servers() {
+  local db
+  db=$(pg_npgsql)
+  local prefork="$WORK/prefork/prefork --log-level warning --accesslog '' --control-socket '' --keepalive 5 --backlog 2048"
+  local app="-a $WORK/gateway/TechEmpowerGateway.dll:TechEmpowerGateway.TechEmpowerApp"
+  add_server prefork-sync "Prefork sync ×$SYNC_WORKERS" "blocking Npgsql, pool 1 per worker ($SYNC_WORKERS connections)" \
+    "TECHEMPOWER_DB='$db;Maximum Pool Size=1'" "$prefork -k sync -w $SYNC_WORKERS $app"
+  add_server prefork-threads "Prefork threads ×$ASYNC_WORKERS×$THREADS" "blocking Npgsql, pool $THREADS per worker ($((ASYNC_WORKERS * THREADS)) connections)" \
+    "TECHEMPOWER_DB='$db;Maximum Pool Size=$THREADS'" "$prefork -k threads --threads $THREADS -w $ASYNC_WORKERS $app"
+  add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
+    "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS ${app/TechEmpowerApp/TechEmpowerAsyncApp}"
+  add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, pool $EPOLL_POOL per worker" \
+    "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -w $ASYNC_WORKERS -- $WORK/kestrel/TechEmpowerKestrel"
+  add_server kestrel "Kestrel (1 process)" "minimal API, async Npgsql, pool $KESTREL_POOL, Web SDK defaults (server GC)" \
+    "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;Maximum Pool Size=$KESTREL_POOL'" "$WORK/kestrel/TechEmpowerKestrel --urls http://127.0.0.1:{port}"
+  local gunicorn="/usr/bin/gunicorn --chdir $BENCH/apps --log-level warning --backlog 2048"
+  add_server gunicorn-sync "Gunicorn sync ×$SYNC_WORKERS" "psycopg2, 1 connection per worker, PREPAREd; no keep-alive (sync)" \
+    "TECHEMPOWER_PG='$(pg_conninfo)'" "$gunicorn -k sync -w $SYNC_WORKERS techempower_wsgi:app"
+  add_server gunicorn-gthread "Gunicorn gthread ×$SYNC_WORKERS×$GTHREAD_THREADS" "psycopg2, 1 connection per thread, PREPAREd" \
+    "TECHEMPOWER_PG='$(pg_conninfo)'" "$gunicorn -k gthread -w $SYNC_WORKERS --threads $GTHREAD_THREADS techempower_wsgi:app"
+}
+
+start_server() { # id
+  local id=$1 port cmd i
+  port=$(free_port "${NEXT_PORT:-18600}")
+  NEXT_PORT=$((port + 1))
+  PORT[$id]=$port
+  cmd=${CMD[$id]//\{port\}/$port}
+  case $id in prefork-* | aspnetcore-*) cmd=${cmd/ -w / -b 127.0.0.1:$port -w } ;; gunicorn-*) cmd+=" -b 127.0.0.1:$port" ;; esac
+  CMD[$id]=$cmd
+  # setsid: its own process group, so a stuck server's whole tree can be KILLed by group.
+  (cd "$WORK" && eval "exec env ${SENV[$id]} setsid $cmd") >"$WORK/logs/$id.log" 2>&1 &
+  PID[$id]=$!
+  for ((i = 0; i < 600; i++)); do
+    curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$port/plaintext" && return 0
+    kill -0 "${PID[$id]}" 2>/dev/null || die "$id exited during start-up: $(tail -n 5 "$WORK/logs/$id.log")"
+    sleep 0.1
+  done
+  die "$id did not answer within 60 s: $(tail -n 5 "$WORK/logs/$id.log")"
+}
+
+# One wrk run: prints "requests/s errors" (errors: socket errors + non-2xx).
+measure() { # id test seconds
+  local url="http://127.0.0.1:${PORT[$1]}${TEST_PATH[$2]}" args=(-t "$CORES" -c "${TEST_CONNS[$2]}" -d "${3}s" --timeout 5s)
+  [ "$2" = plaintext ] && args+=(-s "$BENCH/techempower/pipeline.lua")
+  args+=("$url")
+  [ "$2" = plaintext ] && args+=(-- "$PIPELINE")
+  timeout -k 5 $(($3 + 30)) wrk "${args[@]}" >"$WORK/last.wrk" 2>&1 || true
+  local rps errors non2xx
+  rps=$(grep -oP 'Requests/sec:\s+\K[\d.]+' "$WORK/last.wrk" || echo 0)
+  errors=$(grep -oP 'Socket errors: \K.*' "$WORK/last.wrk" | grep -oP '\d+' | awk '{s += $1} END {print s + 0}' || true)
+  non2xx=$(grep -oP 'Non-2xx or 3xx responses: \K\d+' "$WORK/last.wrk" || echo 0)
+  echo "$rps $((errors + non2xx))"
+}
+
+# PostgreSQL's own ceiling for the db query: pgbench, prepared, 16 clients, over the socket.
+pg_ceiling() { # seconds
+  printf '\\set id random(1, 10000)\nSELECT id, randomnumber FROM world WHERE id = :id;\n' >"$PG_DIR/world.sql"
+  chmod a+r "$PG_DIR/world.sql"
+  pg_as_owner "$PG_BIN/pgbench" -n -M prepared -c 16 -j "$CORES" -T "$1" -f "$PG_DIR/world.sql" \
+    -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U benchmarkdbuser hello_world 2>/dev/null |
+    grep -oP 'tps = \K[\d.]+' | head -n 1
+}
+
+main() {
+  local started=$SECONDS
+  mkdir -p "$WORK/logs" "$BENCH/results"
+  rm -f "$WORK"/logs/*.log
+  ensure_packages
+  ulimit -n 65536 2>/dev/null || true
+  local load_start
+  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+  log "building (dotnet publish -c Release) while PostgreSQL starts"
+  publish prefork src/Prefork.Cli/Prefork.Cli.csproj &
+  local b1=$!
+  publish gateway bench/apps/TechEmpowerGateway/TechEmpowerGateway.csproj &
+  local b2=$!
+  publish kestrel bench/apps/TechEmpowerKestrel/TechEmpowerKestrel.csproj &
+  local b3=$!
+  # Pools: 5 + 16 + 64 + 64 + 64 + 5 + 20 connections at most, pgbench 16, psql: room to spare.
+  pg_start 300
+  log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') pid $PG_PID on $PG_SOCKET_DIR and 127.0.0.1:$PG_PORT"
+  wait $b1 && wait $b2 && wait $b3 || die "a build failed"
+
+  define_servers
+  local id test round
+  for id in "${SERVERS[@]}"; do
+    log "starting $id"
+    start_server "$id"
+  done
+  for id in "${SERVERS[@]}"; do
+    python3 "$BENCH/techempower/check.py" "http://127.0.0.1:${PORT[$id]}" || die "$id answers wrongly (see above): not measured"
+  done
+  log "all ${#SERVERS[@]} servers answer the four tests correctly; warming up (1 s per test and server)"
+  for id in "${SERVERS[@]}"; do for test in "${TESTS[@]}"; do measure "$id" "$test" 1 >/dev/null; done; done
+
+  local raw=$WORK/raw.tsv
+  printf 'round\ttest\tserver\trps\terrors\n' >"$raw"
+  for ((round = 1; round <= ROUNDS; round++)); do
+    log "round $round/$ROUNDS: ${#TESTS[@]} tests × ${#SERVERS[@]} servers × ${DURATION} s (load $(cut -d' ' -f1 /proc/loadavg))"
+    for test in "${TESTS[@]}"; do
+      for id in "${SERVERS[@]}"; do
+        read -r rps errors < <(measure "$id" "$test" "$DURATION")
+        printf '%d\t%s\t%s\t%s\t%s\n' "$round" "$test" "$id" "$rps" "$errors" >>"$raw"
+      done
+      if [ "$test" = db ]; then
+        printf '%d\tdb\tpostgresql\t%s\t0\n' "$round" "$(pg_ceiling "$DURATION" || echo 0)" >>"$raw"
+      fi
+    done
+  done
+  local load_end
+  load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+  for id in "${SERVERS[@]}"; do stop_server "$id"; done
+
+  local servers=$WORK/servers.tsv
+  printf 'id\tlabel\tsettings\tcommand\n' >"$servers"
+  for id in "${SERVERS[@]}"; do printf '%s\t%s\t%s\t%s\n' "$id" "${LABEL[$id]}" "${SETTINGS[$id]}" "${SENV[$id]} ${CMD[$id]}" >>"$servers"; done
+  printf 'postgresql\tPostgreSQL alone (pgbench -S-style, prepared, 16 clients)\tthe db query only: the ceiling\t%s\n' \
+    "pgbench -n -M prepared -c 16 -j $CORES -T $DURATION -f world.sql (SELECT id, randomnumber FROM world WHERE id = :id)" >>"$servers"
+  local out=${TE_OUT:-$BENCH/results/techempower-$(date +%F)-$(hostname -s).md}
+  python3 "$BENCH/techempower/report.py" "$raw" "$servers" \
+    "bench/techempower.sh$([ $MODE = quick ] && echo "" || echo " --full")" "$ROUNDS" "$DURATION" \
+    "$load_start" "$load_end" "$CORES" "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), .NET $(dotnet --version), $(/usr/bin/gunicorn --version 2>&1 | head -n 1), Npgsql 10.0.3, psycopg2 $(/usr/bin/python3 -c 'import psycopg2; print(psycopg2.__version__.split()[0])')" \
+    >"$out"
+  log "done in $((SECONDS - started)) s: $out"
+}
+
+main

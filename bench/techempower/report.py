@@ -1,0 +1,121 @@
+"""The results file of bench/techempower.sh, in Markdown, from its raw runs.
+
+  python3 report.py RAW.tsv SERVERS.tsv COMMAND ROUNDS DURATION LOAD_START LOAD_END CORES VERSIONS
+
+Ratios are taken within a round (both servers measured minutes apart at most, under the same load),
+then summarised as median and min–max over the rounds.
+"""
+import csv
+import statistics
+import sys
+from collections import defaultdict
+from datetime import datetime, timezone
+
+TESTS = ["plaintext", "json", "db", "fortunes"]
+CONNS = {"plaintext": "256 (×16 pipelined)", "json": "64", "db": "64", "fortunes": "64"}
+DB_TESTS = {"db", "fortunes"}
+
+
+def read_tsv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def spread(values, fmt="{:,.0f}"):
+    return f"{fmt.format(min(values))}–{fmt.format(max(values))}"
+
+
+def main():
+    raw_path, servers_path, command, rounds, duration, load_start, load_end, cores, versions = sys.argv[1:10]
+    raw = read_tsv(raw_path)
+    servers = read_tsv(servers_path)
+    label = {s["id"]: s["label"] for s in servers}
+    order = [s["id"] for s in servers]
+    rps = defaultdict(dict)       # (test, server) -> {round: rps}
+    errors = defaultdict(int)     # (test, server) -> errors over all rounds
+    for row in raw:
+        rps[(row["test"], row["server"])][int(row["round"])] = float(row["rps"])
+        errors[(row["test"], row["server"])] += int(row["errors"])
+
+    def median(test, server):
+        values = list(rps[(test, server)].values())
+        return statistics.median(values) if values else 0.0
+
+    def ratios(test, a, b):
+        """a ÷ b per round, for the rounds where both ran."""
+        ra, rb = rps[(test, a)], rps[(test, b)]
+        return [ra[r] / rb[r] for r in sorted(ra) if r in rb and rb[r] > 0]
+
+    def ratio_text(values):
+        if not values:
+            return "–"
+        return f"{statistics.median(values):.2f} ({spread(values, '{:.2f}')})"
+
+    prefork_classes = [s for s in order if s.startswith("prefork-")]
+    gunicorns = [s for s in order if s.startswith("gunicorn-")]
+    out = []
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out.append(f"# TechEmpower-style tests against PostgreSQL ({now}, {cores} cores)")
+    out.append("")
+    out.append(f"Command: `{command}` — {rounds} rounds × {duration} s per test and server, servers interleaved "
+               "within each round, wrk on 127.0.0.1 with one thread per core, every response checked before the load "
+               "(bench/techempower/check.py). Ratios are taken within each round; shown as median (min–max) over the rounds.")
+    out.append("")
+    out.append(f"Load average (1, 5, 15 min): **{load_start}** at the start, **{load_end}** at the end. "
+               f"The {cores} cores are shared by wrk, PostgreSQL, the server under test and whatever else runs "
+               "on the machine (other builds and tests), so absolute figures are noisy; compare within a table.")
+    out.append("")
+    out.append(f"Versions: {versions}.")
+    out.append("")
+    out.append("## Headline: Prefork's best worker class against Kestrel and Gunicorn")
+    out.append("")
+    out.append("| test | connections | best Prefork class | req/s | Kestrel req/s | best Gunicorn | req/s "
+               "| Prefork ÷ Kestrel | Prefork ÷ Gunicorn | target |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    for test in TESTS:
+        best = max(prefork_classes, key=lambda s: median(test, s), default=None)
+        gbest = max(gunicorns, key=lambda s: median(test, s), default=None)
+        if best is None:
+            continue
+        vs_kestrel = ratios(test, best, "kestrel")
+        vs_gunicorn = ratios(test, best, gbest) if gbest else []
+        met = bool(vs_kestrel) and statistics.median(vs_kestrel) >= 1
+        goal = "≥ Kestrel"
+        if test in DB_TESTS:
+            met = met and bool(vs_gunicorn) and statistics.median(vs_gunicorn) >= 5
+            goal += ", ≥ 5× Gunicorn"
+        out.append(f"| {test} | {CONNS[test]} | {label[best]} | {median(test, best):,.0f} | {median(test, 'kestrel'):,.0f} "
+                   f"| {label.get(gbest, '–')} | {median(test, gbest) if gbest else 0:,.0f} | {ratio_text(vs_kestrel)} "
+                   f"| {ratio_text(vs_gunicorn)} | {goal}: {'met' if met else '**not met**'} |")
+    ceiling = [v for v in rps[("db", "postgresql")].values()]
+    if ceiling:
+        out.append("")
+        out.append(f"PostgreSQL's own ceiling for the db query (pgbench, prepared, 16 clients, same machine, "
+                   f"nothing else of ours running): median {statistics.median(ceiling):,.0f}/s ({spread(ceiling)}).")
+
+    for test in TESTS:
+        out.append("")
+        out.append(f"## {test} ({CONNS[test]} connections)")
+        out.append("")
+        out.append("| server | req/s (median) | min–max | ÷ Kestrel | errors |")
+        out.append("|---|---|---|---|---|")
+        ids = [s for s in order if rps[(test, s)]]
+        ids.sort(key=lambda s: -median(test, s))
+        for s in ids:
+            values = list(rps[(test, s)].values())
+            kestrel = ratio_text(ratios(test, s, "kestrel")) if s != "postgresql" else "–"
+            out.append(f"| {label[s]} | {median(test, s):,.0f} | {spread(values)} | {kestrel} | {errors[(test, s)]} |")
+
+    out.append("")
+    out.append("## Servers")
+    out.append("")
+    out.append("| server | settings | command (run in bench/.work/techempower) |")
+    out.append("|---|---|---|")
+    for s in servers:
+        command_text = s["command"].replace("|", "\\|")
+        out.append(f"| {s['label']} | {s['settings']} | `{command_text}` |")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
