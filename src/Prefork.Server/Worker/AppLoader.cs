@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Runtime.Loader;
 using Prefork.Config;
@@ -8,9 +9,13 @@ namespace Prefork.Worker;
 /// <summary>
 /// Loads the application named by `app = "ASSEMBLY:TYPE"`, as `gunicorn module:app` imports a
 /// callable. The assembly is loaded from disk at every worker boot, so a reload picks up a new build.
+/// Reflection by name: a trimmed or NativeAOT executable links its app in instead (<see cref="PreforkHost"/>).
 /// </summary>
 public static class AppLoader
 {
+    internal const string ByName = "loads the application named by `app` from its assembly by reflection; a trimmed or NativeAOT executable links its application in instead (PreforkHost.Run)";
+
+    [RequiresUnreferencedCode(ByName)]
     public static IGatewayApplication Load(GatewayConfig config)
     {
         var spec = config.Get(Settings.App);
@@ -62,6 +67,7 @@ public static class AppLoader
         throw new AppLoadException($"app assembly '{name}.dll' not found in: {string.Join(", ", folders)} (set app_path, or give a path to the .dll)");
     }
 
+    [RequiresUnreferencedCode(ByName)]
     private static string Nearby(Assembly assembly)
     {
         var apps = assembly.GetExportedTypes().Where(t => typeof(IGatewayApplication).IsAssignableFrom(t) && !t.IsAbstract).Select(t => t.FullName).ToList();
