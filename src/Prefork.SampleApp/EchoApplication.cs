@@ -1,5 +1,5 @@
 using System.Text;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using Prefork.Gateway;
 
 namespace Prefork.SampleApp;
@@ -23,30 +23,30 @@ public sealed class EchoApplication : IGatewayApplication
     {
         using var body = new MemoryStream();
         env.Input.CopyTo(body);
-        var trailers = env.Items.TryGetValue("gateway.trailers", out var t) && t is RequestHeaders fields ? Pairs(fields) : [];
+        var trailers = env.Items.TryGetValue("gateway.trailers", out var t) && t is RequestHeaders fields ? Pairs(fields) : new JsonArray();
         startResponse("200 OK", Headers);
-        return JsonSerializer.SerializeToUtf8Bytes(new
+        return SampleApplication.Utf8(new JsonObject
         {
-            method = env.Method,
-            target = env.RawTarget,
-            protocol = env.Protocol,
-            headers = Pairs(env.Headers),
-            body = Encoding.Latin1.GetString(body.GetBuffer(), 0, (int)body.Length),
-            trailers,
-            remote_addr = env.RemoteAddr,
-            remote_port = env.RemotePort,
-            scheme = env.UrlScheme,
-            server_name = env.ServerName,
-            server_port = env.ServerPort,
-            path = env.PathInfo,
-            query = env.QueryString,
+            ["method"] = env.Method,
+            ["target"] = env.RawTarget,
+            ["protocol"] = env.Protocol,
+            ["headers"] = Pairs(env.Headers),
+            ["body"] = Encoding.Latin1.GetString(body.GetBuffer(), 0, (int)body.Length),
+            ["trailers"] = trailers,
+            ["remote_addr"] = env.RemoteAddr,
+            ["remote_port"] = env.RemotePort,
+            ["scheme"] = env.UrlScheme,
+            ["server_name"] = env.ServerName,
+            ["server_port"] = env.ServerPort,
+            ["path"] = env.PathInfo,
+            ["query"] = env.QueryString,
         });
     }
 
-    private static string[][] Pairs(RequestHeaders fields)
+    private static JsonArray Pairs(RequestHeaders fields)
     {
-        var pairs = new string[fields.Count][];
-        for (int i = 0; i < fields.Count; i++) pairs[i] = [fields[i].Key, fields[i].Value];
+        var pairs = new JsonArray();
+        for (int i = 0; i < fields.Count; i++) pairs.Add((JsonNode)new JsonArray(fields[i].Key, fields[i].Value));
         return pairs;
     }
 }

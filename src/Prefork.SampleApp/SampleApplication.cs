@@ -1,5 +1,5 @@
 using System.Text;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using Prefork.Gateway;
 
 namespace Prefork.SampleApp;
@@ -48,10 +48,10 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
                 return "ok\n";
             case "/pid":
                 startResponse("200 OK", Json);
-                return JsonSerializer.SerializeToUtf8Bytes(new
+                return Utf8(new JsonObject
                 {
-                    pid = Environment.ProcessId, index = env.Worker?.Index, generation = env.Worker?.Generation,
-                    master = env.Worker?.MasterPid,
+                    ["pid"] = Environment.ProcessId, ["index"] = env.Worker?.Index, ["generation"] = env.Worker?.Generation,
+                    ["master"] = env.Worker?.MasterPid,
                 });
             case "/echo":
                 startResponse("200 OK", Json);
@@ -162,21 +162,24 @@ public sealed class SampleApplication : IGatewayApplication, IWorkerLifecycle
         return $"{total} {b:x16}\n";
     }
 
-    private static byte[] EchoRequest(RequestEnvironment env) => JsonSerializer.SerializeToUtf8Bytes(new
+    private static byte[] EchoRequest(RequestEnvironment env) => Utf8(new JsonObject
     {
-        method = env.Method,
-        target = env.RawTarget,
-        path = env.PathInfo,
-        query = env.QueryString,
-        protocol = env.Protocol,
-        headers = env.Headers.Select(h => new[] { h.Key, h.Value }).ToArray(),
-        body = Encoding.Latin1.GetString(ReadBody(env)),
-        content_length = env.ContentLength,
-        remote_addr = env.RemoteAddr,
-        scheme = env.UrlScheme,
-        server_name = env.ServerName,
-        server_port = env.ServerPort,
+        ["method"] = env.Method,
+        ["target"] = env.RawTarget,
+        ["path"] = env.PathInfo,
+        ["query"] = env.QueryString,
+        ["protocol"] = env.Protocol,
+        ["headers"] = new JsonArray(env.Headers.Select(h => (JsonNode)new JsonArray(h.Key, h.Value)).ToArray()),
+        ["body"] = Encoding.Latin1.GetString(ReadBody(env)),
+        ["content_length"] = env.ContentLength,
+        ["remote_addr"] = env.RemoteAddr,
+        ["scheme"] = env.UrlScheme,
+        ["server_name"] = env.ServerName,
+        ["server_port"] = env.ServerPort,
     });
+
+    /// <summary>JSON built as nodes, not by reflection over an anonymous type: the app stays trim- and NativeAOT-safe (Prefork.SampleAot).</summary>
+    internal static byte[] Utf8(JsonObject json) => Encoding.UTF8.GetBytes(json.ToJsonString());
 
     private static IEnumerable<ReadOnlyMemory<byte>> Chunks(int n)
     {

@@ -1,4 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text;
+using Prefork.Gateway;
 using Prefork.Config;
 using Prefork.Connections;
 using Prefork.Master;
@@ -13,14 +15,24 @@ namespace Prefork;
 /// </summary>
 public static class CommandLine
 {
-    public static int Run(string[] args)
+    /// <summary>The `prefork` executable: workers load the application named by `app`.</summary>
+    [RequiresUnreferencedCode(AppLoader.ByName)]
+    public static int Run(string[] args) => Run(args, AppLoader.Load);
+
+    /// <summary>
+    /// Runs the command line; <paramref name="loadApp"/> is how a worker (and --check-config) gets the
+    /// application: by name (AppLoader), or the one linked into this executable (PreforkHost), whose
+    /// ASSEMBLY:TYPE <paramref name="linkedApp"/> then stands as `app` (logs, ctl), before any flag.
+    /// </summary>
+    internal static int Run(string[] args, Func<GatewayConfig, object> loadApp, string? linkedApp = null)
     {
-        if (args.Length == 1 && args[0] == ServerInfo.WorkerFlag) return WorkerProcess.Run();
+        if (args.Length == 1 && args[0] == ServerInfo.WorkerFlag) return WorkerProcess.Run(loadApp);
         if (args.Length > 0 && args[0] == "ctl") return Control.Ctl.Run(args[1..]); // talk to a running master
 
         string? configPath = null;
         bool check = false, print = false;
         var overrides = new List<KeyValuePair<string, string>>();
+        if (linkedApp is not null) overrides.Add(new(Settings.App.Key, linkedApp));
         for (int i = 0; i < args.Length; i++)
         {
             var arg = args[i];
@@ -92,7 +104,7 @@ public static class CommandLine
         {
             try
             {
-                AppLoader.Load(config);
+                loadApp(config);
             }
             catch (AppLoadException e)
             {

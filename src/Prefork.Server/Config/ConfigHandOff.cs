@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Prefork.Config;
 
@@ -10,18 +11,16 @@ namespace Prefork.Config;
 /// </summary>
 public static class ConfigHandOff
 {
-    private sealed record Payload<T>(string? Path, Dictionary<string, T> Values);
-
     private const string Source = "the configuration handed over by the master";
 
-    public static string Write(GatewayConfig config) => JsonSerializer.Serialize(new Payload<object>(config.FilePath, config.Values.ToDictionary()));
+    public static string Write(GatewayConfig config) => JsonSerializer.Serialize(new HandOffPayload<object>(config.FilePath, config.Values.ToDictionary()), HandOffJson.Default.HandOffPayloadObject);
 
     /// <summary>The master's config, checked again; throws a <see cref="ConfigException"/> that says what is wrong.</summary>
     public static GatewayConfig Read(string? handOff)
     {
         if (string.IsNullOrEmpty(handOff)) throw new ConfigException($"{Source} is not set: workers are started by the prefork master");
-        Payload<JsonElement> payload;
-        try { payload = JsonSerializer.Deserialize<Payload<JsonElement>>(handOff) is { Values: not null } p ? p : throw new JsonException("no values"); }
+        HandOffPayload<JsonElement> payload;
+        try { payload = JsonSerializer.Deserialize(handOff, HandOffJson.Default.HandOffPayloadJsonElement) is { Values: not null } p ? p : throw new JsonException("no values"); }
         catch (JsonException e) { throw new ConfigException($"{Source} could not be read: {e.Message}"); }
         // A setting the master did not send keeps its default: only a worker newer than its master lacks one.
         var values = Settings.All.ToDictionary(s => s.Key, s => s.Default);
@@ -40,11 +39,11 @@ public static class ConfigHandOff
         {
             object? value = s.Type switch
             {
-                SettingType.Integer => element.Deserialize<long>(),
-                SettingType.Number => element.Deserialize<double>(),
-                SettingType.Boolean => element.Deserialize<bool>(),
-                SettingType.String => element.Deserialize<string>(),
-                SettingType.StringList => element.Deserialize<string[]>() is { } list && !list.Contains(null) ? list : null,
+                SettingType.Integer => element.Deserialize(HandOffJson.Default.Int64),
+                SettingType.Number => element.Deserialize(HandOffJson.Default.Double),
+                SettingType.Boolean => element.Deserialize(HandOffJson.Default.Boolean),
+                SettingType.String => element.Deserialize(HandOffJson.Default.String),
+                SettingType.StringList => element.Deserialize(HandOffJson.Default.StringArray) is { } list && !list.Contains(null) ? list : null,
                 _ => null,
             };
             if (value is not null) return value;
@@ -53,3 +52,18 @@ public static class ConfigHandOff
         throw new ConfigException($"{Source}: setting '{s.Key}' = {element.GetRawText()} is not allowed: expected {s.Allowed}");
     }
 }
+
+internal sealed record HandOffPayload<T>(string? Path, Dictionary<string, T> Values);
+
+/// <summary>
+/// The hand-off's JSON metadata, generated at build time (no reflection: trimming and NativeAOT allow it).
+/// Written, a value is an object of its setting's type, each listed here.
+/// </summary>
+[JsonSerializable(typeof(HandOffPayload<object>))]
+[JsonSerializable(typeof(HandOffPayload<JsonElement>))]
+[JsonSerializable(typeof(long))]
+[JsonSerializable(typeof(double))]
+[JsonSerializable(typeof(bool))]
+[JsonSerializable(typeof(string))]
+[JsonSerializable(typeof(string[]))]
+internal sealed partial class HandOffJson : JsonSerializerContext;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Tomlyn;
 using Tomlyn.Model;
+using Tomlyn.Serialization;
 
 namespace Prefork.Config;
 
@@ -25,7 +26,7 @@ public static class ConfigLoader
         if (text is not null)
         {
             TomlTable table;
-            try { table = TomlSerializer.Deserialize<TomlTable>(text)!; }
+            try { table = TomlSerializer.Deserialize(text, TomlModelContext.Default.TomlTable)!; }
             catch (TomlException e) { throw new ConfigException($"{path ?? "config"}: not valid TOML: {e.Message}"); }
             foreach (var (key, raw) in table)
             {
@@ -162,3 +163,10 @@ public static class ConfigLoader
         return sb.Append('"').ToString();
     }
 }
+
+/// <summary>
+/// Tomlyn's metadata for its untyped model, generated at build time: a config is read as a plain
+/// <see cref="TomlTable"/> without the reflection-based mapping, which trimming and NativeAOT forbid.
+/// </summary>
+[TomlSerializable(typeof(TomlTable))]
+internal sealed partial class TomlModelContext : TomlSerializerContext;

@@ -17,7 +17,10 @@ public static class ServerInfo
     {
         var exe = Environment.ProcessPath!;
         var psi = new ProcessStartInfo(exe) { UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(exe) == "dotnet") psi.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
+        // Under the dotnet host the program is its main assembly, beside which the host found it (Assembly.Location
+        // would not do: it is empty in a single-file or NativeAOT build, which always run as their own executable).
+        if (Path.GetFileNameWithoutExtension(exe) == "dotnet")
+            psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, Assembly.GetEntryAssembly()!.GetName().Name + ".dll"));
         foreach (var arg in args) psi.ArgumentList.Add(arg);
         return psi;
     }

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 
 namespace Prefork.Control;
 
@@ -22,7 +23,12 @@ public sealed class ControlProtocol(Func<StatusSnapshot?> snapshot, CommandQueue
     public static readonly IReadOnlyList<string> Commands =
         ["status", "workers", "config", "dump", "scale", "reload", "upgrade", "reopen", "drain", "resume", "stop", "kill", "recycle"];
 
-    public static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    /// <summary>snake_case names; the snapshot's metadata generated at build time (<see cref="ControlJson"/>), not reflected.</summary>
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        TypeInfoResolver = ControlJson.Default,
+    };
 
     /// <summary>Answers one request line with one reply line (ending in '\n'). Never throws for what a client sends.</summary>
     public string Handle(string line)
@@ -56,8 +62,8 @@ public sealed class ControlProtocol(Func<StatusSnapshot?> snapshot, CommandQueue
         var status = snapshot() ?? throw new ArgumentException("the master is starting; retry");
         switch (command)
         {
-            case "status": return OkLine(id, JsonSerializer.SerializeToNode(status, Json));
-            case "workers": return OkLine(id, new JsonObject { ["workers"] = JsonSerializer.SerializeToNode(status.Workers, Json) });
+            case "status": return OkLine(id, JsonSerializer.SerializeToNode(status, Json.GetTypeInfo(typeof(StatusSnapshot))));
+            case "workers": return OkLine(id, new JsonObject { ["workers"] = JsonSerializer.SerializeToNode(status.Workers, Json.GetTypeInfo(typeof(IReadOnlyList<WorkerStatus>))) });
             case "config": return OkLine(id, new JsonObject { ["path"] = status.ConfigPath, ["toml"] = status.ConfigToml });
             case "dump":
                 var busy = status.Workers.Where(w => w.BusySeconds >= 0)
@@ -114,3 +120,9 @@ public sealed class ControlProtocol(Func<StatusSnapshot?> snapshot, CommandQueue
     public static string ErrorLine(JsonNode? id, string error) =>
         new JsonObject { ["id"] = id, ["status"] = "error", ["error"] = error }.ToJsonString(Json) + "\n";
 }
+
+/// <summary>The JSON metadata of what the control socket sends, generated at build time (trimming and NativeAOT allow no reflection).</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(StatusSnapshot))]
+[JsonSerializable(typeof(IReadOnlyList<WorkerStatus>))]
+internal sealed partial class ControlJson : JsonSerializerContext;

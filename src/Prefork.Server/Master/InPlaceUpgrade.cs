@@ -2,6 +2,7 @@ using System.Collections;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Mono.Unix.Native;
 using Prefork.Config;
 using Serilog;
@@ -41,7 +42,7 @@ public static class InPlaceUpgrade
         var json = Environment.GetEnvironmentVariable(StateVariable);
         if (string.IsNullOrEmpty(json)) return null;
         Environment.SetEnvironmentVariable(StateVariable, null); // workers must not see it
-        return JsonSerializer.Deserialize<State>(json);
+        return JsonSerializer.Deserialize(json, UpgradeJson.Default.State);
     }
 
     /// <summary>Runs the new program's --check-config; returns null when it passed, or why not.</summary>
@@ -73,7 +74,7 @@ public static class InPlaceUpgrade
         var environment = new List<string>();
         foreach (DictionaryEntry e in Environment.GetEnvironmentVariables())
             if ((string)e.Key != StateVariable) environment.Add($"{e.Key}={e.Value}");
-        environment.Add($"{StateVariable}={JsonSerializer.Serialize(state)}");
+        environment.Add($"{StateVariable}={JsonSerializer.Serialize(state, UpgradeJson.Default.State)}");
         var (exe, argv) = CurrentCommand();
         Log.Information("Executing {Exe} in place (pid {Pid} stays)", exe, Environment.ProcessId);
         Log.CloseAndFlush();
@@ -90,3 +91,7 @@ public static class InPlaceUpgrade
         return (Environment.ProcessPath!, argv);
     }
 }
+
+/// <summary>The upgrade state's JSON metadata, generated at build time (no reflection: trimming and NativeAOT allow it).</summary>
+[JsonSerializable(typeof(InPlaceUpgrade.State))]
+internal sealed partial class UpgradeJson : JsonSerializerContext;

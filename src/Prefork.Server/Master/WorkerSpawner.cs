@@ -28,7 +28,7 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
             var (pid, process, pipeFd) = config.RunsCommand ? SpawnCommand(config, listeners, index, generation) : SpawnGateway(config, listeners, index, generation);
             long maxRequests = config.Get(Settings.MaxRequests) is > 0 and var max ? max + Random.Shared.NextInt64(config.Get(Settings.MaxRequestsJitter) + 1) : 0;
             long now = clock.GetTimestamp();
-            Log.Debug("Spawned worker {Index} (pid {Pid}), generation {Generation}", index, pid, generation);
+            Log.Debug("Spawned worker {Index} (pid {WorkerPid}), generation {Generation}", index, pid, generation); // not {Pid}: the line's own (the master's)
             return new WorkerHandle
             {
                 Process = process, Pid = pid, Index = index, Generation = generation, PipeFd = pipeFd, MaxRequests = maxRequests,

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Runtime.Loader;
 using Prefork.Config;
@@ -8,10 +9,14 @@ namespace Prefork.Worker;
 /// <summary>
 /// Loads the application named by `app = "ASSEMBLY:TYPE"`, as `gunicorn module:app` imports a
 /// callable. The assembly is loaded from disk at every worker boot, so a reload picks up a new build.
+/// Reflection by name: a trimmed or NativeAOT executable links its app in instead (<see cref="PreforkHost"/>).
 /// </summary>
 public static class AppLoader
 {
+    internal const string ByName = "loads the application named by `app` from its assembly by reflection; a trimmed or NativeAOT executable links its application in instead (PreforkHost.Run)";
+
     /// <summary>The application: an <see cref="IGatewayApplication"/>, an <see cref="IAsyncGatewayApplication"/>, or both.</summary>
+    [RequiresUnreferencedCode(ByName)]
     public static object Load(GatewayConfig config)
     {
         var spec = config.Get(Settings.App);
@@ -66,6 +71,7 @@ public static class AppLoader
     private static bool IsApplication(Type type) =>
         typeof(IGatewayApplication).IsAssignableFrom(type) || typeof(IAsyncGatewayApplication).IsAssignableFrom(type);
 
+    [RequiresUnreferencedCode(ByName)]
     private static string Nearby(Assembly assembly)
     {
         var apps = assembly.GetExportedTypes().Where(t => IsApplication(t) && !t.IsAbstract).Select(t => t.FullName).ToList();

@@ -31,12 +31,13 @@ public static class WorkerProcess
     /// <summary>A worker that failed to boot exits with this (Gunicorn's APP_LOAD_ERROR).</summary>
     public const int ExitAppLoadError = 4;
 
-    public static int Run()
+    /// <summary>Runs this worker; <paramref name="loadApp"/> gives the application (AppLoader, or the one linked in: PreforkHost).</summary>
+    public static int Run(Func<GatewayConfig, object> loadApp)
     {
         var channel = new MasterChannel(EnvInt(EnvPipeFd));
         try
         {
-            return Serve(channel);
+            return Serve(channel, loadApp);
         }
         catch (Exception e) when (!channel.ReadyReported)
         {
@@ -51,7 +52,7 @@ public static class WorkerProcess
         }
     }
 
-    private static int Serve(MasterChannel channel)
+    private static int Serve(MasterChannel channel, Func<GatewayConfig, object> loadApp)
     {
         int masterPid = EnvInt(EnvMasterPid);
         var info = new WorkerInfo(EnvInt(EnvWorkerIndex), Environment.ProcessId, masterPid, EnvInt(EnvGeneration));
@@ -59,7 +60,7 @@ public static class WorkerProcess
         Logging.Logging.Configure(config, $"worker {info.Index}");
         Libc.SetProcessName($"{config.Get(Settings.ProcName)}-w{info.Index}");
         DropPrivileges(config);
-        var app = AppLoader.Load(config);
+        var app = loadApp(config);
         var tls = TlsServer.Load(config); // a bad certificate or key is this worker's boot failure
 
         var listeners = Environment.GetEnvironmentVariable(EnvListenFds)!.Split(',')
