@@ -69,6 +69,7 @@ public sealed class Arbiter
     {
         if (Start() is { } failed) return failed;
         using var registrations = TrapSignals();
+        _codeWatcher.Prime(_config); // reload = true: what the first workers load
         ManageWorkers(); // spawn the first workers now, not after the first second's sleep
         while (true)
         {

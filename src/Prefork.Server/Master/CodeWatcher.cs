@@ -18,6 +18,12 @@ internal sealed class CodeWatcher(TimeProvider clock)
     private long? _changedAt;   // monotonic timestamp of the last change not yet acted on
     private string? _changed;
 
+    /// <summary>
+    /// Takes the files as they are before the first workers load them: a change from then on counts. (Taken
+    /// at the first loop turn instead, after the workers booted, a change made meanwhile would go unseen.)
+    /// </summary>
+    public void Prime(GatewayConfig config) => Changed(config);
+
     /// <summary>The file that changed, once the files have settled; null otherwise (and when reload is off).</summary>
     public string? Changed(GatewayConfig config)
     {
