@@ -37,6 +37,8 @@ aot_warnings=$(grep -cE 'warning IL[23][0-9]{3}' "$work/publish-aot.log" || true
 
 table=$(python3 - "$work" "$rounds" <<'PY'
 import os, signal, socket, statistics, subprocess, sys, time
+sys.path.insert(0, "bench")
+from procstat import children, kib
 work, rounds = os.path.abspath(sys.argv[1]), int(sys.argv[2])
 builds = {"jit": "JIT", "r2r": "ReadyToRun", "aot": "NativeAOT"}
 CLK = os.sysconf("SC_CLK_TCK")
@@ -53,18 +55,6 @@ def get(port, timeout=1.0):
             return int(data.split()[1]) if data.startswith(b"HTTP/1.1 ") else None
     except OSError:
         return None
-
-def children(pid):
-    try:
-        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    except OSError:
-        return []
-
-def kib(pid, path, key):
-    for line in open(f"/proc/{pid}/{path}"):
-        if line.startswith(key):
-            return int(line.split()[1])
-    return 0
 
 def cpu(pid, reaped=False):
     """utime+stime (and, for the master, what its reaped children used), in seconds."""

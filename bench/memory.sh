@@ -22,6 +22,8 @@ aot=bench/.work/aot/aot/prefork-sample   # bench/aot.sh's NativeAOT publish, if 
 
 table=$(python3 - "$work" "$rounds" "$prefork" "$aot" "$(command -v gunicorn)" <<'PY'
 import os, signal, socket, statistics, subprocess, sys, time
+sys.path.insert(0, "bench")
+from procstat import children, kib
 work, rounds, prefork, aot, gunicorn = sys.argv[1], int(sys.argv[2]), os.path.abspath(sys.argv[3]), os.path.abspath(sys.argv[4]), sys.argv[5]
 apps = os.path.abspath("bench/apps")
 
@@ -48,18 +50,6 @@ def get(port):
             return s.recv(64).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
-
-def children(pid):
-    try:
-        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    except OSError:
-        return []
-
-def kib(pid, path, key):
-    for line in open(f"/proc/{pid}/{path}"):
-        if line.startswith(key):
-            return int(line.split()[1])
-    return 0
 
 def sample(master, has_workers):
     """(master PSS, master RSS, [worker PSS], [worker RSS]) in KiB; a single-process server is its own worker."""
