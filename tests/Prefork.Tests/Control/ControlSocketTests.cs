@@ -12,12 +12,9 @@ public sealed class ControlSocketTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
-    private static (int ExitCode, string Output) Ctl(PreforkServer server, params string[] args) =>
-        PreforkServer.RunToExit(["ctl", "-c", server.ConfigPath, .. args]);
-
     private static JsonObject StatusJson(PreforkServer server)
     {
-        var (code, output) = Ctl(server, "status", "--json");
+        var (code, output) = server.Ctl("status", "--json");
         Assert.True(code == 0, output);
         return (JsonObject)JsonNode.Parse(output)!;
     }
@@ -38,12 +35,12 @@ public sealed class ControlSocketTests
         Assert.Equal([0, 1], workers.Select(w => w!["index"]!.GetValue<int>()).Order());
         Assert.All(workers, w => Assert.Equal((1, "serving"), (w!["generation"]!.GetValue<int>(), w["state"]!.ToString())));
         Assert.Equal("0600", Convert.ToString((int)File.GetUnixFileMode(SocketPath(server)), 8).PadLeft(4, '0'));
-        var human = Ctl(server, "status");
+        var human = server.Ctl("status");
         Assert.Contains("generation  1, serving, ready", human.Output);
-        Assert.Equal(0, Ctl(server, "status", "--ready").ExitCode);
+        Assert.Equal(0, server.Ctl("status", "--ready").ExitCode);
 
         // top, piped: frames one after another, a second apart.
-        var top = Ctl(server, "top", "-n", "2");
+        var top = server.Ctl("top", "-n", "2");
         Assert.Equal(0, top.ExitCode);
         Assert.Equal(2, top.Output.Split("generation  1, serving").Length - 1);
         Assert.Equal(2, top.Output.Split("PID ").Length - 1);
@@ -52,52 +49,52 @@ public sealed class ControlSocketTests
         HttpResponse? slowResponse = null;
         var slow = new Thread(() => slowResponse = RawHttp.Get(server.Port, "/slow?ms=10000", timeoutMs: 60_000));
         slow.Start();
-        Assert.True(Wait.Until(() => Ctl(server, "dump").Output.Contains("GET /slow"), Bound), Ctl(server, "dump").Output);
-        var table = Ctl(server, "workers").Output;
+        Assert.True(Wait.Until(() => server.Ctl("dump").Output.Contains("GET /slow"), Bound), server.Ctl("dump").Output);
+        var table = server.Ctl("workers").Output;
         Assert.All(pids, pid => Assert.Contains(pid.ToString(), table));
         Assert.Contains("GET /slow (", table);
         Assert.True(slow.Join(TimeSpan.FromSeconds(90)), "the slow request ended");
         Assert.Equal(200, slowResponse?.Status);
-        Assert.Contains("workers = 2", Ctl(server, "config").Output);
+        Assert.Contains("workers = 2", server.Ctl("config").Output);
 
         // The request total survives a worker's replacement.
         for (int i = 0; i < 20; i++) Assert.Equal(200, server.Get("/").Status);
         Assert.True(Wait.Until(() => StatusJson(server)["counters"]!["requests"]!.GetValue<long>() >= 21, Bound));
-        var kill = Ctl(server, "kill", pids[0].ToString());
+        var kill = server.Ctl("kill", pids[0].ToString());
         Assert.True(kill.ExitCode == 0, kill.Output);
         server.WaitForWorkers(2, Bound, now => !now.Contains(pids[0]));
         Assert.True(StatusJson(server)["counters"]!["requests"]!.GetValue<long>() >= 21);
         Assert.True(Wait.Until(() => StatusJson(server)["counters"]!["exits_by_reason"]?["ctl"]?.GetValue<long>() == 1, Bound));
 
         // recycle: the replacement first, then the old one retires.
-        var recycle = Ctl(server, "recycle", pids[1].ToString());
+        var recycle = server.Ctl("recycle", pids[1].ToString());
         Assert.True(recycle.ExitCode == 0, recycle.Output);
         server.WaitForLog($"(pid {pids[1]}): asked by prefork ctl", Bound);
         server.WaitForWorkers(2, Bound, now => !now.Contains(pids[1]));
 
         // scale N, +N, -N.
-        Assert.Equal(0, Ctl(server, "scale", "3").ExitCode);
+        Assert.Equal(0, server.Ctl("scale", "3").ExitCode);
         server.WaitForWorkers(3, Bound);
-        Assert.Equal(0, Ctl(server, "scale", "-2").ExitCode);
+        Assert.Equal(0, server.Ctl("scale", "-2").ExitCode);
         server.WaitForWorkers(1, Bound);
-        Assert.Contains("target workers now 2", Ctl(server, "scale", "+1").Output);
+        Assert.Contains("target workers now 2", server.Ctl("scale", "+1").Output);
         server.WaitForWorkers(2, Bound);
 
         // Refusals and mistakes.
-        var none = Ctl(server, "kill", "1");
+        var none = server.Ctl("kill", "1");
         Assert.Equal(1, none.ExitCode);
         Assert.Contains("no worker has pid 1", none.Output);
-        Assert.Equal(1, Ctl(server, "scale", "0").ExitCode);
-        Assert.Equal(2, Ctl(server, "frobnicate").ExitCode);
+        Assert.Equal(1, server.Ctl("scale", "0").ExitCode);
+        Assert.Equal(2, server.Ctl("frobnicate").ExitCode);
         Assert.Equal(3, PreforkServer.RunToExit("ctl", "--socket", Path.Combine(server.Directory, "nothing.ctl"), "status").ExitCode);
 
         // reopen, reload.
-        Assert.Equal(0, Ctl(server, "reopen").ExitCode);
+        Assert.Equal(0, server.Ctl("reopen").ExitCode);
         server.WaitForLog("reopening log files", Bound);
-        var reload = Ctl(server, "reload");
+        var reload = server.Ctl("reload");
         Assert.True(reload.ExitCode == 0, reload.Output);
         server.WaitForGeneration(2, Bound);
-        Assert.True(Wait.Until(() => Ctl(server, "status", "--ready").ExitCode == 0, Bound));
+        Assert.True(Wait.Until(() => server.Ctl("status", "--ready").ExitCode == 0, Bound));
         File.WriteAllText(server.ConfigPath, File.ReadAllText(server.ConfigPath).Replace("workers = 2", "workers = \"many\""));
         var refused = PreforkServer.RunToExit("ctl", "--socket", SocketPath(server), "reload"); // -c would now fail to load
         Assert.Equal(1, refused.ExitCode);
@@ -115,11 +112,11 @@ public sealed class ControlSocketTests
     {
         using var server = PreforkServer.Start(workers: 2);
         server.WaitForWorkers(2);
-        Assert.Equal(0, Ctl(server, "status", "--ready").ExitCode);
+        Assert.Equal(0, server.Ctl("status", "--ready").ExitCode);
         server.Signal(Signum.SIGWINCH);
-        Assert.True(Wait.Until(() => Ctl(server, "status", "--ready").ExitCode == 1, Bound));
+        Assert.True(Wait.Until(() => server.Ctl("status", "--ready").ExitCode == 1, Bound));
         server.Signal(Signum.SIGHUP);
-        Assert.True(Wait.Until(() => Ctl(server, "status", "--ready").ExitCode == 0, Bound), server.Log);
+        Assert.True(Wait.Until(() => server.Ctl("status", "--ready").ExitCode == 0, Bound), server.Log);
     }
 
     [Fact]
@@ -133,7 +130,7 @@ public sealed class ControlSocketTests
         foreach (var (arg, count) in new[] { ("4", 4), ("1", 1), ("+2", 3), ("-1", 2) })
         {
             var watch = Stopwatch.StartNew();
-            var reply = Ctl(server, "scale", arg);
+            var reply = server.Ctl("scale", arg);
             latencies.Add(watch.Elapsed.TotalMilliseconds);
             Assert.True(reply.ExitCode == 0, reply.Output);
             server.WaitForWorkers(count, Bound);
@@ -161,7 +158,7 @@ public sealed class ControlSocketTests
         Assert.Contains("\"id\":9,\"status\":\"ok\"", Exchange(path, "{\"id\":9,\"command\":\"status\"}\n"u8.ToArray()));
         var huge = Encoding.UTF8.GetBytes("{\"command\":\"status\",\"pad\":\"" + new string('x', 100_000));
         Assert.Contains("request longer than", Exchange(path, huge));
-        Assert.Equal(0, Ctl(server, "status").ExitCode);
+        Assert.Equal(0, server.Ctl("status").ExitCode);
         Assert.Equal(200, server.Get("/").Status);
 
         // The silent one is dropped after the control socket's timeout (5 s).
@@ -188,7 +185,7 @@ public sealed class ControlSocketTests
         Assert.True(refused.ExitCode == 1, refused.Output);
         Assert.Contains("runs as uid 65534, neither the master's (0) nor root", refused.Output);
         server.WaitForLog("Control socket: refused a client", Bound);
-        Assert.Equal(0, Ctl(server, "status").ExitCode);
+        Assert.Equal(0, server.Ctl("status").ExitCode);
     }
 
     private static Socket Connect(string path)

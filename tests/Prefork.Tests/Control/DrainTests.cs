@@ -13,9 +13,6 @@ public sealed class DrainTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
-    private static (int ExitCode, string Output) Ctl(PreforkServer server, params string[] args) =>
-        PreforkServer.RunToExit(["ctl", "-c", server.ConfigPath, .. args]);
-
     /// <summary>The status, or null while the new image has not published its first one ("starting; retry").</summary>
     private static System.Text.Json.Nodes.JsonObject? TryStatus(PreforkServer server)
     {
@@ -30,13 +27,13 @@ public sealed class DrainTests
         using var server = PreforkServer.Start($"bind = [\"127.0.0.1:{{port}}\"]\nmetrics_bind = \"127.0.0.1:{metricsPort}\"", workers: 2);
         Assert.True(Wait.Until(() => RawHttp.Get(metricsPort, "/ready").Status == 200, Bound));
 
-        var drain = Ctl(server, "drain");
+        var drain = server.Ctl("drain");
         Assert.True(drain.ExitCode == 0, drain.Output);
         var ready = RawHttp.Get(metricsPort, "/ready");
         Assert.Equal(503, ready.Status);
         Assert.Contains("draining", ready.BodyText);
-        Assert.Equal(1, Ctl(server, "status", "--ready").ExitCode);
-        Assert.Contains("draining", Ctl(server, "status").Output);
+        Assert.Equal(1, server.Ctl("status", "--ready").ExitCode);
+        Assert.Contains("draining", server.Ctl("status").Output);
         for (int i = 0; i < 10; i++) Assert.Equal(200, server.Get("/").Status); // out of rotation, not out of service
 
         // USR2 under probes on both of the master's own listeners.
@@ -70,9 +67,9 @@ public sealed class DrainTests
         // Still drained in the new image, until told otherwise.
         Assert.True(server.Status()["draining"]!.GetValue<bool>());
         Assert.Equal(503, RawHttp.Get(metricsPort, "/ready").Status);
-        var resume = Ctl(server, "resume");
+        var resume = server.Ctl("resume");
         Assert.True(resume.ExitCode == 0, resume.Output);
         Assert.True(Wait.Until(() => RawHttp.Get(metricsPort, "/ready").Status == 200, Bound));
-        Assert.Equal(0, Ctl(server, "status", "--ready").ExitCode);
+        Assert.Equal(0, server.Ctl("status", "--ready").ExitCode);
     }
 }

@@ -57,6 +57,9 @@ public sealed class PreforkServer : MasterProcess
         return server;
     }
 
+    /// <summary>`prefork ctl -c CONFIG ARGS...` against this master, run to completion: exit code and all output.</summary>
+    public (int ExitCode, string Output) Ctl(params string[] args) => RunToExit(["ctl", "-c", ConfigPath, .. args]);
+
     /// <summary>Runs prefork to completion (for --check-config, bad configs…): exit code and all output.</summary>
     public static (int ExitCode, string Output) RunToExit(params string[] args) =>
         Repo.Run(Executable, args, Path.GetTempPath(), TimeSpan.FromSeconds(60));
