@@ -14,6 +14,7 @@ namespace Prefork.Logging;
 /// </summary>
 public static class Logging
 {
+    // {Pid} is the line's own process: a message must not name a property Pid (it would replace it).
     private const string Template = "[{Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz}] [{Pid}] [{Level:u4}] {Role}{Message:lj}{NewLine}{Exception}";
 
     public static void Configure(GatewayConfig config, string role)

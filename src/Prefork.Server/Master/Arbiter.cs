@@ -747,7 +747,7 @@ public sealed class Arbiter
     private static void Kill(WorkerHandle w, Signum signal)
     {
         if (Syscall.kill(w.Pid, signal) != 0 && Stdlib.GetLastError() != Errno.ESRCH)
-            Log.Warning("kill({Pid}, {Signal}) failed: {Error}", w.Pid, signal, Stdlib.GetLastError());
+            Log.Warning("kill({WorkerPid}, {Signal}) failed: {Error}", w.Pid, signal, Stdlib.GetLastError());
     }
 
     private static string SignalName(int signal) =>

@@ -74,7 +74,7 @@ internal sealed class NotifySocket : IDisposable
                 if (pid <= 0 || !isWorker(pid))
                 {
                     if (_refused.Add(pid)) // once per pid: a stranger cannot flood the log
-                        Log.Warning("Refused a notify message from pid {Pid}, which is no worker of this master", pid);
+                        Log.Warning("Refused a notify message from pid {SenderPid}, which is no worker of this master", pid);
                     continue;
                 }
                 onMessage(pid, Encoding.UTF8.GetString(buffer, 0, (int)Math.Min(n, buffer.Length)));

@@ -23,7 +23,7 @@ public static class SocketActivation
         // LISTEN_PID guards against fds meant for a parent that leaked its environment to us.
         if (Environment.GetEnvironmentVariable(EnvListenPid) != Environment.ProcessId.ToString(CultureInfo.InvariantCulture))
         {
-            Log.Warning("{Fds}={Count} is set but {Pid}={ListenPid} is not this process ({Self}); ignoring the passed sockets",
+            Log.Warning("{Fds}={Count} is set but {PidVariable}={ListenPid} is not this process ({Self}); ignoring the passed sockets",
                 EnvListenFds, count, EnvListenPid, Environment.GetEnvironmentVariable(EnvListenPid), Environment.ProcessId);
             return [];
         }

@@ -233,6 +233,9 @@ public sealed class CommandWorkerTests
         socket.SendTo("READY=1\nWATCHDOG=trigger"u8.ToArray(), new UnixDomainSocketEndPoint($"\0prefork-{server.MasterPid}-notify"));
         server.WaitForLog($"Refused a notify message from pid {Environment.ProcessId}, which is no worker of this master", TimeSpan.FromSeconds(10));
         Assert.DoesNotContain("WATCHDOG=trigger", server.Log);
+        // The line is the master's: its [pid] is the master's, not the sender's.
+        var line = server.Log.Split('\n').First(l => l.Contains("Refused a notify message"));
+        Assert.Contains($"] [{server.MasterPid}] [WARN]", line);
     }
 
     [RootFact]
