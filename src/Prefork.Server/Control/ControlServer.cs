@@ -24,6 +24,7 @@ public sealed class ControlServer : IDisposable
     private readonly ControlProtocol _protocol;
     private readonly uint _masterUid = Syscall.geteuid();
     private int _clients;
+    private readonly AcceptGate _gate = new();
 
     public string Path { get; }
 
@@ -56,8 +57,20 @@ public sealed class ControlServer : IDisposable
             listener = Bind(path);
         }
         var server = new ControlServer(path, listener, new ControlProtocol(snapshot, commands));
-        new Thread(server.AcceptLoop) { IsBackground = true, Name = "control" }.Start();
+        server.StartAccepting();
         return server;
+    }
+
+    private void StartAccepting() => new Thread(AcceptLoop) { IsBackground = true, Name = "control" }.Start();
+
+    /// <summary>Before an in-place upgrade's exec: no new client; those taken are answered first (bounded).</summary>
+    public void PauseForExec() => _gate.Close(() => Volatile.Read(ref _clients), TimeSpan.FromSeconds(2));
+
+    /// <summary>The exec failed: serve again.</summary>
+    public void Resume()
+    {
+        _gate.Reopen();
+        StartAccepting();
     }
 
     /// <summary>The listener's fd, to keep across an in-place upgrade's exec.</summary>
@@ -103,7 +116,11 @@ public sealed class ControlServer : IDisposable
         while (true)
         {
             Socket client;
-            try { client = _listener.Accept(); }
+            try
+            {
+                if (!_gate.WaitForClient(_listener)) return; // paused for an exec
+                client = _listener.Accept();
+            }
             catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; } // closed: the master stops
             try
             {

@@ -420,8 +420,12 @@ public sealed class Arbiter
             _workerNotify.Fd, _control?.Fd, _metrics?.Fd, _draining);
         // Workers already retiring are left to finish on their own; they exit when done.
         var ownListeners = new[] { _control?.Fd, _metrics?.Fd }.OfType<int>();
+        _control?.PauseForExec(); // what they accepted would be cut off by the exec; the rest waits for the new image
+        _metrics?.PauseForExec();
         var failure = InPlaceUpgrade.Exec(state, _workers.Where(w => !w.Retiring).Select(w => w.PipeFd).Append(_workerNotify.Fd).Concat(ownListeners));
         Logging.Logging.Configure(_config, "");
+        _control?.Resume();
+        _metrics?.Resume();
         Log.Error("Upgrade failed, the running master goes on: {Reason}", failure);
         _notify.ReloadRefused("upgrade failed: " + failure);
     }

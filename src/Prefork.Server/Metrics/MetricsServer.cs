@@ -26,6 +26,7 @@ public sealed class MetricsServer : IDisposable
     private readonly Socket _listener;
     private readonly Func<StatusSnapshot?> _snapshot;
     private int _clients;
+    private readonly Control.AcceptGate _gate = new();
     private readonly List<Socket> _silent = []; // connected clients whose request has not arrived yet, oldest first
 
     public EndPoint LocalEndPoint => _listener.LocalEndPoint!;
@@ -48,8 +49,20 @@ public sealed class MetricsServer : IDisposable
             ? new IPEndPoint(Dns.GetHostAddresses(dns.Host)[0], dns.Port) : address.EndPoint!;
         var listener = Control.HandOver.Adopt(inheritedFd, bound => bound.Equals(endPoint)) ?? Bind(bind, endPoint);
         var server = new MetricsServer(listener, snapshot);
-        new Thread(server.AcceptLoop) { IsBackground = true, Name = "metrics" }.Start();
+        server.StartAccepting();
         return server;
+    }
+
+    private void StartAccepting() => new Thread(AcceptLoop) { IsBackground = true, Name = "metrics" }.Start();
+
+    /// <summary>Before an in-place upgrade's exec: no new client; those taken are answered first (bounded).</summary>
+    public void PauseForExec() => _gate.Close(() => Volatile.Read(ref _clients), TimeSpan.FromSeconds(2));
+
+    /// <summary>The exec failed: serve again.</summary>
+    public void Resume()
+    {
+        _gate.Reopen();
+        StartAccepting();
     }
 
     /// <summary>The listener's fd, to keep across an in-place upgrade's exec.</summary>
@@ -79,7 +92,11 @@ public sealed class MetricsServer : IDisposable
         while (true)
         {
             Socket client;
-            try { client = _listener.Accept(); }
+            try
+            {
+                if (!_gate.WaitForClient(_listener)) return; // paused for an exec
+                client = _listener.Accept();
+            }
             catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
             lock (_silent)
             {
