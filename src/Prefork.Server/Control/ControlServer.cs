@@ -24,7 +24,7 @@ public sealed class ControlServer : IDisposable
     private readonly ControlProtocol _protocol;
     private readonly uint _masterUid = Syscall.geteuid();
     private int _clients;
-    private readonly AcceptGate _gate = new();
+    private AcceptThread _accept = null!;
 
     public string Path { get; }
 
@@ -57,24 +57,12 @@ public sealed class ControlServer : IDisposable
             listener = Bind(path);
         }
         var server = new ControlServer(path, listener, new ControlProtocol(snapshot, commands));
-        server.StartAccepting();
+        server._accept = new AcceptThread(listener, "control", server.Accepted, () => Volatile.Read(ref server._clients));
         return server;
     }
 
-    private void StartAccepting() => new Thread(AcceptLoop) { IsBackground = true, Name = "control" }.Start();
-
-    /// <summary>Before an in-place upgrade's exec: no new client; those taken are answered first (bounded).</summary>
-    public void PauseForExec() => _gate.Close(() => Volatile.Read(ref _clients), TimeSpan.FromSeconds(2));
-
-    /// <summary>The exec failed: serve again.</summary>
-    public void Resume()
-    {
-        _gate.Reopen();
-        StartAccepting();
-    }
-
-    /// <summary>The listener's fd, to keep across an in-place upgrade's exec.</summary>
-    public int Fd => (int)_listener.Handle;
+    /// <summary>Its accept thread: the listener's fd, and the pause around an in-place upgrade's exec.</summary>
+    public AcceptThread Accepting => _accept;
 
     private static Socket Bind(string path)
     {
@@ -111,36 +99,26 @@ public sealed class ControlServer : IDisposable
         }
     }
 
-    private void AcceptLoop()
+    private void Accepted(Socket client)
     {
-        while (true)
+        try
         {
-            Socket client;
-            try
+            if (Refusal(client) is { } why)
             {
-                if (!_gate.WaitForClient(_listener)) return; // paused for an exec
-                client = _listener.Accept();
+                Log.Warning("Control socket: refused a client: {Reason}", why);
+                Reject(client, why);
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; } // closed: the master stops
-            try
+            else if (Interlocked.Increment(ref _clients) > MaxClients)
             {
-                if (Refusal(client) is { } why)
-                {
-                    Log.Warning("Control socket: refused a client: {Reason}", why);
-                    Reject(client, why);
-                }
-                else if (Interlocked.Increment(ref _clients) > MaxClients)
-                {
-                    Interlocked.Decrement(ref _clients);
-                    Reject(client, $"too many control clients at once (at most {MaxClients}); retry");
-                }
-                else new Thread(() => Serve(client)) { IsBackground = true, Name = "control client" }.Start();
+                Interlocked.Decrement(ref _clients);
+                Reject(client, $"too many control clients at once (at most {MaxClients}); retry");
             }
-            catch (Exception e)
-            {
-                Log.Warning("Control socket: {Error}", e.Message);
-                client.Dispose();
-            }
+            else new Thread(() => Serve(client)) { IsBackground = true, Name = "control client" }.Start();
+        }
+        catch (Exception e)
+        {
+            Log.Warning("Control socket: {Error}", e.Message);
+            client.Dispose();
         }
     }
 
@@ -215,6 +193,7 @@ public sealed class ControlServer : IDisposable
 
     public void Dispose()
     {
+        _accept.Dispose();
         _listener.Dispose();
         try { File.Delete(Path); } catch (IOException) { }
     }

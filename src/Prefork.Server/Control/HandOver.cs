@@ -28,33 +28,3 @@ public static class HandOver
         return null;
     }
 }
-
-/// <summary>
-/// Lets a listener's accept loop stop taking connections before an in-place upgrade's exec: a client
-/// it has accepted would be cut off by the exec, one it has not waits in the kernel's queue for the
-/// new image. The loop polls instead of blocking in accept, so that it hears <see cref="Close"/>.
-/// </summary>
-public sealed class AcceptGate
-{
-    private volatile bool _closing, _stopped;
-
-    /// <summary>For the loop: true when a client waits to be accepted; false once the gate closes (the loop then ends).</summary>
-    public bool WaitForClient(Socket listener)
-    {
-        while (!_closing)
-            if (listener.Poll(100_000, SelectMode.SelectRead) && !_closing) return true;
-        _stopped = true;
-        return false;
-    }
-
-    /// <summary>Stops the loop and waits (bounded) until the clients it took are answered: <paramref name="busy"/> counts them.</summary>
-    public void Close(Func<int> busy, TimeSpan within)
-    {
-        _closing = true;
-        long until = Environment.TickCount64 + (long)within.TotalMilliseconds;
-        while ((!_stopped || busy() > 0) && Environment.TickCount64 < until) Thread.Sleep(5);
-    }
-
-    /// <summary>After a failed exec: open again; the caller starts a new loop.</summary>
-    public void Reopen() => _closing = _stopped = false;
-}

@@ -417,15 +417,13 @@ public sealed class Arbiter
             _workers.Where(w => !w.Retiring).Select(w => new InPlaceUpgrade.WorkerState(
                 w.Pid, w.Index, w.Generation, w.PipeFd, w.Booted, w.Requests, w.MaxRequests, w.SpawnedAt, w.LastHeard,
                 w.Command?.StopSignal.ToString(), w.Command?.ReadyDelaySeconds ?? 0, w.Watchdog)).ToList(),
-            _workerNotify.Fd, _control?.Fd, _metrics?.Fd, _draining);
+            _workerNotify.Fd, _control?.Accepting.ListenerFd, _metrics?.Accepting.ListenerFd, _draining);
         // Workers already retiring are left to finish on their own; they exit when done.
-        var ownListeners = new[] { _control?.Fd, _metrics?.Fd }.OfType<int>();
-        _control?.PauseForExec(); // what they accepted would be cut off by the exec; the rest waits for the new image
-        _metrics?.PauseForExec();
-        var failure = InPlaceUpgrade.Exec(state, _workers.Where(w => !w.Retiring).Select(w => w.PipeFd).Append(_workerNotify.Fd).Concat(ownListeners));
+        var own = new[] { _control?.Accepting, _metrics?.Accepting }.OfType<AcceptThread>().ToList();
+        foreach (var a in own) a.PauseForExec(); // what they accepted would be cut off by the exec; the rest waits for the new image
+        var failure = InPlaceUpgrade.Exec(state, _workers.Where(w => !w.Retiring).Select(w => w.PipeFd).Append(_workerNotify.Fd).Concat(own.Select(a => a.ListenerFd)));
         Logging.Logging.Configure(_config, "");
-        _control?.Resume();
-        _metrics?.Resume();
+        foreach (var a in own) a.Resume();
         Log.Error("Upgrade failed, the running master goes on: {Reason}", failure);
         _notify.ReloadRefused("upgrade failed: " + failure);
     }

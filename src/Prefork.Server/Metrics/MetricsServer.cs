@@ -26,7 +26,7 @@ public sealed class MetricsServer : IDisposable
     private readonly Socket _listener;
     private readonly Func<StatusSnapshot?> _snapshot;
     private int _clients;
-    private readonly Control.AcceptGate _gate = new();
+    private AcceptThread _accept = null!;
     private readonly List<Socket> _silent = []; // connected clients whose request has not arrived yet, oldest first
 
     public EndPoint LocalEndPoint => _listener.LocalEndPoint!;
@@ -47,26 +47,14 @@ public sealed class MetricsServer : IDisposable
         var address = ListenAddress.Parse(bind);
         var endPoint = address.EndPoint is DnsEndPoint dns
             ? new IPEndPoint(Dns.GetHostAddresses(dns.Host)[0], dns.Port) : address.EndPoint!;
-        var listener = Control.HandOver.Adopt(inheritedFd, bound => bound.Equals(endPoint)) ?? Bind(bind, endPoint);
+        var listener = HandOver.Adopt(inheritedFd, bound => bound.Equals(endPoint)) ?? Bind(bind, endPoint);
         var server = new MetricsServer(listener, snapshot);
-        server.StartAccepting();
+        server._accept = new AcceptThread(listener, "metrics", server.Accepted, () => Volatile.Read(ref server._clients));
         return server;
     }
 
-    private void StartAccepting() => new Thread(AcceptLoop) { IsBackground = true, Name = "metrics" }.Start();
-
-    /// <summary>Before an in-place upgrade's exec: no new client; those taken are answered first (bounded).</summary>
-    public void PauseForExec() => _gate.Close(() => Volatile.Read(ref _clients), TimeSpan.FromSeconds(2));
-
-    /// <summary>The exec failed: serve again.</summary>
-    public void Resume()
-    {
-        _gate.Reopen();
-        StartAccepting();
-    }
-
-    /// <summary>The listener's fd, to keep across an in-place upgrade's exec.</summary>
-    public int Fd => (int)_listener.Handle;
+    /// <summary>Its accept thread: the listener's fd, and the pause around an in-place upgrade's exec.</summary>
+    public AcceptThread Accepting => _accept;
 
     private static Socket Bind(string bind, EndPoint endPoint)
     {
@@ -87,35 +75,25 @@ public sealed class MetricsServer : IDisposable
         return listener;
     }
 
-    private void AcceptLoop()
+    private void Accepted(Socket client)
     {
-        while (true)
+        lock (_silent)
         {
-            Socket client;
-            try
+            if (Volatile.Read(ref _clients) >= MaxClients && _silent.Count > 0)
             {
-                if (!_gate.WaitForClient(_listener)) return; // paused for an exec
-                client = _listener.Accept();
+                // Its thread's read ends at once (EOF) and frees the slot; the new client waits for it below.
+                try { _silent[0].Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
+                _silent.RemoveAt(0);
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
-            lock (_silent)
-            {
-                if (Volatile.Read(ref _clients) >= MaxClients && _silent.Count > 0)
-                {
-                    // Its thread's read ends at once (EOF) and frees the slot; the new client waits for it below.
-                    try { _silent[0].Shutdown(SocketShutdown.Both); } catch (Exception e) when (e is SocketException or ObjectDisposedException) { }
-                    _silent.RemoveAt(0);
-                }
-            }
-            // An evicted client's thread gives its slot back within moments; one answering a request, soon.
-            if (!WaitForSlot())
-            {
-                client.Dispose();
-                continue;
-            }
-            lock (_silent) _silent.Add(client);
-            new Thread(() => Serve(client)) { IsBackground = true, Name = "metrics client" }.Start();
         }
+        // An evicted client's thread gives its slot back within moments; one answering a request, soon.
+        if (!WaitForSlot())
+        {
+            client.Dispose();
+            return;
+        }
+        lock (_silent) _silent.Add(client);
+        new Thread(() => Serve(client)) { IsBackground = true, Name = "metrics client" }.Start();
     }
 
     /// <summary>Takes a client slot, waiting up to a second for one to be given back; false when none was.</summary>
@@ -198,5 +176,9 @@ public sealed class MetricsServer : IDisposable
         }
     }
 
-    public void Dispose() => _listener.Dispose();
+    public void Dispose()
+    {
+        _accept.Dispose();
+        _listener.Dispose();
+    }
 }
