@@ -9,7 +9,7 @@ namespace Prefork.Worker;
 /// </summary>
 public interface IWorkerEngine
 {
-    void Run(WorkerContext context, IReadOnlyList<Socket> listeners, WakeUp wake);
+    void Run(EngineContext context, IReadOnlyList<Socket> listeners, WakeUp wake);
 
     /// <summary>How the worker describes itself in the log, e.g. "threads (4 threads)".</summary>
     string Describe(Config.GatewayConfig config);
