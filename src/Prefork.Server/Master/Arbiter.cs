@@ -8,7 +8,6 @@ using Prefork.Metrics;
 using System.Net.Sockets;
 using Prefork.Protocol;
 using Prefork.Systemd;
-using Prefork.Worker;
 using Serilog;
 using Prefork.Interop;
 

@@ -1,3 +1,4 @@
+using Prefork.Engines;
 using Prefork.Gateway;
 using Prefork.Http;
 

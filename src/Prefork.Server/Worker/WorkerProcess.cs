@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using Mono.Unix.Native;
 using Prefork.Config;
 using Prefork.Connections;
+using Prefork.Engines;
 using Prefork.Gateway;
 using Prefork.Http;
 using Prefork.Logging;

@@ -2,7 +2,7 @@ using Prefork.Config;
 using Prefork.Connections;
 using Prefork.Http;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// What an engine needs from the worker process that runs it: the config and HTTP limits, TLS, the

@@ -4,7 +4,7 @@ using Serilog;
 using Prefork.Interop;
 using Prefork.Connections;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// The connection lifecycle of the worker classes whose waiting connections sit in an epoll set

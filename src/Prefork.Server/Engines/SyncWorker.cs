@@ -4,7 +4,7 @@ using Prefork.Interop;
 using Prefork.Config;
 using Prefork.Connections;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// worker_class = "sync": Gunicorn's sync worker. One connection at a time, blocking. It keeps a

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
+using Prefork.Interop;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// A worker class (`worker_class`): how one process accepts and serves connections on the

@@ -1,6 +1,6 @@
 using Prefork.Http;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// What one request in progress needs besides its connection: the request handler (with the
