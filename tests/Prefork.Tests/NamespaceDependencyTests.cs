@@ -5,8 +5,8 @@ using Prefork.Master;
 namespace Prefork.Tests;
 
 /// <summary>
-/// The server's namespaces (Prefork with the command line, Prefork.Config, .Master, .Worker, .Http, .Logging, .Systemd, .Interop…) form
-/// layers: no namespace may depend, directly or through others, on one that depends on it.
+/// The server's namespaces (Prefork with the command line, Prefork.Config, .Master, .Worker, .Engines, .Connections, .Http, .Logging,
+/// .Systemd, .Interop…) form layers: no namespace may depend, directly or through others, on one that depends on it.
 /// </summary>
 public sealed class NamespaceDependencyTests
 {
@@ -16,6 +16,19 @@ public sealed class NamespaceDependencyTests
         var graph = Dependencies(typeof(Arbiter).Assembly);
         Assert.True(graph.Count >= 8, "the graph misses namespaces: " + string.Join(", ", graph.Keys));
         Assert.Equal("", FindCycle(graph));
+    }
+
+    [Fact]
+    public void The_engines_depend_on_neither_the_worker_process_nor_the_master()
+    {
+        // The engines accept and serve connections with what EngineContext gives them; the worker process
+        // (boot, pipe to the master, the app) makes that context and picks the engine, not the other way round.
+        var graph = Dependencies(typeof(Arbiter).Assembly);
+        Assert.True(graph.ContainsKey("Prefork.Engines"), "no Prefork.Engines namespace: " + string.Join(", ", graph.Keys));
+        var below = Reachable(graph, "Prefork.Engines");
+        Assert.Contains("Prefork.Connections", below);
+        Assert.DoesNotContain("Prefork.Worker", below);
+        Assert.DoesNotContain("Prefork.Master", below);
     }
 
     [Fact]
@@ -91,6 +104,17 @@ public sealed class NamespaceDependencyTests
         // generator-made types (no namespace, System.Text.RegularExpressions.Generated) are skipped.
         string? NamespaceOf(Type t) => t.Assembly == assembly && t.Namespace is { } ns &&
             (ns == "Prefork" || ns.StartsWith("Prefork.", StringComparison.Ordinal)) ? ns : null;
+    }
+
+    /// <summary>Every namespace <paramref name="from"/> depends on, directly or through others.</summary>
+    internal static HashSet<string> Reachable(Dictionary<string, HashSet<string>> graph, string from)
+    {
+        var seen = new HashSet<string>();
+        var next = new Stack<string>([from]);
+        while (next.TryPop(out var node))
+            foreach (var to in graph.GetValueOrDefault(node) ?? [])
+                if (seen.Add(to)) next.Push(to);
+        return seen;
     }
 
     /// <summary>One cycle as "A -> B -> A", or "" when there is none (depth-first search).</summary>

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using Mono.Unix.Native;
-using Prefork.Worker;
+using Prefork.Interop;
 
 namespace Prefork.Control;
 

@@ -8,7 +8,6 @@ using Prefork.Metrics;
 using System.Net.Sockets;
 using Prefork.Protocol;
 using Prefork.Systemd;
-using Prefork.Worker;
 using Serilog;
 using Prefork.Interop;
 
@@ -397,7 +396,7 @@ public sealed class Arbiter
         _backoff.Reset();
         Log.Information("Reloaded configuration; starting generation {Generation} with {Workers} workers", _generation, _targetWorkers);
         DescribeWorkers(next);
-        Hooks.Run(_config, Settings.OnReload, new Dictionary<string, string> { ["PREFORK_GENERATION"] = _generation.ToString() });
+        Hooks.Run(_config, Settings.OnReload, new Dictionary<string, string> { [WorkerEnvironment.EnvGeneration] = _generation.ToString() });
         _status.Reloaded();
         return null;
     }

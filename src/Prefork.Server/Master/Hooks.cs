@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Prefork.Config;
+using Prefork.Protocol;
 using Serilog;
 
 namespace Prefork.Master;
@@ -26,7 +27,7 @@ public static class Hooks
             psi.ArgumentList.Add("-c");
             psi.ArgumentList.Add(command);
             psi.Environment["PREFORK_HOOK"] = hook;
-            psi.Environment["PREFORK_MASTER_PID"] = Environment.ProcessId.ToString();
+            psi.Environment[WorkerEnvironment.EnvMasterPid] = Environment.ProcessId.ToString();
             foreach (var (k, v) in details ?? new Dictionary<string, string>()) psi.Environment[k] = v;
             var process = Process.Start(psi)!;
             if (wait is { } limit)
@@ -72,7 +73,7 @@ public static class Hooks
     public static Dictionary<string, string> WorkerDetails(WorkerHandle w) => new()
     {
         ["PREFORK_WORKER_PID"] = w.Pid.ToString(),
-        ["PREFORK_WORKER_INDEX"] = w.Index.ToString(),
-        ["PREFORK_GENERATION"] = w.Generation.ToString(),
+        [WorkerEnvironment.EnvWorkerIndex] = w.Index.ToString(),
+        [WorkerEnvironment.EnvGeneration] = w.Generation.ToString(),
     };
 }

@@ -4,8 +4,8 @@ using System.Globalization;
 using Mono.Unix.Native;
 using Prefork.Config;
 using Prefork.Interop;
+using Prefork.Protocol;
 using Prefork.Systemd;
-using Prefork.Worker;
 using Serilog;
 
 namespace Prefork.Master;
@@ -18,8 +18,6 @@ namespace Prefork.Master;
 /// </summary>
 internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
 {
-    public const string EnvBacklog = "PREFORK_BACKLOG", EnvGracefulTimeout = "PREFORK_GRACEFUL_TIMEOUT";
-
     /// <summary>Starts worker <paramref name="index"/> of <paramref name="generation"/>; null (logged) when it could not be started.</summary>
     public WorkerHandle? Spawn(GatewayConfig config, IReadOnlyList<Listener> listeners, int index, int generation)
     {
@@ -50,9 +48,9 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
         foreach (DictionaryEntry e in Environment.GetEnvironmentVariables()) environment[(string)e.Key] = (string?)e.Value ?? "";
         SocketActivation.RemoveFromWorkerEnvironment(environment); // systemd: LISTEN_*, NOTIFY_SOCKET are the master's
         foreach (var pair in config.Get(Settings.RawEnv)) environment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
-        environment[WorkerProcess.EnvMasterPid] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        environment[WorkerProcess.EnvWorkerIndex] = index.ToString(CultureInfo.InvariantCulture);
-        environment[WorkerProcess.EnvGeneration] = generation.ToString(CultureInfo.InvariantCulture);
+        environment[WorkerEnvironment.EnvMasterPid] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        environment[WorkerEnvironment.EnvWorkerIndex] = index.ToString(CultureInfo.InvariantCulture);
+        environment[WorkerEnvironment.EnvGeneration] = generation.ToString(CultureInfo.InvariantCulture);
         return environment;
     }
 
@@ -68,10 +66,10 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
             var psi = ServerInfo.StartInfo(ServerInfo.WorkerFlag);
             psi.Environment.Clear();
             foreach (var (key, value) in BaseEnvironment(config, index, generation)) psi.Environment[key] = value;
-            psi.Environment[WorkerProcess.EnvListenFds] = string.Join(",", listeners.Select(l => l.Fd));
-            psi.Environment[WorkerProcess.EnvPipeFd] = writeFd.ToString(CultureInfo.InvariantCulture);
-            psi.Environment[WorkerProcess.EnvConfig] = config.HandOff; // see ConfigHandOff
-            psi.Environment[WorkerProcess.EnvConfigPath] = config.FilePath is null ? "" : Path.GetFullPath(config.FilePath);
+            psi.Environment[WorkerEnvironment.EnvListenFds] = string.Join(",", listeners.Select(l => l.Fd));
+            psi.Environment[WorkerEnvironment.EnvPipeFd] = writeFd.ToString(CultureInfo.InvariantCulture);
+            psi.Environment[WorkerEnvironment.EnvConfig] = config.HandOff; // see ConfigHandOff
+            psi.Environment[WorkerEnvironment.EnvConfigPath] = config.FilePath is null ? "" : Path.GetFullPath(config.FilePath);
             var process = Process.Start(psi)!;
             return (process.Id, process, readFd);
         }
@@ -115,8 +113,8 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
             environment[SocketActivation.EnvListenFdNames] = string.Join(":", FdNames(config, listeners));
             environment[SystemdNotifier.EnvNotifySocket] = notify.Address;
             if (config.Get(Settings.Timeout) > 0) environment[SystemdNotifier.EnvWatchdogUsec] = (config.Get(Settings.Timeout) * 1_000_000L).ToString(CultureInfo.InvariantCulture);
-            environment[EnvBacklog] = config.Get(Settings.Backlog).ToString(CultureInfo.InvariantCulture);
-            environment[EnvGracefulTimeout] = config.Get(Settings.GracefulTimeout).ToString(CultureInfo.InvariantCulture);
+            environment[WorkerEnvironment.EnvBacklog] = config.Get(Settings.Backlog).ToString(CultureInfo.InvariantCulture);
+            environment[WorkerEnvironment.EnvGracefulTimeout] = config.Get(Settings.GracefulTimeout).ToString(CultureInfo.InvariantCulture);
             environment.Remove("ENV"); // read by an interactive sh only, but never let it run code before the program
             environment.Remove("BASH_ENV");
 

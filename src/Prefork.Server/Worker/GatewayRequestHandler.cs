@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Prefork.Engines;
 using Prefork.Gateway;
 using Prefork.Http;
 using Prefork.Logging;

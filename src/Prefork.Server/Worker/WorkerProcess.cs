@@ -4,10 +4,12 @@ using System.Runtime.InteropServices;
 using Mono.Unix.Native;
 using Prefork.Config;
 using Prefork.Connections;
+using Prefork.Engines;
 using Prefork.Gateway;
 using Prefork.Http;
 using Prefork.Logging;
 using Prefork.Protocol;
+using static Prefork.Protocol.WorkerEnvironment; // the names the master sets
 using Serilog;
 using Prefork.Interop;
 
@@ -19,15 +21,6 @@ namespace Prefork.Worker;
 /// </summary>
 public static class WorkerProcess
 {
-    // What the master puts in a worker's environment. Apps may read them too.
-    public const string EnvListenFds = "PREFORK_LISTEN_FDS";
-    public const string EnvPipeFd = "PREFORK_PIPE_FD";
-    public const string EnvMasterPid = "PREFORK_MASTER_PID";
-    public const string EnvWorkerIndex = "PREFORK_WORKER_INDEX";
-    public const string EnvGeneration = "PREFORK_GENERATION";
-    public const string EnvConfig = "PREFORK_CONFIG"; // see ConfigHandOff
-    public const string EnvConfigPath = "PREFORK_CONFIG_PATH";
-
     /// <summary>A worker that failed to boot exits with this (Gunicorn's APP_LOAD_ERROR).</summary>
     public const int ExitAppLoadError = 4;
 

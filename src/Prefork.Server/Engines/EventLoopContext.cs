@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Serilog;
 using Prefork.Interop;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// The epoll worker's SynchronizationContext: an application's <c>await</c> on the loop thread

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// What one serving thread is doing right now, read by the heartbeat thread so the master can

@@ -2,7 +2,7 @@ using Prefork.Config;
 using Serilog;
 using Prefork.Connections;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// worker_class = "threads": Gunicorn's gthread. `threads` threads serve requests with blocking

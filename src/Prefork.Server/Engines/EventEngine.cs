@@ -4,7 +4,7 @@ using Serilog;
 using Prefork.Interop;
 using Prefork.Connections;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// The connection lifecycle of the worker classes whose waiting connections sit in an epoll set
@@ -41,7 +41,7 @@ internal abstract class EventEngine : IWorkerEngine
         _acceptBatch = acceptBatch;
     }
 
-    protected WorkerContext Context { get; private set; } = null!;
+    protected EngineContext Context { get; private set; } = null!;
     protected ConnectionTable Table { get; private set; } = null!;
     protected Epoll Epoll { get; private set; } = null!;
     protected ListenerSet Listeners { get; private set; } = null!;
@@ -53,7 +53,7 @@ internal abstract class EventEngine : IWorkerEngine
 
     public abstract string Describe(GatewayConfig config);
 
-    public void Run(WorkerContext context, IReadOnlyList<Socket> listeners, WakeUp wake)
+    public void Run(EngineContext context, IReadOnlyList<Socket> listeners, WakeUp wake)
     {
         Context = context;
         _wake = wake;

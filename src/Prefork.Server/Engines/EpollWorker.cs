@@ -3,7 +3,7 @@ using Serilog;
 using Prefork.Interop;
 using Prefork.Connections;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// worker_class = "epoll": one thread, one non-blocking event loop over Linux epoll, holding up to

@@ -4,7 +4,7 @@ using Prefork.Interop;
 using Prefork.Config;
 using Prefork.Connections;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// worker_class = "sync": Gunicorn's sync worker. One connection at a time, blocking. It keeps a
@@ -15,7 +15,7 @@ namespace Prefork.Worker;
 /// </summary>
 public sealed unsafe class SyncWorker : IWorkerEngine
 {
-    private WorkerContext _context = null!;
+    private EngineContext _context = null!;
     private ListenSocket[] _listeners = [];
     private WakeUp _wake = null!;
     private Native.PollFd[] _fds = [];   // the connection, the wake-up pipe, then the listeners
@@ -23,7 +23,7 @@ public sealed unsafe class SyncWorker : IWorkerEngine
 
     public string Describe(Prefork.Config.GatewayConfig config) => "sync";
 
-    public void Run(WorkerContext context, IReadOnlyList<Socket> listeners, WakeUp wake)
+    public void Run(EngineContext context, IReadOnlyList<Socket> listeners, WakeUp wake)
     {
         _context = context;
         _wake = wake;

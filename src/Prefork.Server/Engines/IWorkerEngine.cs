@@ -1,6 +1,7 @@
 using System.Net.Sockets;
+using Prefork.Interop;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// A worker class (`worker_class`): how one process accepts and serves connections on the
@@ -9,7 +10,7 @@ namespace Prefork.Worker;
 /// </summary>
 public interface IWorkerEngine
 {
-    void Run(WorkerContext context, IReadOnlyList<Socket> listeners, WakeUp wake);
+    void Run(EngineContext context, IReadOnlyList<Socket> listeners, WakeUp wake);
 
     /// <summary>How the worker describes itself in the log, e.g. "threads (4 threads)".</summary>
     string Describe(Config.GatewayConfig config);

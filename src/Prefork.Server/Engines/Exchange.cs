@@ -1,6 +1,6 @@
 using Prefork.Http;
 
-namespace Prefork.Worker;
+namespace Prefork.Engines;
 
 /// <summary>
 /// What one request in progress needs besides its connection: the request handler (with the
@@ -10,10 +10,10 @@ namespace Prefork.Worker;
 /// </summary>
 public sealed class Exchange
 {
-    public Exchange(WorkerContext worker)
+    public Exchange(EngineContext context)
     {
-        Slot = worker.NewSlot();
-        Handler = new GatewayRequestHandler(worker, Slot);
+        Slot = context.NewSlot();
+        Handler = context.NewHandler(Slot);
     }
 
     public RequestSlot Slot { get; }

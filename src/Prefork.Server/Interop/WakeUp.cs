@@ -1,6 +1,6 @@
 using Mono.Unix.Native;
 
-namespace Prefork.Worker;
+namespace Prefork.Interop;
 
 /// <summary>
 /// A self-pipe: signal handlers write a byte, a loop blocked in poll() wakes up. The same
