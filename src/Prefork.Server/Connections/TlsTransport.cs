@@ -27,7 +27,7 @@ namespace Prefork.Connections;
 /// <para>SslStream may take more from the socket than one read returns (several records in one
 /// segment); the socket will not signal those bytes again. <see cref="Receive"/> therefore reads on
 /// until SslStream waits for the socket, and what does not fit the request buffer stays here:
-/// <see cref="HasBufferedInput"/> tells the engines to serve it before they wait.</para>
+/// <see cref="HasBufferedInput"/> tells <see cref="Connection.Serve"/> to read it before the engine waits for the socket.</para>
 /// </remarks>
 public sealed class TlsTransport : Transport
 {

@@ -34,7 +34,7 @@ public sealed class WorkerContext
     /// When a stopping worker stops waiting for idle and slow clients: just before the master's
     /// graceful_timeout, so the worker still ends on its own.
     /// </summary>
-    public long StopDeadline() => Environment.TickCount64 + Math.Max(0, Config.Get(Settings.GracefulTimeout) * 1000L - 1000);
+    public long StopDeadline() => Environment.TickCount64 + Math.Max(0, Config.Milliseconds(Settings.GracefulTimeout) - 1000);
 
     public long Requests => Interlocked.Read(ref _requests);
     public void CountRequest() => Interlocked.Increment(ref _requests);
