@@ -46,33 +46,21 @@ public sealed class TlsConnectionTests : IDisposable
         _certs.Dispose();
     }
 
-    [Fact]
-    public void Keep_alive_requests_over_TLS_allocate_nothing_once_the_connection_is_up()
+    [Theory]
+    [InlineData(1)] // sync: one thread serves the connection
+    [InlineData(2)] // threads: each readable event goes to whichever thread waits, so SslStream's buffers are rented on one thread and returned on another
+    public void Keep_alive_requests_over_TLS_allocate_nothing_once_the_connection_is_up(int threads)
     {
-        const int N = 500;
-        using var client = new KeepAliveClient(_client, requests: 200 + N + 2 * N);
-        ServeRequests(200); // handshake, first buffers, pools warmed
-        long n = Allocated(() => ServeRequests(N));
-        long twoN = Allocated(() => ServeRequests(2 * N));
+        const int WarmUp = 200, Window = 250, Windows = 6;
+        using var client = new KeepAliveClient(_client, requests: WarmUp + Window * Windows);
+        var bytes = ServeByTurns(threads, WarmUp, Window, Windows);
         client.Finish();
-        // What does not grow with the number of requests is not per request (a pool's first use, a timer).
-        long perRequest = (twoN - n) / N;
-        Assert.True(perRequest == 0, $"{n} bytes over {N} requests, {twoN} over {2 * N}: {perRequest} bytes per request");
-        Assert.Equal(200 + 3 * N, _handler.Requests);
-    }
-
-    [Fact]
-    public void Keep_alive_requests_over_TLS_served_by_turns_from_two_threads_allocate_nothing()
-    {
-        // The threads worker: each readable event goes to whichever thread waits, so SslStream's
-        // buffers are rented on one thread and returned on another.
-        const int N = 500;
-        using var client = new KeepAliveClient(_client, requests: 200 + N + 2 * N);
-        ServeRequests(200);
-        long n = ServeByTurns(N), twoN = ServeByTurns(2 * N);
-        client.Finish();
-        long perRequest = (twoN - n) / N;
-        Assert.True(perRequest == 0, $"{n} bytes over {N} requests, {twoN} over {2 * N}: {perRequest} bytes per request");
+        _output.WriteLine($"bytes allocated per window of {Window} requests: {string.Join(", ", bytes)}");
+        // An allocation per request shows in every window. Other tests running meanwhile collect
+        // garbage, and a collection may trim the shared ArrayPool, so a window now and then pays for
+        // a buffer again: the quietest window is the measure.
+        Assert.True(bytes.Min() < Window, $"bytes allocated per window of {Window} requests: {string.Join(", ", bytes)}");
+        Assert.Equal(WarmUp + Window * Windows, _handler.Requests);
     }
 
     [Fact]
@@ -87,33 +75,43 @@ public sealed class TlsConnectionTests : IDisposable
         Assert.InRange(first, 1, 256 * 1024);
     }
 
-    /// <summary>Two threads serve one request each in turn (as the threads worker's threads take events); the bytes both allocated.</summary>
-    private long ServeByTurns(int count)
+    /// <summary>
+    /// <paramref name="threads"/> threads serve one request each in turn (as the threads worker's
+    /// threads take events); after <paramref name="warmUp"/> requests, the bytes they all allocated in
+    /// each window of <paramref name="window"/> requests.
+    /// </summary>
+    private long[] ServeByTurns(int threads, int warmUp, int window, int windows)
     {
-        var turns = new[] { new SemaphoreSlim(1), new SemaphoreSlim(0) };
-        var bytes = new long[2];
+        var turns = Enumerable.Range(0, threads).Select(i => new SemaphoreSlim(i == 0 ? 1 : 0)).ToArray();
+        var bytes = new long[windows];
+        int total = warmUp + window * windows;
         Exception? failure = null;
-        var threads = Enumerable.Range(0, 2).Select(i => new Thread(() =>
+        var workers = Enumerable.Range(0, threads).Select(i => new Thread(() =>
         {
+            var next = turns[(i + 1) % threads];
             try
             {
-                for (int r = 0; r < count / 2; r++)
+                for (int request = i; request < total; request += threads)
                 {
-                    if (!turns[i].Wait(TimeSpan.FromSeconds(60))) throw new TimeoutException("the other thread did not hand over");
-                    bytes[i] += Allocated(() => ServeRequests(1));
-                    turns[1 - i].Release();
+                    if (!turns[i].Wait(TimeSpan.FromSeconds(60))) throw new TimeoutException("no turn for 60 s");
+                    if (failure is not null) break;
+                    long before = GC.GetAllocatedBytesForCurrentThread();
+                    ServeRequests(1);
+                    long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                    if (request >= warmUp) Interlocked.Add(ref bytes[(request - warmUp) / window], allocated);
+                    next.Release();
                 }
             }
             catch (Exception e)
             {
                 failure = e;
-                turns[1 - i].Release();
+                next.Release();
             }
         })).ToList();
-        threads.ForEach(t => t.Start());
-        threads.ForEach(t => t.Join());
+        workers.ForEach(t => t.Start());
+        workers.ForEach(t => t.Join());
         Assert.Null(failure);
-        return bytes[0] + bytes[1];
+        return bytes;
     }
 
     /// <summary>Serves until <paramref name="count"/> more requests were answered, as the sync worker does.</summary>
