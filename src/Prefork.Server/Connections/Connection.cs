@@ -123,8 +123,9 @@ public sealed class Connection
                     // NeedInput always means "wait for the socket".
                     if (!PeerClosed && Transport.HasBufferedInput)
                     {
-                        if (Receive() == ReceiveResult.Error) return ServeStep.Close; // Broken: closed without lingering
-                        continue;
+                        if (Receive() != ReceiveResult.Error) continue;
+                        writer.Discard(); // the connection failed (Broken): nothing more goes out, and it closes without lingering
+                        return ServeStep.Close;
                     }
                     if (Reader.TakeContinueRequest()) writer.WriteRaw(ContinueResponse);
                     writer.Flush();
