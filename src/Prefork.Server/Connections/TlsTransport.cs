@@ -31,8 +31,9 @@ namespace Prefork.Connections;
 /// <para>Allocation: once the handshake is over, a keep-alive request allocates nothing, here or in
 /// SslStream (its asynchronous reads use pooled state machines, and the wire's pending read is the
 /// wire itself, reset for each read; TlsConnectionTests measures it, on one thread and on two by
-/// turns). A connection costs its SslStream and its handshake: about 1.3 KB of managed memory for
-/// the handshake and first request (OpenSSL's own state is native).</para>
+/// turns). A connection costs its SslStream and its handshake: 1-10 KB of managed memory measured
+/// for the handshake and first request, more when the shared ArrayPool has no buffer to lend
+/// (OpenSSL's own state is native).</para>
 /// </remarks>
 public sealed class TlsTransport : Transport
 {
