@@ -2,7 +2,10 @@
 # Allocation per request: one worker of each class under wrk, then TERM; each worker logs, as it
 # exits, the bytes it allocated per request and its gen0 collections. A steady keep-alive client
 # should cost 0 bytes per request; each class runs without and with an access log (to a file), and
-# over TLS (keep-alive: the handshake is paid once per connection, the rest is per request).
+# over TLS (keep-alive: the handshake is paid once per connection, the rest is per request). A
+# worker's figure spreads its boot over its requests, and TLS's boot (certificate, OpenSSL, the
+# first handshakes) is larger: so TLS also runs for twice as long, and the extra bytes over the
+# extra requests give the cost of one more request (the same 50 connections, the same boot).
 #   bench/alloc.sh [SECONDS] [CLASSES]        e.g. bench/alloc.sh 5 "sync threads epoll"
 # Writes bench/results/alloc-<date>-<host>.md. Loopback only; everything started is stopped by pid.
 set -euo pipefail
@@ -21,22 +24,33 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -su
 
 rows=()
 port=18450
-for run in $(for c in $classes; do echo "$c:off $c:file $c:tls"; done); do
+marginal=()
+for run in $(for c in $classes; do echo "$c:off $c:file $c:tls $c:tls2x"; done); do
   class=${run%:*} accesslog=${run#*:}
+  duration=$seconds
+  [ "$accesslog" = tls2x ] && duration=$((seconds * 2))
   port=$((port + 1))
   log="$work/prefork-$class-$accesslog.log"
   [ "$accesslog" = file ] && logfile="$work/access-$class.log" || logfile=""
-  [ "$accesslog" = tls ] && tls=(--certfile "$work/server.pem" --keyfile "$work/server.key") scheme=https || tls=() scheme=http
+  [[ "$accesslog" = tls* ]] && tls=(--certfile "$work/server.pem" --keyfile "$work/server.key") scheme=https || tls=() scheme=http
   rm -f "$work/access-$class.log"
   $prefork -c gateway.toml -b "127.0.0.1:$port" -w 1 -k "$class" --accesslog "$logfile" "${tls[@]}" --log-level info > "$log" 2>&1 &
   pid=$!; wait_for $port $scheme
-  rps=$(wrk -t2 -c50 -d"${seconds}s" "$scheme://127.0.0.1:$port/" | grep -oP 'Requests/sec:\s*\K[\d.]+')
+  rps=$(wrk -t2 -c50 -d"${duration}s" "$scheme://127.0.0.1:$port/" | grep -oP 'Requests/sec:\s*\K[\d.]+')
   kill -TERM $pid; wait $pid || true
   line=$(grep -oP 'Exiting after \K.*' "$log" | tail -1)   # "N requests (B bytes allocated per request, G gen0 GCs)"
   [ -n "$line" ] || { echo "no exit line from the $class worker; see $log" >&2; exit 1; }
   [[ $line =~ ^([0-9]+)\ requests\ \(([0-9]+)\ bytes.*,\ ([0-9]+)\ gen0 ]]
   requests=${BASH_REMATCH[1]} bytes=${BASH_REMATCH[2]} gcs=${BASH_REMATCH[3]}
-  rows+=("| $class | $accesslog | $requests | $rps | $bytes | $gcs |")
+  if [ "$accesslog" = tls2x ]; then
+    # bytes per request are rounded down: the totals are known to within one byte per request.
+    marginal+=("$(python3 -c "r1,b1,r2,b2=$tls_requests,$tls_bytes,$requests,$bytes
+m=(r2*b2-r1*b1)/(r2-r1); e=(r1+r2)/(r2-r1)
+print(f'| $class | {r1} in ${seconds} s, {r2} in ${duration} s | {m:.1f} (± {e:.1f}) |')")")
+  else
+    rows+=("| $class | $accesslog | $requests | $rps | $bytes | $gcs |")
+  fi
+  [ "$accesslog" = tls ] && tls_requests=$requests tls_bytes=$bytes
 done
 
 out="bench/results/alloc-$(date +%F)-$(hostname).md"
@@ -49,4 +63,13 @@ out="bench/results/alloc-$(date +%F)-$(hostname).md"
   echo "| worker class | access log / TLS | requests | req/s | bytes allocated per request | gen0 GCs |"
   echo "|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
+  echo
+  echo "TLS, the cost of one more keep-alive request: a second TLS worker run for twice as long (same 50 connections),"
+  echo "(bytes of the longer run - bytes of the shorter) / (its extra requests)."
+  echo
+  echo "| worker class | requests | bytes allocated per extra request |"
+  echo "|---|---|---|"
+  printf '%s\n' "${marginal[@]}"
+  echo
+  echo "Load average: $(cut -d' ' -f1-3 /proc/loadavg)."
 } | tee "$out"

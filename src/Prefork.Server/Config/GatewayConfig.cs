@@ -30,6 +30,11 @@ public sealed class GatewayConfig
 
     // Values worked out from settings, beyond a read.
 
+    /// <summary>
+    /// A setting in seconds (timeout, header_timeout, keepalive, graceful_timeout…) as milliseconds,
+    /// the one place that converts them; 0 stays 0, which for most of them means "never".
+    /// </summary>
+    public int Milliseconds(Setting<int> seconds) => checked(Get(seconds) * 1000);
     /// <summary>True when the workers are a `command` program rather than gateway workers.</summary>
     public bool RunsCommand => Get(Settings.Command).Count > 0;
     /// <summary>`ready = "delay:N"`: N seconds; null for notify.</summary>

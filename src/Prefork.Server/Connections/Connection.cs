@@ -50,9 +50,9 @@ public sealed class Connection
         Transport = transport;
         transport.Attach(Info);
         Reader = new RequestReader(limits, c.WorkerTmpDir);
-        _headerTimeoutMs = c.Get(Settings.HeaderTimeout) * 1000;
-        _keepaliveMs = c.Get(Settings.Keepalive) * 1000;
-        _ioTimeoutMs = c.Get(Settings.Timeout) is > 0 and var timeout ? timeout * 1000 : -1;
+        _headerTimeoutMs = c.Milliseconds(Settings.HeaderTimeout); // 0: no limit
+        _keepaliveMs = c.Milliseconds(Settings.Keepalive);         // 0: no keep-alive
+        _ioTimeoutMs = c.Milliseconds(Settings.Timeout);           // 0: no limit
         if (c.Get(Settings.ProxyProtocol)) _proxyAllowList = IpAllowList.Parse(c.Get(Settings.ProxyAllowIps));
     }
 
@@ -73,8 +73,6 @@ public sealed class Connection
     /// <summary>Requests taken on this connection so far (a deadline check tells whether a read brought one).</summary>
     public int RequestsTaken { get; private set; }
     public int QueuedBytes => Transport.QueuedBytes;
-    /// <summary>TLS: bytes already taken from the socket wait to be read; serve them before waiting for the socket.</summary>
-    public bool HasBufferedInput => Transport.HasBufferedInput;
 
     public void Open(int fd)
     {
@@ -92,7 +90,8 @@ public sealed class Connection
 
     /// <summary>
     /// Answers every whole request already received, in order, writing the responses in one go.
-    /// Returns <see cref="ServeStep.NeedInput"/> when more bytes are needed, <see cref="ServeStep.Close"/>
+    /// Returns <see cref="ServeStep.NeedInput"/> when more bytes are needed from the socket (input a TLS
+    /// transport had already taken is read and served first), <see cref="ServeStep.Close"/>
     /// when the connection is done, or (only when <paramref name="blocking"/> is false)
     /// <see cref="ServeStep.InFlight"/> with the request's completion in <paramref name="inFlight"/>.
     /// </summary>
@@ -120,6 +119,14 @@ public sealed class Connection
                 }
                 if (!ready)
                 {
+                    // TLS: bytes SslStream took from the socket and not yet read raise no event: take them now, so
+                    // NeedInput always means "wait for the socket".
+                    if (!PeerClosed && Transport.HasBufferedInput)
+                    {
+                        if (Receive() != ReceiveResult.Error) continue;
+                        writer.Discard(); // the connection failed (Broken): nothing more goes out, and it closes without lingering
+                        return ServeStep.Close;
+                    }
                     if (Reader.TakeContinueRequest()) writer.WriteRaw(ContinueResponse);
                     writer.Flush();
                     return PeerClosed ? ServeStep.Close : ServeStep.NeedInput;

@@ -1,3 +1,4 @@
+using Prefork.Config;
 using Prefork.Http;
 using Prefork.Interop;
 
@@ -23,7 +24,7 @@ public abstract unsafe class Transport : IResponseTransport
     /// <summary>Output taken from the writer but not yet by the kernel.</summary>
     public virtual int QueuedBytes => 0;
     public virtual bool NeedsDrain => false;
-    /// <summary>TLS: input already taken from the socket and not yet read (the socket will not signal it).</summary>
+    /// <summary>TLS: input already taken from the socket and not yet read (the socket will not signal it; <see cref="Connection.Serve"/> reads it).</summary>
     public virtual bool HasBufferedInput => false;
     /// <summary>TLS: the handshake is not over yet.</summary>
     public virtual bool Handshaking => false;
@@ -133,10 +134,10 @@ public abstract unsafe class Transport : IResponseTransport
 }
 
 /// <summary>Sync and threads: a send returns once the kernel took every byte (waiting for room, up to `timeout`).</summary>
-/// <param name="timeoutSeconds">`timeout`: how long a client may take none of our output; 0 for ever.</param>
-public sealed class BlockingTransport(int timeoutSeconds) : Transport
+/// <param name="timeoutMs">`timeout` (<see cref="GatewayConfig.Milliseconds"/>): how long a client may take none of our output; 0 for ever.</param>
+public sealed class BlockingTransport(int timeoutMs) : Transport
 {
-    private readonly int _waitMs = timeoutSeconds > 0 ? timeoutSeconds * 1000 : -1;
+    private readonly int _waitMs = timeoutMs > 0 ? timeoutMs : -1; // poll's "for ever"
 
     public override void Send(ReadOnlySpan<byte> bytes)
     {

@@ -30,7 +30,7 @@ public abstract class EngineContext
     /// When a stopping worker stops waiting for idle and slow clients: just before the master's
     /// graceful_timeout, so the worker still ends on its own.
     /// </summary>
-    public long StopDeadline() => Environment.TickCount64 + Math.Max(0, Config.Get(Settings.GracefulTimeout) * 1000L - 1000);
+    public long StopDeadline() => Environment.TickCount64 + Math.Max(0, Config.Milliseconds(Settings.GracefulTimeout) - 1000);
 
     /// <summary>
     /// The handler one serving thread (or one request in flight on the epoll loop) answers requests

@@ -57,8 +57,8 @@ internal abstract class EventEngine : IWorkerEngine
     {
         Context = context;
         _wake = wake;
-        _ioTimeoutMs = context.Config.Get(Settings.Timeout) > 0 ? context.Config.Get(Settings.Timeout) * 1000 : 0;
-        Table = new ConnectionTable(context.Config.Get(Settings.WorkerConnections), () => new Connection(context.Config, context.Limits, context.Stopping.Token, context.NewTransport(_threaded ? new BlockingTransport(context.Config.Get(Settings.Timeout)) : new QueuedTransport())));
+        _ioTimeoutMs = context.Config.Milliseconds(Settings.Timeout);
+        Table = new ConnectionTable(context.Config.Get(Settings.WorkerConnections), () => new Connection(context.Config, context.Limits, context.Stopping.Token, context.NewTransport(_threaded ? new BlockingTransport(_ioTimeoutMs) : new QueuedTransport())));
         _registrations = new Registration[Table.Capacity];
         using var epoll = Epoll = new Epoll(_threaded ? 1 : 1024);
         Listeners = new ListenerSet(listeners, Epoll, FirstListenerToken);
@@ -164,18 +164,7 @@ internal abstract class EventEngine : IWorkerEngine
     protected void Serve(Connection c)
     {
         c.State = ConnectionState.Active;
-        var step = ServeRequests(c);
-        // TLS: bytes SslStream took from the socket and we have not read yet raise no event: serve them now.
-        while (step == ServeStep.NeedInput && c.HasBufferedInput)
-        {
-            if (c.Receive() == ReceiveResult.Error)
-            {
-                CloseNow(c);
-                return;
-            }
-            step = ServeRequests(c);
-        }
-        AfterServe(c, step);
+        AfterServe(c, ServeRequests(c));
     }
 
     private ServeStep ServeRequests(Connection c)

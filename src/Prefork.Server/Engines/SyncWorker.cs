@@ -32,7 +32,7 @@ public sealed unsafe class SyncWorker : IWorkerEngine
         _fds[1] = new Native.PollFd { Fd = wake.ReadFd, Events = Native.POLLIN };
         for (int i = 0; i < _listeners.Length; i++) _fds[2 + i] = new Native.PollFd { Fd = _listeners[i].Fd, Events = Native.POLLIN };
         var exchange = new Exchange(context);
-        var connection = new Connection(context.Config, context.Limits, context.Stopping.Token, context.NewTransport(new BlockingTransport(context.Config.Get(Settings.Timeout))));
+        var connection = new Connection(context.Config, context.Limits, context.Stopping.Token, context.NewTransport(new BlockingTransport(context.Config.Milliseconds(Settings.Timeout))));
 
         while (!context.IsStopping)
         {
@@ -104,7 +104,6 @@ public sealed unsafe class SyncWorker : IWorkerEngine
     {
         while (true)
         {
-            if (c.HasBufferedInput) return c.Receive() != ReceiveResult.Error; // TLS: read already, the socket will not say so
             long now = Environment.TickCount64;
             c.SetReadDeadline(now);
             _fds[0] = new Native.PollFd { Fd = c.Fd, Events = Native.POLLIN };

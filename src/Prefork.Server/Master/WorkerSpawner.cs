@@ -48,6 +48,7 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
         foreach (DictionaryEntry e in Environment.GetEnvironmentVariables()) environment[(string)e.Key] = (string?)e.Value ?? "";
         SocketActivation.RemoveFromWorkerEnvironment(environment); // systemd: LISTEN_*, NOTIFY_SOCKET are the master's
         foreach (var pair in config.Get(Settings.RawEnv)) environment[pair[..pair.IndexOf('=')]] = pair[(pair.IndexOf('=') + 1)..];
+        environment.Remove(ConfigHandOff.EnvKeyFilePassword); // a secret: handed over in a pipe (see ConfigHandOff), never in the environment
         environment[WorkerEnvironment.EnvMasterPid] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
         environment[WorkerEnvironment.EnvWorkerIndex] = index.ToString(CultureInfo.InvariantCulture);
         environment[WorkerEnvironment.EnvGeneration] = generation.ToString(CultureInfo.InvariantCulture);
@@ -60,9 +61,11 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
     private static (int Pid, Process? Process, int PipeFd) SpawnGateway(GatewayConfig config, IReadOnlyList<Listener> listeners, int index, int generation)
     {
         var (readFd, writeFd) = Pipe();
+        int secretsFd = -1;
         try
         {
             Syscall.fcntl(writeFd, FcntlCommand.F_SETFD, 0); // inherited by this one worker; closed here right after
+            if (ConfigHandOff.WriteSecrets(config) is { } secrets) secretsFd = SecretsPipe(secrets);
             var psi = ServerInfo.StartInfo(ServerInfo.WorkerFlag);
             psi.Environment.Clear();
             foreach (var (key, value) in BaseEnvironment(config, index, generation)) psi.Environment[key] = value;
@@ -70,6 +73,7 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
             psi.Environment[WorkerEnvironment.EnvPipeFd] = writeFd.ToString(CultureInfo.InvariantCulture);
             psi.Environment[WorkerEnvironment.EnvConfig] = config.HandOff; // see ConfigHandOff
             psi.Environment[WorkerEnvironment.EnvConfigPath] = config.FilePath is null ? "" : Path.GetFullPath(config.FilePath);
+            if (secretsFd >= 0) psi.Environment[WorkerEnvironment.EnvSecretsFd] = secretsFd.ToString(CultureInfo.InvariantCulture);
             var process = Process.Start(psi)!;
             return (process.Id, process, readFd);
         }
@@ -81,7 +85,38 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
         finally
         {
             Syscall.close(writeFd);
+            if (secretsFd >= 0) Syscall.close(secretsFd);
         }
+    }
+
+    /// <summary>
+    /// A pipe holding <paramref name="secrets"/>, its write end already closed: the read end, which the
+    /// next worker inherits (like its master pipe) and reads to the end at boot.
+    /// </summary>
+    private static unsafe int SecretsPipe(string secrets)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(secrets);
+        int* fds = stackalloc int[2];
+        if (Native.pipe2(fds, Native.O_CLOEXEC) != 0) throw new IOException($"pipe2() failed: {Stdlib.GetLastError()}");
+        try
+        {
+            // Never blocks: nobody reads yet, so what the pipe cannot hold at once (64 KiB) is an error, not a wait.
+            Syscall.fcntl(fds[1], FcntlCommand.F_SETFL, Syscall.fcntl(fds[1], FcntlCommand.F_GETFL) | (int)OpenFlags.O_NONBLOCK);
+            nint written;
+            fixed (byte* p = bytes) written = Native.write(fds[1], p, bytes.Length);
+            if (written != bytes.Length) throw new IOException($"could not hand the secrets ({bytes.Length} bytes) to the worker: {Stdlib.GetLastError()}");
+        }
+        catch
+        {
+            Syscall.close(fds[0]);
+            throw;
+        }
+        finally
+        {
+            Syscall.close(fds[1]);
+        }
+        Syscall.fcntl(fds[0], FcntlCommand.F_SETFD, 0); // inherited by this one worker; closed here right after
+        return fds[0];
     }
 
     // ---- command workers -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ public static class WorkerEnvironment
     public const string EnvPipeFd = "PREFORK_PIPE_FD";
     public const string EnvConfig = "PREFORK_CONFIG"; // see ConfigHandOff
     public const string EnvConfigPath = "PREFORK_CONFIG_PATH";
+    public const string EnvSecretsFd = "PREFORK_SECRETS_FD"; // see ConfigHandOff: secrets go through a pipe, not the environment
 
     // Command workers (besides systemd's LISTEN_FDS and NOTIFY_SOCKET)
     public const string EnvBacklog = "PREFORK_BACKLOG", EnvGracefulTimeout = "PREFORK_GRACEFUL_TIMEOUT";

@@ -49,7 +49,7 @@ public static class WorkerProcess
     {
         int masterPid = EnvInt(EnvMasterPid);
         var info = new WorkerInfo(EnvInt(EnvWorkerIndex), Environment.ProcessId, masterPid, EnvInt(EnvGeneration));
-        var config = ConfigHandOff.Read(Environment.GetEnvironmentVariable(EnvConfig));
+        var config = ConfigHandOff.Read(Environment.GetEnvironmentVariable(EnvConfig), ConfigHandOff.TakeSecrets());
         Logging.Logging.Configure(config, $"worker {info.Index}");
         Libc.SetProcessName($"{config.Get(Settings.ProcName)}-w{info.Index}");
         DropPrivileges(config);

@@ -54,11 +54,26 @@ public sealed class ConfigHandOffTests
     public void A_worker_gets_exactly_the_values_its_master_validated()
     {
         var master = AwkwardConfig();
-        var worker = ConfigHandOff.Read(master.HandOff);
+        var worker = ConfigHandOff.Read(master.HandOff, ConfigHandOff.WriteSecrets(master));
         AssertSameValues(master, worker);
         Assert.Equal(master.FilePath, worker.FilePath);
         Assert.Equal(master.BaseDirectory, worker.BaseDirectory);
         Assert.DoesNotContain('\0', master.HandOff); // it travels in an environment variable
+    }
+
+    [Fact]
+    public void Secrets_travel_apart_from_the_environment_hand_off()
+    {
+        var master = ConfigLoader.Parse("keyfile_password = \"s3cret-pass\"", null);
+        Assert.DoesNotContain("s3cret-pass", master.HandOff); // readable in /proc/PID/environ for the worker's life
+        var secrets = ConfigHandOff.WriteSecrets(master);
+        Assert.Contains("s3cret-pass", secrets);
+        Assert.Equal("", ConfigHandOff.Read(master.HandOff)[Settings.KeyFilePassword.Key]);
+        Assert.Equal("s3cret-pass", ConfigHandOff.Read(master.HandOff, secrets)[Settings.KeyFilePassword.Key]);
+        Assert.Null(ConfigHandOff.WriteSecrets(ConfigLoader.Parse(null, null)));
+        // Each way carries only its own kind: a secret in the environment is refused, not taken.
+        Assert.Contains("came by the wrong way", Assert.Throws<ConfigException>(() =>
+            ConfigHandOff.Read("""{"Path":null,"Values":{"keyfile_password":"x"}}""")).Message);
     }
 
     [Fact]

@@ -16,14 +16,14 @@ public sealed class ConnectionTests : IDisposable
     private readonly int _client;
     private readonly Connection _connection;
     private readonly EchoTargetHandler _handler = new();
-    private readonly ResponseWriter _writer = new(new BlockingTransport(5));
+    private readonly ResponseWriter _writer = new(new BlockingTransport(5000));
 
     public ConnectionTests()
     {
         Assert.Equal(0, Syscall.socketpair(UnixAddressFamily.AF_UNIX, UnixSocketType.SOCK_STREAM, 0, out int server, out _client));
         Assert.Equal(0, Syscall.fcntl(server, FcntlCommand.F_SETFL, (int)OpenFlags.O_NONBLOCK)); // as accept4 hands it over
         var config = ConfigLoader.Parse(null, null);
-        _connection = new Connection(config, HttpLimits.From(config), CancellationToken.None, new BlockingTransport(config.Get(Settings.Timeout)));
+        _connection = new Connection(config, HttpLimits.From(config), CancellationToken.None, new BlockingTransport(config.Milliseconds(Settings.Timeout)));
         _connection.Open(server);
     }
 

@@ -166,6 +166,34 @@ public sealed class TlsTests : IDisposable
     }
 
     [Fact]
+    public void An_encrypted_key_is_served_and_its_password_is_never_in_a_workers_environment()
+    {
+        var (cert, key) = _certs.Issue("locked", password: "s3cret-in-config");
+        using (var server = PreforkServer.Start($"certfile = \"{cert}\"\nkeyfile = \"{key}\"\nkeyfile_password = \"s3cret-in-config\"", workers: 1))
+        {
+            Assert.Equal("200", Curl(server, "/", "-o", "/dev/null", "-w", "%{http_code}").Output);
+            AssertNotInEnvironment(server.WorkerPids().Single(), "s3cret-in-config");
+        }
+        (cert, key) = _certs.Issue("locked", password: "s3cret-in-env");
+        using (var server = PreforkServer.Start($"certfile = \"{cert}\"\nkeyfile = \"{key}\"", workers: 1,
+            environment: new Dictionary<string, string> { ["PREFORK_KEYFILE_PASSWORD"] = "s3cret-in-env" }))
+        {
+            Assert.Equal("200", Curl(server, "/", "-o", "/dev/null", "-w", "%{http_code}").Output);
+            int worker = server.WorkerPids().Single();
+            AssertNotInEnvironment(worker, "s3cret-in-env");
+            Assert.DoesNotContain("PREFORK_KEYFILE_PASSWORD", File.ReadAllText($"/proc/{worker}/environ"));
+        }
+    }
+
+    private static void AssertNotInEnvironment(int pid, string secret)
+    {
+        var environ = File.ReadAllText($"/proc/{pid}/environ");
+        Assert.Contains("PREFORK_CONFIG=", environ); // read it right: the hand-off is there
+        Assert.DoesNotContain(secret, environ);
+        Assert.DoesNotContain(secret, File.ReadAllText($"/proc/{pid}/cmdline"));
+    }
+
+    [Fact]
     public void Ciphers_limit_what_is_negotiated()
     {
         using var server = StartTls("threads", "ciphers = \"ECDHE-ECDSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256\"");
