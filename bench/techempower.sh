@@ -35,12 +35,17 @@ SYNC_WORKERS=$((2 * CORES + 1)) # blocking workers: the usual 2 × cores + 1
 ASYNC_WORKERS=$CORES
 THREADS=8                       # Prefork threads: threads per worker, one pooled connection each
 GTHREAD_THREADS=4
-EPOLL_POOL=32                   # Npgsql connections per epoll worker (64 wrk connections over 2 workers)
+EPOLL_POOL=32                   # without multiplexing: one Npgsql connection per request in flight (64 over 2 workers)
 KESTREL_POOL=64                 # one process: one pool for all 64 connections
+MUX_POOL=${TE_MUX_POOL:-2}      # multiplexing: the commands of all requests in flight share these, per worker
+KESTREL_MUX_POOL=${TE_KESTREL_MUX_POOL:-$((ASYNC_WORKERS * MUX_POOL))} # as many as Prefork's workers hold together
+DEFAULT_SERVERS="prefork-sync prefork-threads prefork-epoll aspnetcore-prefork kestrel gunicorn-sync"
+SELECTED_SERVERS=${TE_SERVERS:-$DEFAULT_SERVERS}
 PIPELINE=16
+PG_CLIENTS=${TE_PG_CLIENTS:-16} # pgbench's clients for PostgreSQL's own ceiling
 
 # test  path        connections  pipelined
-TESTS=(plaintext json db fortunes)
+TESTS=(${TE_TESTS:-plaintext json db fortunes})
 declare -A TEST_PATH=([plaintext]=/plaintext [json]=/json [db]=/db [fortunes]=/fortunes)
 declare -A TEST_CONNS=([plaintext]=256 [json]=64 [db]=64 [fortunes]=64)
 
@@ -114,21 +119,44 @@ define_servers() {
   db=$(pg_npgsql)
   local prefork="$WORK/prefork/prefork --log-level warning --accesslog '' --control-socket '' --keepalive 5 --backlog 2048"
   local app="-a $WORK/gateway/TechEmpowerGateway.dll:TechEmpowerGateway.TechEmpowerApp"
+  local async_app=${app/TechEmpowerApp/TechEmpowerAsyncApp}
+  local mux="Multiplexing=true;Maximum Pool Size=$MUX_POOL"
   add_server prefork-sync "Prefork sync ×$SYNC_WORKERS" "blocking Npgsql, pool 1 per worker ($SYNC_WORKERS connections)" \
     "TECHEMPOWER_DB='$db;Maximum Pool Size=1'" "$prefork -k sync -w $SYNC_WORKERS $app"
   add_server prefork-threads "Prefork threads ×$ASYNC_WORKERS×$THREADS" "blocking Npgsql, pool $THREADS per worker ($((ASYNC_WORKERS * THREADS)) connections)" \
     "TECHEMPOWER_DB='$db;Maximum Pool Size=$THREADS'" "$prefork -k threads --threads $THREADS -w $ASYNC_WORKERS $app"
-  add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
-    "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS ${app/TechEmpowerApp/TechEmpowerAsyncApp}"
-  add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, pool $EPOLL_POOL per worker" \
-    "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -w $ASYNC_WORKERS -- $WORK/kestrel/TechEmpowerKestrel"
-  add_server kestrel "Kestrel (1 process)" "minimal API, async Npgsql, pool $KESTREL_POOL, Web SDK defaults (server GC)" \
+  add_server prefork-threads-4 "Prefork threads ×$ASYNC_WORKERS×4" "blocking Npgsql, pool 4 per worker ($((ASYNC_WORKERS * 4)) connections)" \
+    "TECHEMPOWER_DB='$db;Maximum Pool Size=4'" "$prefork -k threads --threads 4 -w $ASYNC_WORKERS $app"
+  add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "IAsyncGatewayApplication, async Npgsql, multiplexing, pool $MUX_POOL per worker ($((ASYNC_WORKERS * MUX_POOL)) connections)" \
+    "TECHEMPOWER_DB='$db;$mux'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
+  add_server prefork-epoll-hop "Prefork epoll ×$ASYNC_WORKERS, awaits on the loop" "x" \
+    "TECHEMPOWER_DB='$db;$mux'" "$prefork -k epoll -w $ASYNC_WORKERS ${async_app/gateway/gateway-hop}"
+  add_server prefork-epoll-pool "Prefork epoll ×$ASYNC_WORKERS, no multiplexing" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
+    "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
+  add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, multiplexing, pool $MUX_POOL per worker" \
+    "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;$mux'" "$prefork -w $ASYNC_WORKERS -- $WORK/kestrel/TechEmpowerKestrel"
+  add_server kestrel "Kestrel (1 process)" "minimal API, async Npgsql, multiplexing, pool $KESTREL_MUX_POOL, Web SDK defaults (server GC)" \
+    "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;Multiplexing=true;Maximum Pool Size=$KESTREL_MUX_POOL'" "$WORK/kestrel/TechEmpowerKestrel --urls http://127.0.0.1:{port}"
+  add_server kestrel-pool "Kestrel (1 process), no multiplexing" "minimal API, async Npgsql, pool $KESTREL_POOL, Web SDK defaults (server GC)" \
     "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;Maximum Pool Size=$KESTREL_POOL'" "$WORK/kestrel/TechEmpowerKestrel --urls http://127.0.0.1:{port}"
   local gunicorn="/usr/bin/gunicorn --chdir $BENCH/apps --log-level warning --backlog 2048"
   add_server gunicorn-sync "Gunicorn sync ×$SYNC_WORKERS" "psycopg2, 1 connection per worker, PREPAREd; no keep-alive (sync)" \
     "TECHEMPOWER_PG='$(pg_conninfo)'" "$gunicorn -k sync -w $SYNC_WORKERS techempower_wsgi:app"
   add_server gunicorn-gthread "Gunicorn gthread ×$SYNC_WORKERS×$GTHREAD_THREADS" "psycopg2, 1 connection per thread, PREPAREd" \
     "TECHEMPOWER_PG='$(pg_conninfo)'" "$gunicorn -k gthread -w $SYNC_WORKERS --threads $GTHREAD_THREADS techempower_wsgi:app"
+  # TE_DOTNET_ENV: more environment for the .NET servers (runtime knobs, for experiments).
+  for id in "${SERVERS[@]}"; do
+    case $id in prefork-* | aspnetcore-* | kestrel*) SENV[$id]+=" ${TE_DOTNET_ENV:-}" ;; esac
+  done
+  # Keep only the chosen ones (TE_SERVERS), in their order of definition.
+  local chosen=() id
+  for id in "${SERVERS[@]}"; do
+    [[ " $SELECTED_SERVERS " == *" $id "* ]] && chosen+=("$id")
+  done
+  for id in $SELECTED_SERVERS; do
+    [ -n "${LABEL[$id]:-}" ] || die "TE_SERVERS: no server '$id' (there are: ${SERVERS[*]})"
+  done
+  SERVERS=("${chosen[@]}")
 }
 
 start_server() { # id
@@ -150,27 +178,39 @@ start_server() { # id
   die "$id did not answer within 60 s: $(tail -n 5 "$WORK/logs/$id.log")"
 }
 
-# One wrk run: prints "requests/s errors" (errors: socket errors + non-2xx).
+# One wrk run: prints "requests/s errors server-cpu-s postgres-cpu-s wrk-cpu-s" (errors: socket
+# errors + non-2xx; CPU: seconds of user + system time each spent during the run, from /proc and
+# /usr/bin/time: what a request costs, which the load of a shared machine distorts much less than
+# requests/s).
 measure() { # id test seconds
   local url="http://127.0.0.1:${PORT[$1]}${TEST_PATH[$2]}" args=(-t "$CORES" -c "${TEST_CONNS[$2]}" -d "${3}s" --timeout 5s)
   [ "$2" = plaintext ] && args+=(-s "$BENCH/techempower/pipeline.lua")
   args+=("$url")
   [ "$2" = plaintext ] && args+=(-- "$PIPELINE")
-  timeout -k 5 $(($3 + 30)) wrk "${args[@]}" >"$WORK/last.wrk" 2>&1 || true
-  local rps errors non2xx
+  local before after
+  before=$(python3 "$BENCH/techempower/cpu.py" "${PID[$1]}" "$PG_PID")
+  timeout -k 5 $(($3 + 30)) /usr/bin/time -f '%U %S' -o "$WORK/last.time" wrk "${args[@]}" >"$WORK/last.wrk" 2>&1 || true
+  after=$(python3 "$BENCH/techempower/cpu.py" "${PID[$1]}" "$PG_PID")
+  local rps errors non2xx cpu
   rps=$(grep -oP 'Requests/sec:\s+\K[\d.]+' "$WORK/last.wrk" || echo 0)
   errors=$(grep -oP 'Socket errors: \K.*' "$WORK/last.wrk" | grep -oP '\d+' | awk '{s += $1} END {print s + 0}' || true)
   non2xx=$(grep -oP 'Non-2xx or 3xx responses: \K\d+' "$WORK/last.wrk" || echo 0)
-  echo "$rps $((errors + non2xx))"
+  cpu=$(echo "$before $after $(tail -n 1 "$WORK/last.time" 2>/dev/null)" | awk '{printf "%.2f %.2f %.2f", $3 - $1, $4 - $2, $5 + $6}')
+  echo "$rps $((errors + non2xx)) $cpu"
 }
 
 # PostgreSQL's own ceiling for the db query: pgbench, prepared, 16 clients, over the socket.
+# Prints "queries/s postgres-cpu-s pgbench-cpu-s".
 pg_ceiling() { # seconds
   printf '\\set id random(1, 10000)\nSELECT id, randomnumber FROM world WHERE id = :id;\n' >"$PG_DIR/world.sql"
   chmod a+r "$PG_DIR/world.sql"
-  pg_as_owner "$PG_BIN/pgbench" -n -M prepared -c 16 -j "$CORES" -T "$1" -f "$PG_DIR/world.sql" \
-    -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U benchmarkdbuser hello_world 2>/dev/null |
-    grep -oP 'tps = \K[\d.]+' | head -n 1
+  local before after tps as_owner=()
+  [ "$(id -u)" -eq 0 ] && as_owner=(runuser -u postgres --) # as pg_as_owner, but a command /usr/bin/time can run
+  before=$(python3 "$BENCH/techempower/cpu.py" "$PG_PID")
+  tps=$(/usr/bin/time -f '%U %S' -o "$WORK/pgbench.time" "${as_owner[@]}" "$PG_BIN/pgbench" -n -M prepared -c "$PG_CLIENTS" -j "$CORES" -T "$1" -f "$PG_DIR/world.sql" \
+    -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U benchmarkdbuser hello_world 2>/dev/null | grep -oP 'tps = \K[\d.]+' | head -n 1 || true)
+  after=$(python3 "$BENCH/techempower/cpu.py" "$PG_PID")
+  echo "${tps:-0} $(echo "$before $after $(tail -n 1 "$WORK/pgbench.time")" | awk '{printf "%.2f %.2f", $2 - $1, $3 + $4}')"
 }
 
 main() {
@@ -194,7 +234,7 @@ main() {
   wait $b1 && wait $b2 && wait $b3 || die "a build failed"
 
   define_servers
-  local id test round
+  local id test round rps errors server_cpu pg_cpu wrk_cpu
   for id in "${SERVERS[@]}"; do
     log "starting $id"
     start_server "$id"
@@ -206,16 +246,17 @@ main() {
   for id in "${SERVERS[@]}"; do for test in "${TESTS[@]}"; do measure "$id" "$test" 1 >/dev/null; done; done
 
   local raw=$WORK/raw.tsv
-  printf 'round\ttest\tserver\trps\terrors\n' >"$raw"
+  printf 'round\ttest\tserver\trps\terrors\tserver_cpu\tpg_cpu\twrk_cpu\n' >"$raw"
   for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS: ${#TESTS[@]} tests × ${#SERVERS[@]} servers × ${DURATION} s (load $(cut -d' ' -f1 /proc/loadavg))"
     for test in "${TESTS[@]}"; do
       for id in "${SERVERS[@]}"; do
-        read -r rps errors < <(measure "$id" "$test" "$DURATION")
-        printf '%d\t%s\t%s\t%s\t%s\n' "$round" "$test" "$id" "$rps" "$errors" >>"$raw"
+        read -r rps errors server_cpu pg_cpu wrk_cpu < <(measure "$id" "$test" "$DURATION")
+        printf '%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$test" "$id" "$rps" "$errors" "$server_cpu" "$pg_cpu" "$wrk_cpu" >>"$raw"
       done
       if [ "$test" = db ]; then
-        printf '%d\tdb\tpostgresql\t%s\t0\n' "$round" "$(pg_ceiling "$DURATION" || echo 0)" >>"$raw"
+        read -r rps pg_cpu wrk_cpu < <(pg_ceiling "$DURATION")
+        printf '%d\tdb\tpostgresql\t%s\t0\t\t%s\t%s\n' "$round" "$rps" "$pg_cpu" "$wrk_cpu" >>"$raw"
       fi
     done
   done
@@ -226,8 +267,8 @@ main() {
   local servers=$WORK/servers.tsv
   printf 'id\tlabel\tsettings\tcommand\n' >"$servers"
   for id in "${SERVERS[@]}"; do printf '%s\t%s\t%s\t%s\n' "$id" "${LABEL[$id]}" "${SETTINGS[$id]}" "${SENV[$id]} ${CMD[$id]}" >>"$servers"; done
-  printf 'postgresql\tPostgreSQL alone (pgbench -S-style, prepared, 16 clients)\tthe db query only: the ceiling\t%s\n' \
-    "pgbench -n -M prepared -c 16 -j $CORES -T $DURATION -f world.sql (SELECT id, randomnumber FROM world WHERE id = :id)" >>"$servers"
+  printf 'postgresql\tPostgreSQL alone (pgbench, prepared, %s clients)\tthe db query only: the ceiling (its CPU column "wrk" is pgbench'"'"'s)\t%s\n' "$PG_CLIENTS" \
+    "pgbench -n -M prepared -c $PG_CLIENTS -j $CORES -T $DURATION -f world.sql (SELECT id, randomnumber FROM world WHERE id = :id)" >>"$servers"
   local out=${TE_OUT:-$BENCH/results/techempower-$(date +%F)-$(hostname -s).md}
   python3 "$BENCH/techempower/report.py" "$raw" "$servers" \
     "bench/techempower.sh$([ $MODE = quick ] && echo "" || echo " --full")" "$ROUNDS" "$DURATION" \

@@ -30,12 +30,19 @@ def main():
     raw = read_tsv(raw_path)
     servers = read_tsv(servers_path)
     label = {s["id"]: s["label"] for s in servers}
+    label.setdefault("postgresql", "PostgreSQL alone (pgbench)")
     order = [s["id"] for s in servers]
     rps = defaultdict(dict)       # (test, server) -> {round: rps}
     errors = defaultdict(int)     # (test, server) -> errors over all rounds
+    cpu = defaultdict(list)       # (test, server) -> [(server, postgres, client) µs per request] per round
     for row in raw:
-        rps[(row["test"], row["server"])][int(row["round"])] = float(row["rps"])
-        errors[(row["test"], row["server"])] += int(row["errors"])
+        key = (row["test"], row["server"])
+        rps[key][int(row["round"])] = float(row["rps"])
+        errors[key] += int(row["errors"])
+        requests = float(row["rps"]) * float(duration)
+        if requests > 0 and row.get("pg_cpu"):
+            cpu[key].append(tuple(float(row[c] or 0) * 1e6 / requests for c in ("server_cpu", "pg_cpu", "wrk_cpu")))
+    tests = [t for t in TESTS if any(test == t for test, _ in rps)]
 
     def median(test, server):
         values = list(rps[(test, server)].values())
@@ -72,7 +79,7 @@ def main():
     out.append("| test | connections | best Prefork class | req/s | Kestrel req/s | best Gunicorn | req/s "
                "| Prefork ÷ Kestrel | Prefork ÷ Gunicorn | target |")
     out.append("|---|---|---|---|---|---|---|---|---|---|")
-    for test in TESTS:
+    for test in tests:
         best = max(prefork_classes, key=lambda s: median(test, s), default=None)
         gbest = max(gunicorns, key=lambda s: median(test, s), default=None)
         if best is None:
@@ -93,7 +100,32 @@ def main():
         out.append(f"PostgreSQL's own ceiling for the db query (pgbench, prepared, 16 clients, same machine, "
                    f"nothing else of ours running): median {statistics.median(ceiling):,.0f}/s ({spread(ceiling)}).")
 
-    for test in TESTS:
+    cpu_tests = [t for t in tests if any(cpu[(t, s)] for s in dict.fromkeys(order + ["postgresql"]))]
+    if cpu_tests:
+        out.append("")
+        out.append("## CPU time per request")
+        out.append("")
+        out.append(f"What one request cost in CPU (user + system, from /proc and /usr/bin/time, over each whole "
+                   f"wrk run, divided by its requests; median over the rounds), split between the server (all its "
+                   f"processes), PostgreSQL (postmaster and backends) and the client (wrk; pgbench in the PostgreSQL "
+                   f"row). The load of a shared machine distorts these much less than requests/s. With {cores} cores "
+                   f"and nothing else running, {cores} s of CPU per second is all there is: the last column is the "
+                   f"rate that would take, the ceiling of that server on this machine.")
+        for test in cpu_tests:
+            out.append("")
+            out.append(f"| {test}: server | server µs | PostgreSQL µs | client µs | total µs | {cores} cores ÷ total |")
+            out.append("|---|---|---|---|---|---|")
+            ids = [s for s in dict.fromkeys(order + ["postgresql"]) if cpu[(test, s)]]
+            rows = []
+            for s in ids:
+                parts = [statistics.median(v[i] for v in cpu[(test, s)]) for i in range(3)]
+                total = statistics.median(sum(v) for v in cpu[(test, s)])
+                rows.append((total, s, parts))
+            for total, s, parts in sorted(rows):
+                out.append(f"| {label[s]} | {parts[0]:,.0f} | {parts[1]:,.0f} | {parts[2]:,.0f} | {total:,.0f} "
+                           f"| {int(cores) * 1e6 / total:,.0f}/s |")
+
+    for test in tests:
         out.append("")
         out.append(f"## {test} ({CONNS[test]} connections)")
         out.append("")
