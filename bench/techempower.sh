@@ -39,9 +39,17 @@ EPOLL_POOL=32                   # without multiplexing: one Npgsql connection pe
 KESTREL_POOL=64                 # one process: one pool for all 64 connections
 MUX_POOL=${TE_MUX_POOL:-2}      # multiplexing: the commands of all requests in flight share these, per worker
 KESTREL_MUX_POOL=${TE_KESTREL_MUX_POOL:-$((ASYNC_WORKERS * MUX_POOL))} # as many as Prefork's workers hold together
+# Runtime knobs for all the .NET servers alike. On 2 cores shared with wrk and PostgreSQL, the
+# thread pool's idle threads spinning for work (up to 70 µs each time, in every process) cost more
+# CPU than the queries: no spinning. Socket completions run on the runtime's own epoll thread
+# instead of one hop further on a pool thread (Npgsql's reads; Kestrel's too).
+DOTNET_ENV=${TE_DOTNET_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1}
+# --quick: one of each kind; --full adds the pools without multiplexing and Gunicorn gthread.
 DEFAULT_SERVERS="prefork-sync prefork-threads prefork-epoll aspnetcore-prefork kestrel gunicorn-sync"
+[ $MODE = full ] && DEFAULT_SERVERS+=" prefork-threads-4 prefork-epoll-pool kestrel-pool gunicorn-gthread"
 SELECTED_SERVERS=${TE_SERVERS:-$DEFAULT_SERVERS}
 PIPELINE=16
+PREFORK_DIR=${TE_PREFORK_BUILD:-$WORK/prefork} # bench/run.sh passes the build it made
 PG_CLIENTS=${TE_PG_CLIENTS:-16} # pgbench's clients for PostgreSQL's own ceiling
 
 # test  path        connections  pipelined
@@ -117,7 +125,7 @@ add_server() { # id label settings env command...
 define_servers() {
   local db
   db=$(pg_npgsql)
-  local prefork="$WORK/prefork/prefork --log-level warning --accesslog '' --control-socket '' --keepalive 5 --backlog 2048"
+  local prefork="$PREFORK_DIR/prefork --log-level warning --accesslog '' --control-socket '' --keepalive 5 --backlog 2048"
   local app="-a $WORK/gateway/TechEmpowerGateway.dll:TechEmpowerGateway.TechEmpowerApp"
   local async_app=${app/TechEmpowerApp/TechEmpowerAsyncApp}
   local mux="Multiplexing=true;Maximum Pool Size=$MUX_POOL"
@@ -129,8 +137,6 @@ define_servers() {
     "TECHEMPOWER_DB='$db;Maximum Pool Size=4'" "$prefork -k threads --threads 4 -w $ASYNC_WORKERS $app"
   add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "IAsyncGatewayApplication, async Npgsql, multiplexing, pool $MUX_POOL per worker ($((ASYNC_WORKERS * MUX_POOL)) connections)" \
     "TECHEMPOWER_DB='$db;$mux'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
-  add_server prefork-epoll-hop "Prefork epoll ×$ASYNC_WORKERS, awaits on the loop" "x" \
-    "TECHEMPOWER_DB='$db;$mux'" "$prefork -k epoll -w $ASYNC_WORKERS ${async_app/gateway/gateway-hop}"
   add_server prefork-epoll-pool "Prefork epoll ×$ASYNC_WORKERS, no multiplexing" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
     "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
   add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, multiplexing, pool $MUX_POOL per worker" \
@@ -144,9 +150,9 @@ define_servers() {
     "TECHEMPOWER_PG='$(pg_conninfo)'" "$gunicorn -k sync -w $SYNC_WORKERS techempower_wsgi:app"
   add_server gunicorn-gthread "Gunicorn gthread ×$SYNC_WORKERS×$GTHREAD_THREADS" "psycopg2, 1 connection per thread, PREPAREd" \
     "TECHEMPOWER_PG='$(pg_conninfo)'" "$gunicorn -k gthread -w $SYNC_WORKERS --threads $GTHREAD_THREADS techempower_wsgi:app"
-  # TE_DOTNET_ENV: more environment for the .NET servers (runtime knobs, for experiments).
+  # The same runtime knobs for every .NET server (TE_DOTNET_ENV replaces them).
   for id in "${SERVERS[@]}"; do
-    case $id in prefork-* | aspnetcore-* | kestrel*) SENV[$id]+=" ${TE_DOTNET_ENV:-}" ;; esac
+    case $id in prefork-* | aspnetcore-* | kestrel*) SENV[$id]+=" $DOTNET_ENV" ;; esac
   done
   # Keep only the chosen ones (TE_SERVERS), in their order of definition.
   local chosen=() id
@@ -222,8 +228,8 @@ main() {
   local load_start
   load_start=$(cut -d' ' -f1-3 /proc/loadavg)
   log "building (dotnet publish -c Release) while PostgreSQL starts"
-  publish prefork src/Prefork.Cli/Prefork.Cli.csproj &
-  local b1=$!
+  local b1
+  if [ -n "${TE_PREFORK_BUILD:-}" ]; then true & b1=$!; else publish prefork src/Prefork.Cli/Prefork.Cli.csproj & b1=$!; fi
   publish gateway bench/apps/TechEmpowerGateway/TechEmpowerGateway.csproj &
   local b2=$!
   publish kestrel bench/apps/TechEmpowerKestrel/TechEmpowerKestrel.csproj &
@@ -273,7 +279,14 @@ main() {
   python3 "$BENCH/techempower/report.py" "$raw" "$servers" \
     "bench/techempower.sh$([ $MODE = quick ] && echo "" || echo " --full")" "$ROUNDS" "$DURATION" \
     "$load_start" "$load_end" "$CORES" "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), .NET $(dotnet --version), $(/usr/bin/gunicorn --version 2>&1 | head -n 1), Npgsql 10.0.3, psycopg2 $(/usr/bin/python3 -c 'import psycopg2; print(psycopg2.__version__.split()[0])')" \
-    >"$out"
+    "$WORK/plot" >"$out"
+  if command -v gnuplot >/dev/null; then
+    gnuplot -e "dat='$WORK/plot'; out='${out%.md}.png'" "$BENCH/techempower/plot.gp" 2>"$WORK/gnuplot.log" ||
+      { cat "$WORK/gnuplot.log" >&2; die "gnuplot failed"; }
+    printf '\n![requests/s per test and server; CPU per request](%s)\n' "$(basename "${out%.md}.png")" >>"$out"
+  else
+    log "gnuplot is not installed (apt-get install gnuplot-nox): no plot"
+  fi
   log "done in $((SECONDS - started)) s: $out"
 }
 

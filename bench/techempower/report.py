@@ -1,6 +1,8 @@
 """The results file of bench/techempower.sh, in Markdown, from its raw runs.
 
-  python3 report.py RAW.tsv SERVERS.tsv COMMAND ROUNDS DURATION LOAD_START LOAD_END CORES VERSIONS
+  python3 report.py RAW.tsv SERVERS.tsv COMMAND ROUNDS DURATION LOAD_START LOAD_END CORES VERSIONS [PLOT_DIR]
+
+With PLOT_DIR, also writes the data of bench/techempower/plot.gp there (throughput.dat, cpu.dat, vars.gp).
 
 Ratios are taken within a round (both servers measured minutes apart at most, under the same load),
 then summarised as median and min–max over the rounds.
@@ -147,6 +149,35 @@ def main():
         command_text = s["command"].replace("|", "\\|")
         out.append(f"| {s['label']} | {s['settings']} | `{command_text}` |")
     print("\n".join(out))
+    if len(sys.argv) > 10:
+        write_plot_data(sys.argv[10], tests, [s for s in order if s != "postgresql"], label, rps, cpu,
+                        f"{now}, load {load_start} to {load_end}")
+
+
+def write_plot_data(directory, tests, servers, label, rps, cpu, title):
+    """Gnuplot's inputs: requests/s per test (median, min, max per server) and CPU µs per request."""
+    import os
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "throughput.dat"), "w") as f:
+        f.write("test " + " ".join(f'"{label[s]}" min max' for s in servers) + "\n")
+        for test in tests:
+            cells = []
+            for s in servers:
+                values = list(rps[(test, s)].values())
+                cells += [f"{statistics.median(values):.0f}", f"{min(values):.0f}", f"{max(values):.0f}"] if values else ["-"] * 3
+            f.write(f"{test} " + " ".join(cells) + "\n")
+    cpu_tests = [t for t in tests if t in DB_TESTS]
+    with open(os.path.join(directory, "cpu.dat"), "w") as f:
+        f.write('server "server" "PostgreSQL" "client (wrk; pgbench)"\n')
+        for test in cpu_tests:
+            for s in servers + ["postgresql"]:
+                if cpu[(test, s)]:
+                    parts = [statistics.median(v[i] for v in cpu[(test, s)]) for i in range(3)]
+                    name = f"{test}: {label[s]}".replace('"', "'")
+                    f.write(f'"{name}" ' + " ".join(f"{p:.1f}" for p in parts) + "\n")
+            f.write('"" - - -\n')
+    with open(os.path.join(directory, "vars.gp"), "w") as f:
+        f.write(f'n_servers = {len(servers)}\nrun_title = "{title}"\n')
 
 
 if __name__ == "__main__":
