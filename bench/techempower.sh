@@ -7,17 +7,28 @@
 #   json       GET /json, 64 connections, keep-alive
 #   db         GET /db (one random World row), 64 connections
 #   fortunes   GET /fortunes (query, add a row, sort, escape, render), 64 connections
-# Servers: Prefork sync, threads and epoll with bench/apps/TechEmpowerGateway (Npgsql), Kestrel
-# alone and the same ASP.NET Core app under Prefork (bench/apps/TechEmpowerKestrel), Gunicorn sync
-# and gthread (bench/apps/techempower_wsgi.py, psycopg2), plus PostgreSQL's own ceiling for the
-# db query (pgbench, prepared, 16 clients). Every server is checked (bench/techempower/check.py)
-# before any load; rounds interleave the servers and ratios are taken within a round.
+# Servers (--quick): Prefork sync and threads with bench/apps/TechEmpowerGateway (blocking Npgsql),
+# Prefork epoll with its asynchronous form (Npgsql multiplexing: the commands of all requests in
+# flight share 2 connections per worker), Kestrel alone and the same ASP.NET Core app under Prefork
+# (bench/apps/TechEmpowerKestrel, multiplexing too), Gunicorn sync (bench/apps/techempower_wsgi.py,
+# psycopg2), plus PostgreSQL's own ceiling for the db query (pgbench, prepared, 16 clients).
+# --full adds Prefork threads ×2×4, epoll and Kestrel with one pooled connection per request in
+# flight (no multiplexing) and Gunicorn gthread. Every server is checked (bench/techempower/check.py)
+# before any load; rounds interleave the servers and ratios are taken within a round. Each run also
+# measures the CPU time the server, PostgreSQL and wrk spent on it (bench/techempower/cpu.py): the
+# cost of one request, which a loaded machine distorts much less than requests/s.
 #
 #   --quick (default)  3 rounds × 2 s per test and server: about 5 minutes on 2 cores
 #   --full             5 rounds × 5 s
-# Knobs (environment): TE_ROUNDS, TE_DURATION (seconds per wrk run), TE_OUT (results file),
-# TE_NO_BUILD=1 (reuse the last build in bench/.work/techempower).
-# Writes bench/results/techempower-<date>-<host>.md; raw data in bench/.work/techempower/.
+# Knobs (environment): TE_SERVERS (ids to run, e.g. "prefork-epoll kestrel"; see define_servers),
+# TE_TESTS (e.g. "db fortunes"), TE_ROUNDS, TE_DURATION (seconds per wrk run), TE_MUX_POOL
+# (connections per worker with multiplexing), TE_PG_CLIENTS (pgbench's), TE_DOTNET_ENV (runtime
+# environment of the .NET servers, replacing DOTNET_ENV below), TE_OUT (results file),
+# TE_NO_BUILD=1 (reuse the last build in bench/.work/techempower), TE_PREFORK_BUILD (a published
+# Prefork to use instead of building one: bench/run.sh passes its own).
+# Needs (installed with apt-get when missing): wrk, curl, gunicorn, python3-psycopg2, postgresql,
+# time (/usr/bin/time), and gnuplot-nox for the plot.
+# Writes bench/results/techempower-<date>-<host>.md and .png; raw data in bench/.work/techempower/.
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -93,6 +104,8 @@ ensure_packages() {
   [ -x /usr/bin/gunicorn ] || missing+=(gunicorn)
   /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || missing+=(python3-psycopg2)
   pg_find_bin 2>/dev/null || missing+=(postgresql)
+  [ -x /usr/bin/time ] || missing+=(time)
+  command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
   local sudo=()
@@ -188,15 +201,15 @@ start_server() { # id
 # errors + non-2xx; CPU: seconds of user + system time each spent during the run, from /proc and
 # /usr/bin/time: what a request costs, which the load of a shared machine distorts much less than
 # requests/s).
-measure() { # id test seconds
+measure() { # id test seconds [warm-up: no CPU sampling]
   local url="http://127.0.0.1:${PORT[$1]}${TEST_PATH[$2]}" args=(-t "$CORES" -c "${TEST_CONNS[$2]}" -d "${3}s" --timeout 5s)
   [ "$2" = plaintext ] && args+=(-s "$BENCH/techempower/pipeline.lua")
   args+=("$url")
   [ "$2" = plaintext ] && args+=(-- "$PIPELINE")
-  local before after
-  before=$(python3 "$BENCH/techempower/cpu.py" "${PID[$1]}" "$PG_PID")
+  local before="0 0" after="0 0"
+  [ -n "${4:-}" ] || before=$(python3 "$BENCH/techempower/cpu.py" "${PID[$1]}" "$PG_PID")
   timeout -k 5 $(($3 + 30)) /usr/bin/time -f '%U %S' -o "$WORK/last.time" wrk "${args[@]}" >"$WORK/last.wrk" 2>&1 || true
-  after=$(python3 "$BENCH/techempower/cpu.py" "${PID[$1]}" "$PG_PID")
+  [ -n "${4:-}" ] || after=$(python3 "$BENCH/techempower/cpu.py" "${PID[$1]}" "$PG_PID")
   local rps errors non2xx cpu
   rps=$(grep -oP 'Requests/sec:\s+\K[\d.]+' "$WORK/last.wrk" || echo 0)
   errors=$(grep -oP 'Socket errors: \K.*' "$WORK/last.wrk" | grep -oP '\d+' | awk '{s += $1} END {print s + 0}' || true)
@@ -248,8 +261,12 @@ main() {
   for id in "${SERVERS[@]}"; do
     python3 "$BENCH/techempower/check.py" "http://127.0.0.1:${PORT[$id]}" || die "$id answers wrongly (see above): not measured"
   done
-  log "all ${#SERVERS[@]} servers answer the four tests correctly; warming up (1 s per test and server)"
-  for id in "${SERVERS[@]}"; do for test in "${TESTS[@]}"; do measure "$id" "$test" 1 >/dev/null; done; done
+  log "all ${#SERVERS[@]} servers answer the four tests correctly; warming up (1 s per test and .NET server)"
+  # Warm-up: the .NET servers' JIT (Gunicorn needs none); without the CPU sampling.
+  for id in "${SERVERS[@]}"; do
+    [[ $id == gunicorn-* ]] && continue
+    for test in "${TESTS[@]}"; do measure "$id" "$test" 1 warm-up >/dev/null; done
+  done
 
   local raw=$WORK/raw.tsv
   printf 'round\ttest\tserver\trps\terrors\tserver_cpu\tpg_cpu\twrk_cpu\n' >"$raw"
