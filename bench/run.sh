@@ -5,7 +5,7 @@
 # bench/results/<date>-<host>.md plus PNG plots (bench/README.md says what and how to read it).
 #
 #   --full (default)  every scenario, 5 runs each, the workers sweep: about 30 minutes on 2 cores
-#   --quick           fewer scenarios, 3 one-second runs each: about 3.5 minutes on 2 cores
+#   --quick           fewer scenarios and servers, 3 one-second runs each: about 3.5 minutes on 2 idle cores
 #
 # Then (not --smoke) bench/techempower.sh with the same mode: TechEmpower's plaintext, json, db and
 # fortunes tests against a PostgreSQL 15 it starts itself (about 5 more minutes with --quick).
@@ -69,7 +69,7 @@ hello-close-50   qf    /                  50    yes   0    no    13     GET / (1
 hello-ka-500     qf    /                  500   no    0    no    13     GET / (13 B), keep-alive, 500 connections
 hello-close-500  f     /                  500   yes   0    no    13     GET / (13 B), Connection: close, 500 connections
 hello-ka-5000    f     /                  5000  no    0    no    13     GET / (13 B), keep-alive, 5000 connections
-bytes16k-50      qf    /bytes/16k         50    no    0    no    16384  GET 16 KiB, keep-alive, 50 connections
+bytes16k-50      f     /bytes/16k         50    no    0    no    16384  GET 16 KiB, keep-alive, 50 connections
 bytes1m-50       qf    /bytes/1m          50    no    0    no    1048576 GET 1 MiB, keep-alive, 50 connections
 echo4k-50        qf    /echo-body         50    no    4096 no    4096   POST 4 KiB echoed back, keep-alive, 50 connections
 slow-50          qf    /slow-async?ms=50  50    no    0    yes   6      GET, the app waits 50 ms (awaits where it can), 50 connections
@@ -203,7 +203,8 @@ define_servers() {
   fi
   if [ -n "$GUNICORN" ]; then
     add_server gunicorn-sync gunicorn main gunicorn "Gunicorn sync ×$SYNC_WORKERS" sync "$SYNC_WORKERS"
-    add_server gunicorn-gthread gunicorn main - "Gunicorn gthread ×$SYNC_WORKERS×$GTHREAD_THREADS" gthread "$SYNC_WORKERS"
+    # gthread: below sync in every quick scenario; --quick leaves it out to stay under 10 minutes.
+    [ "$MODE" = quick ] || add_server gunicorn-gthread gunicorn main - "Gunicorn gthread ×$SYNC_WORKERS×$GTHREAD_THREADS" gthread "$SYNC_WORKERS"
   else
     note "gunicorn is not installed and could not be: Gunicorn is skipped"
   fi
@@ -600,7 +601,7 @@ main() {
   # TechEmpower's four tests against a real PostgreSQL: their own script, servers and results file.
   if [ "$MODE" != smoke ]; then
     trap - EXIT # our servers are stopped; techempower.sh stops its own
-    "$BENCH/techempower.sh" "--$MODE"
+    TE_PREFORK_BUILD=$WORK/prefork "$BENCH/techempower.sh" "--$MODE"
   fi
 }
 

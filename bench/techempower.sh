@@ -7,17 +7,28 @@
 #   json       GET /json, 64 connections, keep-alive
 #   db         GET /db (one random World row), 64 connections
 #   fortunes   GET /fortunes (query, add a row, sort, escape, render), 64 connections
-# Servers: Prefork sync, threads and epoll with bench/apps/TechEmpowerGateway (Npgsql), Kestrel
-# alone and the same ASP.NET Core app under Prefork (bench/apps/TechEmpowerKestrel), Gunicorn sync
-# and gthread (bench/apps/techempower_wsgi.py, psycopg2), plus PostgreSQL's own ceiling for the
-# db query (pgbench, prepared, 16 clients). Every server is checked (bench/techempower/check.py)
-# before any load; rounds interleave the servers and ratios are taken within a round.
+# Servers (--quick): Prefork sync and threads with bench/apps/TechEmpowerGateway (blocking Npgsql),
+# Prefork epoll with its asynchronous form (Npgsql multiplexing: the commands of all requests in
+# flight share 2 connections per worker), Kestrel alone and the same ASP.NET Core app under Prefork
+# (bench/apps/TechEmpowerKestrel, multiplexing too), Gunicorn sync (bench/apps/techempower_wsgi.py,
+# psycopg2), plus PostgreSQL's own ceiling for the db query (pgbench, prepared, 16 clients).
+# --full adds Prefork threads ×2×4, epoll and Kestrel with one pooled connection per request in
+# flight (no multiplexing) and Gunicorn gthread. Every server is checked (bench/techempower/check.py)
+# before any load; rounds interleave the servers and ratios are taken within a round. Each run also
+# measures the CPU time the server, PostgreSQL and wrk spent on it (bench/techempower/cpu.py): the
+# cost of one request, which a loaded machine distorts much less than requests/s.
 #
 #   --quick (default)  3 rounds × 2 s per test and server: about 5 minutes on 2 cores
 #   --full             5 rounds × 5 s
-# Knobs (environment): TE_ROUNDS, TE_DURATION (seconds per wrk run), TE_OUT (results file),
-# TE_NO_BUILD=1 (reuse the last build in bench/.work/techempower).
-# Writes bench/results/techempower-<date>-<host>.md; raw data in bench/.work/techempower/.
+# Knobs (environment): TE_SERVERS (ids to run, e.g. "prefork-epoll kestrel"; see define_servers),
+# TE_TESTS (e.g. "db fortunes"), TE_ROUNDS, TE_DURATION (seconds per wrk run), TE_MUX_POOL
+# (connections per worker with multiplexing), TE_PG_CLIENTS (pgbench's), TE_DOTNET_ENV (runtime
+# environment of the .NET servers, replacing DOTNET_ENV below), TE_OUT (results file),
+# TE_NO_BUILD=1 (reuse the last build in bench/.work/techempower), TE_PREFORK_BUILD (a published
+# Prefork to use instead of building one: bench/run.sh passes its own).
+# Needs (installed with apt-get when missing): wrk, curl, gunicorn, python3-psycopg2, postgresql,
+# time (/usr/bin/time), and gnuplot-nox for the plot.
+# Writes bench/results/techempower-<date>-<host>.md and .png; raw data in bench/.work/techempower/.
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,12 +46,25 @@ SYNC_WORKERS=$((2 * CORES + 1)) # blocking workers: the usual 2 × cores + 1
 ASYNC_WORKERS=$CORES
 THREADS=8                       # Prefork threads: threads per worker, one pooled connection each
 GTHREAD_THREADS=4
-EPOLL_POOL=32                   # Npgsql connections per epoll worker (64 wrk connections over 2 workers)
+EPOLL_POOL=32                   # without multiplexing: one Npgsql connection per request in flight (64 over 2 workers)
 KESTREL_POOL=64                 # one process: one pool for all 64 connections
+MUX_POOL=${TE_MUX_POOL:-2}      # multiplexing: the commands of all requests in flight share these, per worker
+KESTREL_MUX_POOL=${TE_KESTREL_MUX_POOL:-$((ASYNC_WORKERS * MUX_POOL))} # as many as Prefork's workers hold together
+# Runtime knobs for all the .NET servers alike. On 2 cores shared with wrk and PostgreSQL, the
+# thread pool's idle threads spinning for work (up to 70 µs each time, in every process) cost more
+# CPU than the queries: no spinning. Socket completions run on the runtime's own epoll thread
+# instead of one hop further on a pool thread (Npgsql's reads; Kestrel's too).
+DOTNET_ENV=${TE_DOTNET_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1}
+# --quick: one of each kind; --full adds the pools without multiplexing and Gunicorn gthread.
+DEFAULT_SERVERS="prefork-sync prefork-threads prefork-epoll aspnetcore-prefork kestrel gunicorn-sync"
+[ $MODE = full ] && DEFAULT_SERVERS+=" prefork-threads-4 prefork-epoll-pool kestrel-pool gunicorn-gthread"
+SELECTED_SERVERS=${TE_SERVERS:-$DEFAULT_SERVERS}
 PIPELINE=16
+PREFORK_DIR=${TE_PREFORK_BUILD:-$WORK/prefork} # bench/run.sh passes the build it made
+PG_CLIENTS=${TE_PG_CLIENTS:-16} # pgbench's clients for PostgreSQL's own ceiling
 
 # test  path        connections  pipelined
-TESTS=(plaintext json db fortunes)
+TESTS=(${TE_TESTS:-plaintext json db fortunes})
 declare -A TEST_PATH=([plaintext]=/plaintext [json]=/json [db]=/db [fortunes]=/fortunes)
 declare -A TEST_CONNS=([plaintext]=256 [json]=64 [db]=64 [fortunes]=64)
 
@@ -80,6 +104,8 @@ ensure_packages() {
   [ -x /usr/bin/gunicorn ] || missing+=(gunicorn)
   /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || missing+=(python3-psycopg2)
   pg_find_bin 2>/dev/null || missing+=(postgresql)
+  [ -x /usr/bin/time ] || missing+=(time)
+  command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing ${missing[*]}"
   local sudo=()
@@ -112,23 +138,44 @@ add_server() { # id label settings env command...
 define_servers() {
   local db
   db=$(pg_npgsql)
-  local prefork="$WORK/prefork/prefork --log-level warning --accesslog '' --control-socket '' --keepalive 5 --backlog 2048"
+  local prefork="$PREFORK_DIR/prefork --log-level warning --accesslog '' --control-socket '' --keepalive 5 --backlog 2048"
   local app="-a $WORK/gateway/TechEmpowerGateway.dll:TechEmpowerGateway.TechEmpowerApp"
+  local async_app=${app/TechEmpowerApp/TechEmpowerAsyncApp}
+  local mux="Multiplexing=true;Maximum Pool Size=$MUX_POOL"
   add_server prefork-sync "Prefork sync ×$SYNC_WORKERS" "blocking Npgsql, pool 1 per worker ($SYNC_WORKERS connections)" \
     "TECHEMPOWER_DB='$db;Maximum Pool Size=1'" "$prefork -k sync -w $SYNC_WORKERS $app"
   add_server prefork-threads "Prefork threads ×$ASYNC_WORKERS×$THREADS" "blocking Npgsql, pool $THREADS per worker ($((ASYNC_WORKERS * THREADS)) connections)" \
     "TECHEMPOWER_DB='$db;Maximum Pool Size=$THREADS'" "$prefork -k threads --threads $THREADS -w $ASYNC_WORKERS $app"
-  add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
-    "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS ${app/TechEmpowerApp/TechEmpowerAsyncApp}"
-  add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, pool $EPOLL_POOL per worker" \
-    "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -w $ASYNC_WORKERS -- $WORK/kestrel/TechEmpowerKestrel"
-  add_server kestrel "Kestrel (1 process)" "minimal API, async Npgsql, pool $KESTREL_POOL, Web SDK defaults (server GC)" \
+  add_server prefork-threads-4 "Prefork threads ×$ASYNC_WORKERS×4" "blocking Npgsql, pool 4 per worker ($((ASYNC_WORKERS * 4)) connections)" \
+    "TECHEMPOWER_DB='$db;Maximum Pool Size=4'" "$prefork -k threads --threads 4 -w $ASYNC_WORKERS $app"
+  add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "IAsyncGatewayApplication, async Npgsql, multiplexing, pool $MUX_POOL per worker ($((ASYNC_WORKERS * MUX_POOL)) connections)" \
+    "TECHEMPOWER_DB='$db;$mux'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
+  add_server prefork-epoll-pool "Prefork epoll ×$ASYNC_WORKERS, no multiplexing" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
+    "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
+  add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, multiplexing, pool $MUX_POOL per worker" \
+    "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;$mux'" "$prefork -w $ASYNC_WORKERS -- $WORK/kestrel/TechEmpowerKestrel"
+  add_server kestrel "Kestrel (1 process)" "minimal API, async Npgsql, multiplexing, pool $KESTREL_MUX_POOL, Web SDK defaults (server GC)" \
+    "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;Multiplexing=true;Maximum Pool Size=$KESTREL_MUX_POOL'" "$WORK/kestrel/TechEmpowerKestrel --urls http://127.0.0.1:{port}"
+  add_server kestrel-pool "Kestrel (1 process), no multiplexing" "minimal API, async Npgsql, pool $KESTREL_POOL, Web SDK defaults (server GC)" \
     "ASPNETCORE_ENVIRONMENT=Production TECHEMPOWER_DB='$db;Maximum Pool Size=$KESTREL_POOL'" "$WORK/kestrel/TechEmpowerKestrel --urls http://127.0.0.1:{port}"
   local gunicorn="/usr/bin/gunicorn --chdir $BENCH/apps --log-level warning --backlog 2048"
   add_server gunicorn-sync "Gunicorn sync ×$SYNC_WORKERS" "psycopg2, 1 connection per worker, PREPAREd; no keep-alive (sync)" \
     "TECHEMPOWER_PG='$(pg_conninfo)'" "$gunicorn -k sync -w $SYNC_WORKERS techempower_wsgi:app"
   add_server gunicorn-gthread "Gunicorn gthread ×$SYNC_WORKERS×$GTHREAD_THREADS" "psycopg2, 1 connection per thread, PREPAREd" \
     "TECHEMPOWER_PG='$(pg_conninfo)'" "$gunicorn -k gthread -w $SYNC_WORKERS --threads $GTHREAD_THREADS techempower_wsgi:app"
+  # The same runtime knobs for every .NET server (TE_DOTNET_ENV replaces them).
+  for id in "${SERVERS[@]}"; do
+    case $id in prefork-* | aspnetcore-* | kestrel*) SENV[$id]+=" $DOTNET_ENV" ;; esac
+  done
+  # Keep only the chosen ones (TE_SERVERS), in their order of definition.
+  local chosen=() id
+  for id in "${SERVERS[@]}"; do
+    [[ " $SELECTED_SERVERS " == *" $id "* ]] && chosen+=("$id")
+  done
+  for id in $SELECTED_SERVERS; do
+    [ -n "${LABEL[$id]:-}" ] || die "TE_SERVERS: no server '$id' (there are: ${SERVERS[*]})"
+  done
+  SERVERS=("${chosen[@]}")
 }
 
 start_server() { # id
@@ -150,27 +197,39 @@ start_server() { # id
   die "$id did not answer within 60 s: $(tail -n 5 "$WORK/logs/$id.log")"
 }
 
-# One wrk run: prints "requests/s errors" (errors: socket errors + non-2xx).
-measure() { # id test seconds
+# One wrk run: prints "requests/s errors server-cpu-s postgres-cpu-s wrk-cpu-s" (errors: socket
+# errors + non-2xx; CPU: seconds of user + system time each spent during the run, from /proc and
+# /usr/bin/time: what a request costs, which the load of a shared machine distorts much less than
+# requests/s).
+measure() { # id test seconds [warm-up: no CPU sampling]
   local url="http://127.0.0.1:${PORT[$1]}${TEST_PATH[$2]}" args=(-t "$CORES" -c "${TEST_CONNS[$2]}" -d "${3}s" --timeout 5s)
   [ "$2" = plaintext ] && args+=(-s "$BENCH/techempower/pipeline.lua")
   args+=("$url")
   [ "$2" = plaintext ] && args+=(-- "$PIPELINE")
-  timeout -k 5 $(($3 + 30)) wrk "${args[@]}" >"$WORK/last.wrk" 2>&1 || true
-  local rps errors non2xx
+  local before="0 0" after="0 0"
+  [ -n "${4:-}" ] || before=$(python3 "$BENCH/techempower/cpu.py" "${PID[$1]}" "$PG_PID")
+  timeout -k 5 $(($3 + 30)) /usr/bin/time -f '%U %S' -o "$WORK/last.time" wrk "${args[@]}" >"$WORK/last.wrk" 2>&1 || true
+  [ -n "${4:-}" ] || after=$(python3 "$BENCH/techempower/cpu.py" "${PID[$1]}" "$PG_PID")
+  local rps errors non2xx cpu
   rps=$(grep -oP 'Requests/sec:\s+\K[\d.]+' "$WORK/last.wrk" || echo 0)
   errors=$(grep -oP 'Socket errors: \K.*' "$WORK/last.wrk" | grep -oP '\d+' | awk '{s += $1} END {print s + 0}' || true)
   non2xx=$(grep -oP 'Non-2xx or 3xx responses: \K\d+' "$WORK/last.wrk" || echo 0)
-  echo "$rps $((errors + non2xx))"
+  cpu=$(echo "$before $after $(tail -n 1 "$WORK/last.time" 2>/dev/null)" | awk '{printf "%.2f %.2f %.2f", $3 - $1, $4 - $2, $5 + $6}')
+  echo "$rps $((errors + non2xx)) $cpu"
 }
 
 # PostgreSQL's own ceiling for the db query: pgbench, prepared, 16 clients, over the socket.
+# Prints "queries/s postgres-cpu-s pgbench-cpu-s".
 pg_ceiling() { # seconds
   printf '\\set id random(1, 10000)\nSELECT id, randomnumber FROM world WHERE id = :id;\n' >"$PG_DIR/world.sql"
   chmod a+r "$PG_DIR/world.sql"
-  pg_as_owner "$PG_BIN/pgbench" -n -M prepared -c 16 -j "$CORES" -T "$1" -f "$PG_DIR/world.sql" \
-    -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U benchmarkdbuser hello_world 2>/dev/null |
-    grep -oP 'tps = \K[\d.]+' | head -n 1
+  local before after tps as_owner=()
+  [ "$(id -u)" -eq 0 ] && as_owner=(runuser -u postgres --) # as pg_as_owner, but a command /usr/bin/time can run
+  before=$(python3 "$BENCH/techempower/cpu.py" "$PG_PID")
+  tps=$(/usr/bin/time -f '%U %S' -o "$WORK/pgbench.time" "${as_owner[@]}" "$PG_BIN/pgbench" -n -M prepared -c "$PG_CLIENTS" -j "$CORES" -T "$1" -f "$PG_DIR/world.sql" \
+    -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U benchmarkdbuser hello_world 2>/dev/null | grep -oP 'tps = \K[\d.]+' | head -n 1 || true)
+  after=$(python3 "$BENCH/techempower/cpu.py" "$PG_PID")
+  echo "${tps:-0} $(echo "$before $after $(tail -n 1 "$WORK/pgbench.time")" | awk '{printf "%.2f %.2f", $2 - $1, $3 + $4}')"
 }
 
 main() {
@@ -182,8 +241,8 @@ main() {
   local load_start
   load_start=$(cut -d' ' -f1-3 /proc/loadavg)
   log "building (dotnet publish -c Release) while PostgreSQL starts"
-  publish prefork src/Prefork.Cli/Prefork.Cli.csproj &
-  local b1=$!
+  local b1
+  if [ -n "${TE_PREFORK_BUILD:-}" ]; then true & b1=$!; else publish prefork src/Prefork.Cli/Prefork.Cli.csproj & b1=$!; fi
   publish gateway bench/apps/TechEmpowerGateway/TechEmpowerGateway.csproj &
   local b2=$!
   publish kestrel bench/apps/TechEmpowerKestrel/TechEmpowerKestrel.csproj &
@@ -194,7 +253,7 @@ main() {
   wait $b1 && wait $b2 && wait $b3 || die "a build failed"
 
   define_servers
-  local id test round
+  local id test round rps errors server_cpu pg_cpu wrk_cpu
   for id in "${SERVERS[@]}"; do
     log "starting $id"
     start_server "$id"
@@ -202,20 +261,25 @@ main() {
   for id in "${SERVERS[@]}"; do
     python3 "$BENCH/techempower/check.py" "http://127.0.0.1:${PORT[$id]}" || die "$id answers wrongly (see above): not measured"
   done
-  log "all ${#SERVERS[@]} servers answer the four tests correctly; warming up (1 s per test and server)"
-  for id in "${SERVERS[@]}"; do for test in "${TESTS[@]}"; do measure "$id" "$test" 1 >/dev/null; done; done
+  log "all ${#SERVERS[@]} servers answer the four tests correctly; warming up (1 s per test and .NET server)"
+  # Warm-up: the .NET servers' JIT (Gunicorn needs none); without the CPU sampling.
+  for id in "${SERVERS[@]}"; do
+    [[ $id == gunicorn-* ]] && continue
+    for test in "${TESTS[@]}"; do measure "$id" "$test" 1 warm-up >/dev/null; done
+  done
 
   local raw=$WORK/raw.tsv
-  printf 'round\ttest\tserver\trps\terrors\n' >"$raw"
+  printf 'round\ttest\tserver\trps\terrors\tserver_cpu\tpg_cpu\twrk_cpu\n' >"$raw"
   for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS: ${#TESTS[@]} tests × ${#SERVERS[@]} servers × ${DURATION} s (load $(cut -d' ' -f1 /proc/loadavg))"
     for test in "${TESTS[@]}"; do
       for id in "${SERVERS[@]}"; do
-        read -r rps errors < <(measure "$id" "$test" "$DURATION")
-        printf '%d\t%s\t%s\t%s\t%s\n' "$round" "$test" "$id" "$rps" "$errors" >>"$raw"
+        read -r rps errors server_cpu pg_cpu wrk_cpu < <(measure "$id" "$test" "$DURATION")
+        printf '%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$test" "$id" "$rps" "$errors" "$server_cpu" "$pg_cpu" "$wrk_cpu" >>"$raw"
       done
       if [ "$test" = db ]; then
-        printf '%d\tdb\tpostgresql\t%s\t0\n' "$round" "$(pg_ceiling "$DURATION" || echo 0)" >>"$raw"
+        read -r rps pg_cpu wrk_cpu < <(pg_ceiling "$DURATION")
+        printf '%d\tdb\tpostgresql\t%s\t0\t\t%s\t%s\n' "$round" "$rps" "$pg_cpu" "$wrk_cpu" >>"$raw"
       fi
     done
   done
@@ -226,13 +290,20 @@ main() {
   local servers=$WORK/servers.tsv
   printf 'id\tlabel\tsettings\tcommand\n' >"$servers"
   for id in "${SERVERS[@]}"; do printf '%s\t%s\t%s\t%s\n' "$id" "${LABEL[$id]}" "${SETTINGS[$id]}" "${SENV[$id]} ${CMD[$id]}" >>"$servers"; done
-  printf 'postgresql\tPostgreSQL alone (pgbench -S-style, prepared, 16 clients)\tthe db query only: the ceiling\t%s\n' \
-    "pgbench -n -M prepared -c 16 -j $CORES -T $DURATION -f world.sql (SELECT id, randomnumber FROM world WHERE id = :id)" >>"$servers"
+  printf 'postgresql\tPostgreSQL alone (pgbench, prepared, %s clients)\tthe db query only: the ceiling (its CPU column "wrk" is pgbench'"'"'s)\t%s\n' "$PG_CLIENTS" \
+    "pgbench -n -M prepared -c $PG_CLIENTS -j $CORES -T $DURATION -f world.sql (SELECT id, randomnumber FROM world WHERE id = :id)" >>"$servers"
   local out=${TE_OUT:-$BENCH/results/techempower-$(date +%F)-$(hostname -s).md}
   python3 "$BENCH/techempower/report.py" "$raw" "$servers" \
     "bench/techempower.sh$([ $MODE = quick ] && echo "" || echo " --full")" "$ROUNDS" "$DURATION" \
     "$load_start" "$load_end" "$CORES" "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), .NET $(dotnet --version), $(/usr/bin/gunicorn --version 2>&1 | head -n 1), Npgsql 10.0.3, psycopg2 $(/usr/bin/python3 -c 'import psycopg2; print(psycopg2.__version__.split()[0])')" \
-    >"$out"
+    "$WORK/plot" >"$out"
+  if command -v gnuplot >/dev/null; then
+    gnuplot -e "dat='$WORK/plot'; out='${out%.md}.png'" "$BENCH/techempower/plot.gp" 2>"$WORK/gnuplot.log" ||
+      { cat "$WORK/gnuplot.log" >&2; die "gnuplot failed"; }
+    printf '\n![requests/s per test and server; CPU per request](%s)\n' "$(basename "${out%.md}.png")" >>"$out"
+  else
+    log "gnuplot is not installed (apt-get install gnuplot-nox): no plot"
+  fi
   log "done in $((SECONDS - started)) s: $out"
 }
 

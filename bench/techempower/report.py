@@ -1,6 +1,8 @@
 """The results file of bench/techempower.sh, in Markdown, from its raw runs.
 
-  python3 report.py RAW.tsv SERVERS.tsv COMMAND ROUNDS DURATION LOAD_START LOAD_END CORES VERSIONS
+  python3 report.py RAW.tsv SERVERS.tsv COMMAND ROUNDS DURATION LOAD_START LOAD_END CORES VERSIONS [PLOT_DIR]
+
+With PLOT_DIR, also writes the data of bench/techempower/plot.gp there (throughput.dat, cpu.dat, vars.gp).
 
 Ratios are taken within a round (both servers measured minutes apart at most, under the same load),
 then summarised as median and min–max over the rounds.
@@ -30,12 +32,19 @@ def main():
     raw = read_tsv(raw_path)
     servers = read_tsv(servers_path)
     label = {s["id"]: s["label"] for s in servers}
+    label.setdefault("postgresql", "PostgreSQL alone (pgbench)")
     order = [s["id"] for s in servers]
     rps = defaultdict(dict)       # (test, server) -> {round: rps}
     errors = defaultdict(int)     # (test, server) -> errors over all rounds
+    cpu = defaultdict(list)       # (test, server) -> [(server, postgres, client) µs per request] per round
     for row in raw:
-        rps[(row["test"], row["server"])][int(row["round"])] = float(row["rps"])
-        errors[(row["test"], row["server"])] += int(row["errors"])
+        key = (row["test"], row["server"])
+        rps[key][int(row["round"])] = float(row["rps"])
+        errors[key] += int(row["errors"])
+        requests = float(row["rps"]) * float(duration)
+        if requests > 0 and row.get("pg_cpu"):
+            cpu[key].append(tuple(float(row[c] or 0) * 1e6 / requests for c in ("server_cpu", "pg_cpu", "wrk_cpu")))
+    tests = [t for t in TESTS if any(test == t for test, _ in rps)]
 
     def median(test, server):
         values = list(rps[(test, server)].values())
@@ -72,7 +81,7 @@ def main():
     out.append("| test | connections | best Prefork class | req/s | Kestrel req/s | best Gunicorn | req/s "
                "| Prefork ÷ Kestrel | Prefork ÷ Gunicorn | target |")
     out.append("|---|---|---|---|---|---|---|---|---|---|")
-    for test in TESTS:
+    for test in tests:
         best = max(prefork_classes, key=lambda s: median(test, s), default=None)
         gbest = max(gunicorns, key=lambda s: median(test, s), default=None)
         if best is None:
@@ -93,7 +102,32 @@ def main():
         out.append(f"PostgreSQL's own ceiling for the db query (pgbench, prepared, 16 clients, same machine, "
                    f"nothing else of ours running): median {statistics.median(ceiling):,.0f}/s ({spread(ceiling)}).")
 
-    for test in TESTS:
+    cpu_tests = [t for t in tests if any(cpu[(t, s)] for s in dict.fromkeys(order + ["postgresql"]))]
+    if cpu_tests:
+        out.append("")
+        out.append("## CPU time per request")
+        out.append("")
+        out.append(f"What one request cost in CPU (user + system, from /proc and /usr/bin/time, over each whole "
+                   f"wrk run, divided by its requests; median over the rounds), split between the server (all its "
+                   f"processes), PostgreSQL (postmaster and backends) and the client (wrk; pgbench in the PostgreSQL "
+                   f"row). The load of a shared machine distorts these much less than requests/s. With {cores} cores "
+                   f"and nothing else running, {cores} s of CPU per second is all there is: the last column is the "
+                   f"rate that would take, the ceiling of that server on this machine.")
+        for test in cpu_tests:
+            out.append("")
+            out.append(f"| {test}: server | server µs | PostgreSQL µs | client µs | total µs | {cores} cores ÷ total |")
+            out.append("|---|---|---|---|---|---|")
+            ids = [s for s in dict.fromkeys(order + ["postgresql"]) if cpu[(test, s)]]
+            rows = []
+            for s in ids:
+                parts = [statistics.median(v[i] for v in cpu[(test, s)]) for i in range(3)]
+                total = statistics.median(sum(v) for v in cpu[(test, s)])
+                rows.append((total, s, parts))
+            for total, s, parts in sorted(rows):
+                out.append(f"| {label[s]} | {parts[0]:,.0f} | {parts[1]:,.0f} | {parts[2]:,.0f} | {total:,.0f} "
+                           f"| {int(cores) * 1e6 / total:,.0f}/s |")
+
+    for test in tests:
         out.append("")
         out.append(f"## {test} ({CONNS[test]} connections)")
         out.append("")
@@ -115,6 +149,35 @@ def main():
         command_text = s["command"].replace("|", "\\|")
         out.append(f"| {s['label']} | {s['settings']} | `{command_text}` |")
     print("\n".join(out))
+    if len(sys.argv) > 10:
+        write_plot_data(sys.argv[10], tests, [s for s in order if s != "postgresql"], label, rps, cpu,
+                        f"{now}, load {load_start} to {load_end}")
+
+
+def write_plot_data(directory, tests, servers, label, rps, cpu, title):
+    """Gnuplot's inputs: requests/s per test (median, min, max per server) and CPU µs per request."""
+    import os
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "throughput.dat"), "w") as f:
+        f.write("test " + " ".join(f'"{label[s]}" min max' for s in servers) + "\n")
+        for test in tests:
+            cells = []
+            for s in servers:
+                values = list(rps[(test, s)].values())
+                cells += [f"{statistics.median(values):.0f}", f"{min(values):.0f}", f"{max(values):.0f}"] if values else ["-"] * 3
+            f.write(f"{test} " + " ".join(cells) + "\n")
+    cpu_tests = [t for t in tests if t in DB_TESTS]
+    with open(os.path.join(directory, "cpu.dat"), "w") as f:
+        f.write('server "server" "PostgreSQL" "client (wrk; pgbench)"\n')
+        for test in cpu_tests:
+            for s in servers + ["postgresql"]:
+                if cpu[(test, s)]:
+                    parts = [statistics.median(v[i] for v in cpu[(test, s)]) for i in range(3)]
+                    name = f"{test}: {label[s]}".replace('"', "'")
+                    f.write(f'"{name}" ' + " ".join(f"{p:.1f}" for p in parts) + "\n")
+            f.write('"" - - -\n')
+    with open(os.path.join(directory, "vars.gp"), "w") as f:
+        f.write(f'n_servers = {len(servers)}\nrun_title = "{title}"\n')
 
 
 if __name__ == "__main__":

@@ -45,13 +45,25 @@ public sealed class Database : IDisposable
         return new World(reader.GetInt32(0), reader.GetInt32(1));
     }
 
+    // The asynchronous forms run off the caller's context (ConfigureAwait(false)): on an epoll worker
+    // the query's result is read and its reader closed on the thread that received it, and only the
+    // finished row goes back to the event loop. Awaiting on the loop instead costs a hop to the loop
+    // and back per query, and with multiplexing Npgsql reads the next command's result on that
+    // connection only after this reader is closed: every query would wait for the loop's next turn.
+
     public async ValueTask<World> LoadWorldAsync(int id)
     {
-        await using var command = _source.CreateCommand(WorldSql);
-        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = id });
-        await using var reader = await command.ExecuteReaderAsync();
-        await reader.ReadAsync();
-        return new World(reader.GetInt32(0), reader.GetInt32(1));
+        var command = _source.CreateCommand(WorldSql);
+        await using (command.ConfigureAwait(false))
+        {
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = id });
+            var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                await reader.ReadAsync().ConfigureAwait(false);
+                return new World(reader.GetInt32(0), reader.GetInt32(1));
+            }
+        }
     }
 
     public List<Fortune> LoadFortunes()
@@ -66,9 +78,13 @@ public sealed class Database : IDisposable
     public async ValueTask<List<Fortune>> LoadFortunesAsync()
     {
         var fortunes = new List<Fortune>(16);
-        await using var command = _source.CreateCommand(FortuneSql);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync()) fortunes.Add(new Fortune(reader.GetInt32(0), reader.GetString(1)));
+        var command = _source.CreateCommand(FortuneSql);
+        await using (command.ConfigureAwait(false))
+        {
+            var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+                while (await reader.ReadAsync().ConfigureAwait(false)) fortunes.Add(new Fortune(reader.GetInt32(0), reader.GetString(1)));
+        }
         return fortunes;
     }
 
