@@ -83,7 +83,7 @@ public sealed class CommandWorkerSupervisionTests
         for (int round = 2; round <= 4; round++)
         {
             server.Signal(Signum.SIGHUP);
-            server.WaitForLog($"Ready: generation {round}", TimeSpan.FromSeconds(30));
+            server.WaitForGeneration(round, TimeSpan.FromSeconds(30));
         }
         var last = server.WaitForWorkers(2, also: pids => !pids.Intersect(first).Any());
         stop.Cancel();
