@@ -26,7 +26,7 @@ public sealed class HupUnderLoadTests
             Thread.Sleep(300); // some load on each generation before the next HUP
             if (generation == last) File.WriteAllText(server.ConfigPath, File.ReadAllText(server.ConfigPath).Replace("workers = 2", "workers = 3"));
             server.Signal(Signum.SIGHUP);
-            server.WaitForGeneration(generation, TimeSpan.FromSeconds(30));
+            server.WaitForGeneration(generation, TimeSpan.FromSeconds(90)); // as long as a first boot may take on a loaded machine
         }
         Thread.Sleep(300); // and on the last one
         var result = load.Stop();
