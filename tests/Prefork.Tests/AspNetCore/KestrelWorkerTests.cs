@@ -31,26 +31,29 @@ public sealed class KestrelWorkerTests
     }
 
     [Fact]
-    public void Ten_HUPs_under_keep_alive_load_fail_no_request_and_USR2_keeps_the_master_pid()
+    public void Five_HUPs_under_keep_alive_load_fail_no_request_and_USR2_keeps_the_master_pid()
     {
         using var server = Start(workers: 2);
         var first = server.WaitForWorkers(2);
         // Each worker drains before Kestrel stops (every answer says Connection: close); without
         // that, Kestrel closes idle keep-alive connections under requests clients are just sending.
-        using var wrk = Wrk.Start(server.Port, connections: 20, seconds: 40);
-        for (int generation = 2; generation <= 11; generation++)
+        // Load for as long as the reloads take (stopped after the last); each HUP is one more try at that hand-off.
+        using var wrk = Wrk.Start(server.Port, connections: 20, seconds: 110);
+        for (int generation = 2; generation <= 6; generation++)
         {
+            Thread.Sleep(300); // some load on each generation before the next HUP
             server.Signal(Mono.Unix.Native.Signum.SIGHUP);
-            server.WaitForLog($"Ready: generation {generation}", Bound);
+            server.WaitForGeneration(generation, Bound);
         }
-        var result = wrk.Wait();
-        Assert.True(result.Failures == 0 && result.Requests > 1000, $"{result}\n{server.Log}");
+        Thread.Sleep(300);
+        var result = wrk.Stop();
+        Assert.True(result.Failures == 0 && result.Requests > 500, $"{result}\n{server.Log}");
         Assert.DoesNotContain(server.WorkerPids(), first.Contains);
 
         int master = server.MasterPid;
         var beforeUpgrade = server.WorkerPids();
         server.Signal(Mono.Unix.Native.Signum.SIGUSR2);
-        server.WaitForGeneration(12, Bound);
+        server.WaitForGeneration(7, Bound);
         Assert.False(server.Master.HasExited);
         Assert.Equal(master, server.MasterPid);
         var workers = server.WaitForWorkers(2, also: pids => !pids.Intersect(beforeUpgrade).Any());

@@ -20,7 +20,7 @@ public sealed class SampleWebTests
 {
     private static readonly TimeSpan Bound = SampleWebProcess.Bound;
 
-    private static IEnumerable<string> Heartbeats(NotifySocket notify) =>
+    internal static IEnumerable<string> Heartbeats(NotifySocket notify) =>
         notify.Messages.Where(m => NotifySocket.Field(m, "PREFORK_REQUESTS") is not null);
 
     [Fact]
@@ -125,50 +125,6 @@ public sealed class SampleWebTests
         Assert.All(Heartbeats(notify).Skip(before), h => Assert.Equal("-1", NotifySocket.Field(h, "PREFORK_BUSY_MS")));
         await ws.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", new CancellationTokenSource(Bound).Token);
         notify.WaitUntil(_ => NotifySocket.Field(Heartbeats(notify).Last(), "PREFORK_REQUESTS") == "2", Bound, "the WebSocket counted", () => app.Log);
-    }
-
-    [Fact]
-    public async Task Stop_signal_says_stopping_and_finishes_the_request_in_flight()
-    {
-        using var notify = new NotifySocket(@abstract: true);
-        using var app = SampleWebProcess.UnderPrefork(notify, new Dictionary<string, string> { ["PREFORK_GRACEFUL_TIMEOUT"] = "30" });
-        app.WaitUntilServing();
-        var slow = Task.Run(() => app.Get("/slow?ms=2000"));
-        notify.WaitUntil(_ => Heartbeats(notify).Any(h => NotifySocket.Field(h, "PREFORK_PATH") == "/slow"), Bound, "/slow in flight", () => app.Log);
-
-        app.Signal(Signum.SIGTERM);
-        notify.WaitUntil(m => m.Contains("STOPPING=1"), Bound, "STOPPING=1", () => app.Log);
-        Assert.Equal("slept 2000 ms", (await slow).BodyText);
-        Assert.True(app.WaitForExit(Bound), "the app did not exit after its last request:\n" + app.Log);
-        Assert.Equal(0, app.Process.ExitCode);
-    }
-
-    [Fact]
-    public async Task The_masters_graceful_timeout_bounds_the_stop()
-    {
-        using var notify = new NotifySocket(@abstract: true);
-        using var app = SampleWebProcess.UnderPrefork(notify, new Dictionary<string, string> { ["PREFORK_GRACEFUL_TIMEOUT"] = "1" });
-        app.WaitUntilServing();
-        var slow = Task.Run(() => { try { return app.Get("/slow?ms=60000", timeoutMs: 90_000).Status; } catch (Exception e) when (e is IOException or SocketException) { return -1; } });
-        notify.WaitUntil(_ => Heartbeats(notify).Any(h => NotifySocket.Field(h, "PREFORK_PATH") == "/slow"), Bound, "/slow in flight", () => app.Log);
-
-        app.Signal(Signum.SIGTERM);
-        // ASP.NET Core's own default is 30 s; with PREFORK_GRACEFUL_TIMEOUT=1 the host gives up on /slow after 1 s.
-        Assert.True(app.WaitForExit(TimeSpan.FromSeconds(20)), "still running 20 s after TERM with a graceful timeout of 1 s:\n" + app.Log);
-        Assert.NotEqual(200, await slow.WaitAsync(Bound));
-    }
-
-    [Fact]
-    public void Stops_when_its_master_is_gone()
-    {
-        using var notify = new NotifySocket(@abstract: true);
-        // The test process is the parent; a PREFORK_MASTER_PID that is not the parent is a master that died (we were reparented).
-        int someoneElse = Environment.ProcessId + 1_000_000;
-        using var app = SampleWebProcess.UnderPrefork(notify, masterPid: someoneElse);
-        app.Knock();
-        Assert.True(app.WaitForExit(Bound), "the app outlived its master:\n" + app.Log);
-        Assert.Contains($"The Prefork master (pid {someoneElse}) is gone (our parent is now pid {Environment.ProcessId}); stopping", app.Log);
-        Assert.Contains("STOPPING=1", notify.Messages);
     }
 
     [Fact]

@@ -124,8 +124,9 @@ public sealed class ControlSocketTests
     {
         using var server = PreforkServer.Start("worker_class = \"threads\"\nthreads = 4", workers: 2);
         server.WaitForWorkers(2);
-        using var load = Wrk.Start(server.Port, connections: 20, seconds: 12);
-        Thread.Sleep(500);
+        // Load for as long as the scaling takes here (stopped after the last step), flowing before the first.
+        using var load = Wrk.Start(server.Port, connections: 20, seconds: 110);
+        Assert.True(Wait.Until(() => server.Status()["counters"]!["requests"]!.GetValue<long>() > 0, Bound), "no request served under load");
         var latencies = new List<double>();
         foreach (var (arg, count) in new[] { ("4", 4), ("1", 1), ("+2", 3), ("-1", 2) })
         {
@@ -135,8 +136,9 @@ public sealed class ControlSocketTests
             Assert.True(reply.ExitCode == 0, reply.Output);
             server.WaitForWorkers(count, Bound);
         }
-        var result = load.Wait();
-        Assert.True(result.Requests > 1000, result.Output);
+        Thread.Sleep(300); // some load on the last count too
+        var result = load.Stop();
+        Assert.True(result.Requests > 500, result.Output);
         Assert.True(result.Failures == 0, result + "\n" + server.Log);
         Console.WriteLine($"prefork ctl scale under load: {string.Join(", ", latencies.Select(l => $"{l:F0} ms"))} (process start included)");
     }

@@ -30,6 +30,16 @@ public sealed partial class Wrk : IDisposable
         return new Wrk(Process.Start(psi) ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk)"));
     }
 
+    /// <summary>
+    /// Ends the run now (SIGINT: wrk stops and prints its counts, as on Ctrl-C) and returns them: for a
+    /// test that holds load across something that takes as long as it takes, started with a generous duration.
+    /// </summary>
+    public WrkResult Stop()
+    {
+        if (!_process.HasExited) Mono.Unix.Native.Syscall.kill(_process.Id, Mono.Unix.Native.Signum.SIGINT);
+        return Wait();
+    }
+
     public WrkResult Wait()
     {
         if (!_process.WaitForExit(120_000)) { _process.Kill(); throw new TimeoutException("wrk did not finish"); }
