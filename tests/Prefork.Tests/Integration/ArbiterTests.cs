@@ -16,12 +16,16 @@ public sealed class ArbiterTests
         File.Move(log, log + ".1");
         server.Signal(Signum.SIGUSR1);
         server.WaitForLog("reopening log files", TimeSpan.FromSeconds(10));
-        // The worker reopened: it recreated the file.
-        Assert.True(Wait.Until(() => File.Exists(log), TimeSpan.FromSeconds(30)), "access.log was not recreated");
-        server.Get("/second");
-        Wait.ForFileToContain(log, "/second");
-        Assert.DoesNotContain("/second", File.ReadAllText(log + ".1"));
-        Assert.Matches(@"127\.0\.0\.1 - - \[.+\] ""GET /second HTTP/1\.1"" 404 10 ""-"" ""-"" <\d+>", File.ReadAllText(log));
+        // The worker reopens: it creates the new file, then moves it onto its log's fd (dup3). A request
+        // between the two still goes to the old file, so ask until one lands in the new file; after
+        // that, nothing may go to the old one.
+        Assert.True(Wait.Until(() => { server.Get("/second"); return File.Exists(log) && File.ReadAllText(log).Contains("/second"); },
+            TimeSpan.FromSeconds(30)), "no request reached a recreated access.log");
+        server.Get("/third");
+        Wait.ForFileToContain(log, "/third");
+        Assert.DoesNotContain("/third", File.ReadAllText(log + ".1"));
+        Assert.Contains("/first", File.ReadAllText(log + ".1"));
+        Assert.Matches(@"127\.0\.0\.1 - - \[.+\] ""GET /third HTTP/1\.1"" 404 10 ""-"" ""-"" <\d+>", File.ReadAllText(log));
     }
 
     [Fact]
