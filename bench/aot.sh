@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The sample app linked into Prefork as one executable (src/Prefork.SampleAot, PreforkHost), published
-# three ways and measured side by side, the builds interleaved in each round:
+# four ways and measured side by side, the builds interleaved in each round:
 #   JIT        dotnet publish -c Release -p:PublishAot=false                       (framework-dependent)
 #   ReadyToRun dotnet publish -c Release -r linux-x64 --self-contained false -p:PublishAot=false -p:PublishReadyToRun=true
 #   NativeAOT  dotnet publish -c Release -r linux-x64 -p:PublishAot=true          (one native file; needs clang, zlib1g-dev)
@@ -10,12 +10,22 @@
 # from exec of the master to the first 200 on GET /, and the CPU time a HUP costs with 8 workers (utime+stime
 # of the master, its reaped children and its live workers from /proc/PID/stat, from the HUP until the
 # new generation serves and the old one has exited).
-#   bench/aot.sh [ROUNDS] [--reuse]   e.g. bench/aot.sh 5   (--reuse: measure the builds already in bench/.work/aot)
+#   bench/aot.sh [ROUNDS] [--reuse] [--realtime]   e.g. bench/aot.sh 5
+#     --reuse: measure the builds already in bench/.work/aot
+#     --realtime: measure at SCHED_FIFO priority (chrt -f 10, root): on a machine other jobs load, a start's
+#       wall time is mostly waiting for a core; at that priority our processes take one first, so the times
+#       are close to an idle machine's (the kernel keeps 5% of each second for the others)
 # Writes bench/results/aot-<date>-<host>.md. Loopback only; everything started is stopped by pid.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"   # cd to the repository, servers stopped on exit, need
-rounds=${1:-5}
-reuse=${2:-}
+rounds=5 reuse= realtime=
+for arg in "$@"; do
+  case $arg in
+    --reuse) reuse=--reuse ;;
+    --realtime) realtime=--realtime ;;
+    *) rounds=$arg ;;
+  esac
+done
 work=bench/.work/aot
 mkdir -p "$work" bench/results
 need curl clang
@@ -39,7 +49,8 @@ done
 aot_warnings=$(cat "$work/publish-aot.log" "$work/publish-aotpie.log" | grep -cE 'warning IL[23][0-9]{3}' || true)
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-table=$(python3 - "$work" "$rounds" <<'PY'
+measure=(python3); [ -n "$realtime" ] && measure=(chrt -f 10 python3)
+table=$("${measure[@]}" - "$work" "$rounds" <<'PY'
 import os, signal, socket, statistics, subprocess, sys, time
 sys.path.insert(0, "bench")
 from procstat import children, kib
@@ -158,15 +169,16 @@ n=2; while [ -e "$out" ]; do out="bench/results/aot-$(date +%F)-$(hostname)-$n.m
   echo "# NativeAOT, ReadyToRun and JIT builds of one executable ($(date -u '+%F %H:%M UTC'), $(nproc) cores, $(hostname))"
   echo
   echo "src/Prefork.SampleAot: the sample app linked into Prefork with \`PreforkHost.Run<SampleApplication>(args)\`;"
-  echo "its workers execute the same file. Median over $rounds rounds, the three builds interleaved in each round"
+  echo "its workers execute the same file. Median over $rounds rounds, the builds interleaved in each round"
   echo "(min–max in brackets). Worker and master: VmRSS and PSS (/proc/PID/smaps_rollup) of the threads class,"
   echo "2 workers, idle after 20 requests. Start → first response: exec of the master to the first 200 on GET /."
   echo "HUP: utime+stime of master (its reaped children included) and workers from the HUP until generation 2"
   echo "of 8 workers serves and generation 1 has exited. \"its CPU\": utime+stime of master and workers at the first response"
   echo "(10 ms ticks): what start-up costs whatever else the machine runs. One bare process: \`prefork-sample --version\`"
   echo "from exec to exit, the floor under each of the two starts (master, then a worker) before a first response."
+  [ -n "$realtime" ] && echo "Measured at SCHED_FIFO priority (--realtime: chrt -f 10), which keeps other jobs' load out of the wall times."
   echo
-  echo "Command: \`bench/aot.sh $rounds $reuse\`. Load average before: $load_before, at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Command: \`bench/aot.sh $rounds $reuse $realtime\`. Load average before: $load_before, at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo "NativeAOT publish: $aot_warnings trim/AOT warnings (IL2xxx/IL3xxx); binary $(du -m "$work/aot/prefork-sample" | cut -f1) MB"
   echo "(plus libMono.Unix.so beside it)."
   echo
