@@ -22,9 +22,11 @@ public static class CommandLine
     /// <summary>
     /// Runs the command line; <paramref name="loadApp"/> is how a worker (and --check-config) gets the
     /// application: by name (AppLoader), or the one linked into this executable (PreforkHost), whose
-    /// ASSEMBLY:TYPE <paramref name="linkedApp"/> then stands as `app` (logs, ctl), before any flag.
+    /// ASSEMBLY:TYPE <paramref name="linkedApp"/> then stands as `app` (logs, ctl), before any flag. Only the
+    /// master's command line asks for it: a worker gets `app` from its master, and working the name out reads
+    /// reflection metadata, which every NativeAOT worker's start would pay for nothing.
     /// </summary>
-    internal static int Run(string[] args, Func<GatewayConfig, object> loadApp, string? linkedApp = null)
+    internal static int Run(string[] args, Func<GatewayConfig, object> loadApp, Func<string>? linkedApp = null)
     {
         if (args.Length == 1 && args[0] == ServerInfo.WorkerFlag) return WorkerProcess.Run(loadApp);
         if (args.Length > 0 && args[0] == "ctl") return Control.Ctl.Run(args[1..]); // talk to a running master
@@ -32,7 +34,7 @@ public static class CommandLine
         string? configPath = null;
         bool check = false, print = false;
         var overrides = new List<KeyValuePair<string, string>>();
-        if (linkedApp is not null) overrides.Add(new(Settings.App.Key, linkedApp));
+        if (linkedApp is not null) overrides.Add(new(Settings.App.Key, linkedApp()));
         for (int i = 0; i < args.Length; i++)
         {
             var arg = args[i];

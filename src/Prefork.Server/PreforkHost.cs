@@ -17,15 +17,15 @@ public static class PreforkHost
     /// TApp implements <see cref="IGatewayApplication"/> or <see cref="IAsyncGatewayApplication"/>.
     /// </summary>
     public static int Run<TApp>(string[] args) where TApp : class, new() =>
-        CommandLine.Run(args, _ => new TApp(), Name(Checked(typeof(TApp))));
+        CommandLine.Run(args, _ => new TApp(), () => Name(Checked(typeof(TApp))));
 
     /// <summary>Runs the master, a worker or `ctl`; a worker serves <paramref name="app"/> (which every process of this executable constructs).</summary>
     public static int Run(string[] args, IGatewayApplication app) =>
-        CommandLine.Run(args, _ => app, Name(app.GetType()));
+        CommandLine.Run(args, _ => app, () => Name(app.GetType()));
 
     /// <summary>The same for an asynchronous application.</summary>
     public static int Run(string[] args, IAsyncGatewayApplication app) =>
-        CommandLine.Run(args, _ => app, Name(app.GetType()));
+        CommandLine.Run(args, _ => app, () => Name(app.GetType()));
 
     private static Type Checked(Type type) =>
         typeof(IGatewayApplication).IsAssignableFrom(type) || typeof(IAsyncGatewayApplication).IsAssignableFrom(type) ? type

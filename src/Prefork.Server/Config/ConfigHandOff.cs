@@ -1,14 +1,17 @@
+using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Prefork.Protocol;
 
 namespace Prefork.Config;
 
 /// <summary>
 /// How the master hands its effective config to each worker (in an environment variable): JSON of every
-/// validated value, typed by its setting, and the config file's path. JSON's escapes carry any string
-/// (line breaks, quotes, control characters, NUL) and its output is ASCII, so the worker gets exactly
-/// the values the master validated: from the file, the command line and the defaults alike.
+/// validated value, typed by its setting, and the config file's path:
+/// <c>{"Path":"/etc/app/gateway.toml","Values":{"workers":4,"bind":["127.0.0.1:8000"],…}}</c>.
+/// JSON's escapes carry any string (line breaks, quotes, control characters, NUL) and its output is ASCII,
+/// so the worker gets exactly the values the master validated: from the file, the command line and the defaults alike.
+/// Written and read with <see cref="Utf8JsonWriter"/> and <see cref="JsonDocument"/>, not the serializer: its
+/// metadata is built at first use with reflection, a few ms of every NativeAOT worker's start (bench/aot.sh).
 /// </summary>
 /// <remarks>
 /// Secrets (keyfile_password, or $PREFORK_KEYFILE_PASSWORD in its place) are left out of that
@@ -26,15 +29,44 @@ public static class ConfigHandOff
     private static readonly Setting[] SecretSettings = [Settings.KeyFilePassword];
 
     /// <summary>Every value but the secrets (which keep their defaults here).</summary>
-    public static string Write(GatewayConfig config) =>
-        JsonSerializer.Serialize(new HandOffPayload<object>(config.FilePath, config.Values.Where(v => !IsSecret(v.Key)).ToDictionary()), HandOffJson.Default.HandOffPayloadObject);
+    public static string Write(GatewayConfig config) => WritePayload(config.FilePath, config.Values.Where(v => !IsSecret(v.Key)));
+
+    private static string WritePayload(string? path, IEnumerable<KeyValuePair<string, object>> values)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("Path", path);
+            json.WriteStartObject("Values");
+            foreach (var (key, value) in values)
+            {
+                json.WritePropertyName(key);
+                switch (value)
+                {
+                    case long l: json.WriteNumberValue(l); break;
+                    case double d: json.WriteNumberValue(d); break;
+                    case bool b: json.WriteBooleanValue(b); break;
+                    case string s: json.WriteStringValue(s); break;
+                    case string[] list:
+                        json.WriteStartArray();
+                        foreach (var item in list) json.WriteStringValue(item);
+                        json.WriteEndArray();
+                        break;
+                    default: throw new InvalidOperationException($"setting '{key}' holds a {value.GetType().Name}");
+                }
+            }
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
 
     /// <summary>The secrets a worker of <paramref name="config"/> needs, as JSON; null when there are none.</summary>
     public static string? WriteSecrets(GatewayConfig config)
     {
-        var secrets = new Dictionary<string, object>();
-        if (config.KeyFilePassword is { } password) secrets[Settings.KeyFilePassword.Key] = password; // the setting's, or the master's $PREFORK_KEYFILE_PASSWORD
-        return secrets.Count == 0 ? null : JsonSerializer.Serialize(new HandOffPayload<object>(null, secrets), HandOffJson.Default.HandOffPayloadObject);
+        // the setting's, or the master's $PREFORK_KEYFILE_PASSWORD
+        return config.KeyFilePassword is { } password ? WritePayload(null, [new(Settings.KeyFilePassword.Key, password)]) : null;
     }
 
     /// <summary>
@@ -63,21 +95,35 @@ public static class ConfigHandOff
     public static GatewayConfig Read(string? handOff, string? secrets = null)
     {
         if (string.IsNullOrEmpty(handOff)) throw new ConfigException($"{Source} is not set: workers are started by the prefork master");
-        var payload = Parse(handOff, Source);
         // A setting the master did not send keeps its default: only a worker newer than its master lacks one.
         var values = Settings.All.ToDictionary(s => s.Key, s => s.Default);
-        foreach (var (key, element) in payload.Values) values[key] = Take(key, element, secret: false);
-        if (secrets is not null)
-            foreach (var (key, element) in Parse(secrets, "the secrets handed over by the master").Values) values[key] = Take(key, element, secret: true);
-        return ConfigLoader.Create(values, payload.Path);
+        var path = ReadPayload(handOff, Source, values, secret: false);
+        if (secrets is not null) ReadPayload(secrets, "the secrets handed over by the master", values, secret: true);
+        return ConfigLoader.Create(values, path);
     }
 
     private static bool IsSecret(string key) => SecretSettings.Any(s => s.Key == key);
 
-    private static HandOffPayload<JsonElement> Parse(string json, string source)
+    /// <summary>Checks every value of one payload into <paramref name="values"/>; returns its config path.</summary>
+    private static string? ReadPayload(string json, string source, Dictionary<string, object> values, bool secret)
     {
-        try { return JsonSerializer.Deserialize(json, HandOffJson.Default.HandOffPayloadJsonElement) is { Values: not null } p ? p : throw new JsonException("no values"); }
+        JsonDocument document;
+        try { document = JsonDocument.Parse(json); }
         catch (JsonException e) { throw new ConfigException($"{source} could not be read: {e.Message}"); }
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("Values", out var valuesElement) || valuesElement.ValueKind != JsonValueKind.Object)
+                throw new ConfigException($"{source} could not be read: no values");
+            string? path = root.TryGetProperty("Path", out var pathElement) ? pathElement.ValueKind switch
+            {
+                JsonValueKind.String => pathElement.GetString(),
+                JsonValueKind.Null => null,
+                _ => throw new ConfigException($"{source} could not be read: Path = {pathElement.GetRawText()} is not a string"),
+            } : null;
+            foreach (var property in valuesElement.EnumerateObject()) values[property.Name] = Take(property.Name, property.Value, secret);
+            return path;
+        }
     }
 
     private static object Take(string key, JsonElement element, bool secret)
@@ -90,35 +136,16 @@ public static class ConfigHandOff
 
     private static object FromJson(Setting s, JsonElement element)
     {
-        try
+        object? value = (s.Type, element.ValueKind) switch
         {
-            object? value = s.Type switch
-            {
-                SettingType.Integer => element.Deserialize(HandOffJson.Default.Int64),
-                SettingType.Number => element.Deserialize(HandOffJson.Default.Double),
-                SettingType.Boolean => element.Deserialize(HandOffJson.Default.Boolean),
-                SettingType.String => element.Deserialize(HandOffJson.Default.String),
-                SettingType.StringList => element.Deserialize(HandOffJson.Default.StringArray) is { } list && !list.Contains(null) ? list : null,
-                _ => null,
-            };
-            if (value is not null) return value;
-        }
-        catch (JsonException) { }
-        throw new ConfigException($"{Source}: setting '{s.Key}' = {element.GetRawText()} is not allowed: expected {s.Allowed}");
+            (SettingType.Integer, JsonValueKind.Number) => element.TryGetInt64(out var l) ? l : null,
+            (SettingType.Number, JsonValueKind.Number) => element.TryGetDouble(out var d) ? d : null,
+            (SettingType.Boolean, JsonValueKind.True or JsonValueKind.False) => element.GetBoolean(),
+            (SettingType.String, JsonValueKind.String) => element.GetString(),
+            (SettingType.StringList, JsonValueKind.Array) when element.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String)
+                => element.EnumerateArray().Select(e => e.GetString()!).ToArray(),
+            _ => null,
+        };
+        return value ?? throw new ConfigException($"{Source}: setting '{s.Key}' = {element.GetRawText()} is not allowed: expected {s.Allowed}");
     }
 }
-
-internal sealed record HandOffPayload<T>(string? Path, Dictionary<string, T> Values);
-
-/// <summary>
-/// The hand-off's JSON metadata, generated at build time (no reflection: trimming and NativeAOT allow it).
-/// Written, a value is an object of its setting's type, each listed here.
-/// </summary>
-[JsonSerializable(typeof(HandOffPayload<object>))]
-[JsonSerializable(typeof(HandOffPayload<JsonElement>))]
-[JsonSerializable(typeof(long))]
-[JsonSerializable(typeof(double))]
-[JsonSerializable(typeof(bool))]
-[JsonSerializable(typeof(string))]
-[JsonSerializable(typeof(string[]))]
-internal sealed partial class HandOffJson : JsonSerializerContext;
