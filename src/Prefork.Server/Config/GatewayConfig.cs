@@ -58,7 +58,7 @@ public sealed class GatewayConfig
     /// <summary>keyfile as a full path; null when the key is in certfile.</summary>
     public string? KeyFile => FullPath(Settings.KeyFile);
     /// <summary>keyfile_password, else $PREFORK_KEYFILE_PASSWORD; null when neither is set.</summary>
-    public string? KeyFilePassword => Get(Settings.KeyFilePassword) is { Length: > 0 } p ? p : Environment.GetEnvironmentVariable("PREFORK_KEYFILE_PASSWORD") is { Length: > 0 } e ? e : null;
+    public string? KeyFilePassword => Get(Settings.KeyFilePassword) is { Length: > 0 } p ? p : Environment.GetEnvironmentVariable(ConfigHandOff.EnvKeyFilePassword) is { Length: > 0 } e ? e : null;
     public string? CaCerts => FullPath(Settings.CaCerts);
     /// <summary>ciphers as .NET's suites (empty: Prefork's default list).</summary>
     public IReadOnlyList<System.Net.Security.TlsCipherSuite> Ciphers => CipherNames.Parse(Get(Settings.Ciphers) is { Length: > 0 } c ? c : Settings.DefaultCiphers);
