@@ -84,7 +84,7 @@ public static class InPlaceUpgrade
     }
 
     /// <summary>The program and the exact argv this process was started with (from /proc/self/cmdline).</summary>
-    private static (string Exe, List<string> Argv) CurrentCommand()
+    internal static (string Exe, List<string> Argv) CurrentCommand()
     {
         var raw = File.ReadAllBytes("/proc/self/cmdline");
         var argv = Encoding.UTF8.GetString(raw).TrimEnd('\0').Split('\0').ToList();

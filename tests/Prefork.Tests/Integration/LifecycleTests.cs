@@ -33,6 +33,34 @@ public sealed class LifecycleTests
     }
 
     [Fact]
+    public void A_master_started_with_HUP_INT_and_QUIT_ignored_takes_them_back()
+    {
+        // As under nohup, or `prefork &` in a script: SIG_IGN is inherited across exec, and .NET never
+        // handles a signal ignored at start. The master resets them and executes itself, keeping its pid.
+        var dir = Directory.CreateTempSubdirectory("prefork-nohup-").FullName;
+        try
+        {
+            var wrapper = Path.Combine(dir, "nohup-prefork");
+            File.WriteAllText(wrapper, "#!/bin/sh\ntrap '' HUP INT QUIT\nexec \"$PREFORK\" \"$@\"\n");
+            File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            using var server = PreforkServer.Start(workers: 1, executable: wrapper,
+                environment: new Dictionary<string, string> { ["PREFORK"] = PreforkServer.Executable });
+            Assert.Contains("Signals HUP INT QUIT were ignored when prefork started", server.Log);
+            var ignored = File.ReadLines($"/proc/{server.MasterPid}/status").Single(l => l.StartsWith("SigIgn:"));
+            Assert.Equal(0UL, Convert.ToUInt64(ignored["SigIgn:".Length..].Trim(), 16) & 0b111); // HUP, INT, QUIT
+            server.Signal(Signum.SIGHUP);
+            server.WaitForGeneration(2, TimeSpan.FromSeconds(60), workers: 1);
+            server.Signal(Signum.SIGINT);
+            Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)), server.Log);
+            Assert.Equal(0, server.Master.ExitCode);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void TERM_lets_an_in_flight_request_finish()
     {
         using var server = PreforkServer.Start(workers: 1);

@@ -1,0 +1,49 @@
+using Mono.Unix.Native;
+using Prefork.Interop;
+
+namespace Prefork.Master;
+
+/// <summary>
+/// A master started with its signals ignored (`nohup`, `prefork … &amp;` in a script without job control, some
+/// supervisors) inherits SIG_IGN across exec, and .NET never installs its handler over a signal ignored at start:
+/// HUP, INT and QUIT would do nothing. Gunicorn's Python takes them regardless, and so must we. The master resets
+/// them to their default and executes itself once (same pid, argv and environment, no socket bound yet), so the
+/// runtime starts with them at default and takes them.
+/// </summary>
+internal static class IgnoredSignals
+{
+    /// <summary>Set in the environment of the second image: names what was reset, and stops a loop if a reset fails.</summary>
+    public const string EnvReset = "PREFORK_SIGNALS_RESET";
+
+    private static readonly (int Number, string Name)[] Handled =
+        [(1, "HUP"), (2, "INT"), (3, "QUIT"), (10, "USR1"), (12, "USR2"), (15, "TERM"), (21, "TTIN"), (22, "TTOU"), (28, "WINCH")];
+
+    /// <summary>Returns only if nothing had to be reset, or the exec failed (then with why).</summary>
+    public static string? ResetAndExecIfAny()
+    {
+        if (Environment.GetEnvironmentVariable(EnvReset) is not null) return null; // this is the second image
+        var ignored = Handled.Where(s => IsIgnored(s.Number)).ToList();
+        if (ignored.Count == 0) return null;
+        foreach (var (number, _) in ignored) Stdlib.SetSignalAction(NativeConvert.ToSignum(number), SignalAction.Default);
+        var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .Select(e => $"{e.Key}={e.Value}").Append($"{EnvReset}={string.Join(' ', ignored.Select(s => s.Name))}");
+        var (exe, argv) = InPlaceUpgrade.CurrentCommand();
+        int errno = Libc.Exec(exe, argv, environment);
+        return $"signals {string.Join(", ", ignored.Select(s => s.Name))} were ignored at start and execve({exe}) to take them failed: {NativeConvert.ToErrno(errno)}";
+    }
+
+    /// <summary>After the exec: what was reset (to log), taken out of the environment so workers do not inherit it.</summary>
+    public static string? TakeReset()
+    {
+        var reset = Environment.GetEnvironmentVariable(EnvReset);
+        Environment.SetEnvironmentVariable(EnvReset, null);
+        return reset;
+    }
+
+    /// <summary>SigIgn in /proc/self/status: the mask of ignored signals, bit N-1 for signal N.</summary>
+    private static bool IsIgnored(int signal)
+    {
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (signal - 1))) != 0;
+    }
+}
