@@ -60,7 +60,7 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
     /// <summary>This program with the worker flag; the listening fds and a pipe to the master inherited at their own numbers.</summary>
     private static (int Pid, Process? Process, int PipeFd) SpawnGateway(GatewayConfig config, IReadOnlyList<Listener> listeners, int index, int generation)
     {
-        var (readFd, writeFd) = Pipe();
+        var (readFd, writeFd) = MasterPipe();
         int secretsFd = -1;
         try
         {
@@ -96,27 +96,26 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
     private static unsafe int SecretsPipe(string secrets)
     {
         var bytes = System.Text.Encoding.UTF8.GetBytes(secrets);
-        int* fds = stackalloc int[2];
-        if (Native.pipe2(fds, Native.O_CLOEXEC) != 0) throw new IOException($"pipe2() failed: {Stdlib.GetLastError()}");
+        var (read, write) = Pipe();
         try
         {
             // Never blocks: nobody reads yet, so what the pipe cannot hold at once (64 KiB) is an error, not a wait.
-            Syscall.fcntl(fds[1], FcntlCommand.F_SETFL, Syscall.fcntl(fds[1], FcntlCommand.F_GETFL) | (int)OpenFlags.O_NONBLOCK);
+            SetNonBlocking(write);
             nint written;
-            fixed (byte* p = bytes) written = Native.write(fds[1], p, bytes.Length);
+            fixed (byte* p = bytes) written = Native.write(write, p, bytes.Length);
             if (written != bytes.Length) throw new IOException($"could not hand the secrets ({bytes.Length} bytes) to the worker: {Stdlib.GetLastError()}");
         }
         catch
         {
-            Syscall.close(fds[0]);
+            Syscall.close(read);
             throw;
         }
         finally
         {
-            Syscall.close(fds[1]);
+            Syscall.close(write);
         }
-        Syscall.fcntl(fds[0], FcntlCommand.F_SETFD, 0); // inherited by this one worker; closed here right after
-        return fds[0];
+        Syscall.fcntl(read, FcntlCommand.F_SETFD, 0); // inherited by this one worker; closed here right after
+        return read;
     }
 
     // ---- command workers -------------------------------------------------------------------------
@@ -135,7 +134,7 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
     private (int Pid, Process? Process, int PipeFd) SpawnCommand(GatewayConfig config, IReadOnlyList<Listener> listeners, int index, int generation)
     {
         int firstFree = SocketActivation.FirstFd + listeners.Count; // fds below it are the child's; copies go above
-        var (readFd, writeFd) = Pipe();
+        var (readFd, writeFd) = MasterPipe();
         var copies = new List<int>();
         try
         {
@@ -197,14 +196,24 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
             : [];
 
     /// <summary>A pipe whose both ends close on exec (nothing leaks into a process spawned meanwhile: hooks run on other threads); the read end non-blocking.</summary>
+    /// <summary>A pipe, both ends close-on-exec (the one a worker inherits is made inheritable for it alone).</summary>
     private static unsafe (int Read, int Write) Pipe()
     {
         int* fds = stackalloc int[2];
         if (Native.pipe2(fds, Native.O_CLOEXEC) != 0) throw new IOException($"pipe2() failed: {Stdlib.GetLastError()}");
-        // The master's end never blocks: the loop reads what is there and goes on.
-        Syscall.fcntl(fds[0], FcntlCommand.F_SETFL, Syscall.fcntl(fds[0], FcntlCommand.F_GETFL) | (int)OpenFlags.O_NONBLOCK);
         return (fds[0], fds[1]);
     }
+
+    /// <summary>A worker's pipe to the master: the master's end never blocks, the loop reads what is there and goes on.</summary>
+    private static (int Read, int Write) MasterPipe()
+    {
+        var (read, write) = Pipe();
+        SetNonBlocking(read);
+        return (read, write);
+    }
+
+    private static void SetNonBlocking(int fd) =>
+        Syscall.fcntl(fd, FcntlCommand.F_SETFL, Syscall.fcntl(fd, FcntlCommand.F_GETFL) | (int)OpenFlags.O_NONBLOCK);
 
     /// <summary>A close-on-exec copy of <paramref name="fd"/> numbered at least <paramref name="min"/>, so the child's dup2s cannot clobber it.</summary>
     private static int CopyAbove(int fd, int min, List<int> copies)
