@@ -1,5 +1,4 @@
 using Mono.Unix.Native;
-using Prefork.Interop;
 
 namespace Prefork.Master;
 
@@ -22,14 +21,13 @@ internal static class IgnoredSignals
     public static string? ResetAndExecIfAny()
     {
         if (Environment.GetEnvironmentVariable(EnvReset) is not null) return null; // this is the second image
-        var ignored = Handled.Where(s => IsIgnored(s.Number)).ToList();
+        ulong mask = IgnoredMask();
+        var ignored = Handled.Where(s => (mask & (1UL << (s.Number - 1))) != 0).Select(s => s.Name).ToList();
         if (ignored.Count == 0) return null;
-        foreach (var (number, _) in ignored) Stdlib.SetSignalAction(NativeConvert.ToSignum(number), SignalAction.Default);
-        var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
-            .Select(e => $"{e.Key}={e.Value}").Append($"{EnvReset}={string.Join(' ', ignored.Select(s => s.Name))}");
-        var (exe, argv) = InPlaceUpgrade.CurrentCommand();
-        int errno = Libc.Exec(exe, argv, environment);
-        return $"signals {string.Join(", ", ignored.Select(s => s.Name))} were ignored at start and execve({exe}) to take them failed: {NativeConvert.ToErrno(errno)}";
+        foreach (var (number, name) in Handled)
+            if (ignored.Contains(name)) Stdlib.SetSignalAction(NativeConvert.ToSignum(number), SignalAction.Default);
+        return $"signals {string.Join(", ", ignored)} were ignored at start and could not be taken back: " +
+               InPlaceUpgrade.ExecSelf(EnvReset, string.Join(' ', ignored));
     }
 
     /// <summary>After the exec: what was reset (to log), taken out of the environment so workers do not inherit it.</summary>
@@ -41,9 +39,7 @@ internal static class IgnoredSignals
     }
 
     /// <summary>SigIgn in /proc/self/status: the mask of ignored signals, bit N-1 for signal N.</summary>
-    private static bool IsIgnored(int signal)
-    {
-        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
-        return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (signal - 1))) != 0;
-    }
+    private static ulong IgnoredMask() =>
+        File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal)) is { } line
+            ? Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) : 0;
 }

@@ -71,24 +71,27 @@ public static class InPlaceUpgrade
     {
         var fds = inheritedFds.ToList();
         foreach (var fd in fds) Syscall.fcntl(fd, FcntlCommand.F_SETFD, 0);
-        var environment = new List<string>();
-        foreach (DictionaryEntry e in Environment.GetEnvironmentVariables())
-            if ((string)e.Key != StateVariable) environment.Add($"{e.Key}={e.Value}");
-        environment.Add($"{StateVariable}={JsonSerializer.Serialize(state, UpgradeJson.Default.State)}");
-        var (exe, argv) = CurrentCommand();
-        Log.Information("Executing {Exe} in place (pid {Pid} stays)", exe, Environment.ProcessId);
+        Log.Information("Executing {Exe} in place (pid {Pid} stays)", Environment.ProcessPath, Environment.ProcessId);
         Log.CloseAndFlush();
-        int errno = Libc.Exec(exe, argv, environment);
+        var failed = ExecSelf(StateVariable, JsonSerializer.Serialize(state, UpgradeJson.Default.State));
         foreach (var fd in fds) Syscall.fcntl(fd, FcntlCommand.F_SETFD, 1); // back to private
-        return $"execve({exe}) failed: {NativeConvert.ToErrno(errno)}";
+        return failed;
     }
 
-    /// <summary>The program and the exact argv this process was started with (from /proc/self/cmdline).</summary>
-    internal static (string Exe, List<string> Argv) CurrentCommand()
+    /// <summary>
+    /// Executes the program on disk with the exact argv this process was started with (/proc/self/cmdline)
+    /// and its environment plus <paramref name="variable"/>; keeps the pid. Returns only if exec failed, with why.
+    /// </summary>
+    internal static string ExecSelf(string variable, string value)
     {
-        var raw = File.ReadAllBytes("/proc/self/cmdline");
-        var argv = Encoding.UTF8.GetString(raw).TrimEnd('\0').Split('\0').ToList();
-        return (Environment.ProcessPath!, argv);
+        var environment = new List<string>();
+        foreach (DictionaryEntry e in Environment.GetEnvironmentVariables())
+            if ((string)e.Key != variable) environment.Add($"{e.Key}={e.Value}");
+        environment.Add($"{variable}={value}");
+        var argv = Encoding.UTF8.GetString(File.ReadAllBytes("/proc/self/cmdline")).TrimEnd('\0').Split('\0');
+        var exe = Environment.ProcessPath!;
+        int errno = Libc.Exec(exe, argv, environment);
+        return $"execve({exe}) failed: {NativeConvert.ToErrno(errno)}";
     }
 }
 
