@@ -125,7 +125,7 @@ public sealed class ControlSocketTests
         using var server = PreforkServer.Start("worker_class = \"threads\"\nthreads = 4", workers: 2);
         server.WaitForWorkers(2);
         // Load for as long as the scaling takes here (stopped after the last step), flowing before the first.
-        using var load = Wrk.Start(server.Port, connections: 20, seconds: 110);
+        using var load = Wrk.Start(server.Port, connections: 20, seconds: 110, paceMs: 5);
         Assert.True(Wait.Until(() => server.Status()["counters"]!["requests"]!.GetValue<long>() > 0, Bound), "no request served under load");
         var latencies = new List<double>();
         foreach (var (arg, count) in new[] { ("4", 4), ("1", 1), ("+2", 3), ("-1", 2) })

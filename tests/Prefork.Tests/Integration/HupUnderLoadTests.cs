@@ -19,7 +19,7 @@ public sealed class HupUnderLoadTests
         using var server = PreforkServer.Start($"worker_class = \"{workerClass}\"", workers: 2);
         var first = server.WaitForWorkers(2);
         // Load for as long as the reloads take, however slow the machine: stopped once the last generation serves.
-        using var load = Wrk.Start(server.Port, connections: 20, seconds: 110);
+        using var load = Wrk.Start(server.Port, connections: 20, seconds: 110, paceMs: 5);
         int last = 1 + Reloads;
         for (int generation = 2; generation <= last; generation++)
         {

@@ -220,12 +220,14 @@ public sealed class TlsTests : IDisposable
         var before = Serial();
         Assert.NotEqual("", before);
 
-        using var wrk = Wrk.Start(server.Port, connections: 8, seconds: 6, scheme: "https");
-        Thread.Sleep(1500); // load running: the reload happens under it
+        // Load from before the reload until the new generation has served a while, however long that takes here.
+        using var wrk = Wrk.Start(server.Port, connections: 8, seconds: 110, scheme: "https", paceMs: 5);
+        Assert.True(Wait.Until(() => server.Status()["counters"]!["requests"]!.GetValue<long>() > 50, TimeSpan.FromSeconds(30)), "no load before the reload");
         _certs.Issue("server"); // the renewal overwrites the files
         server.Signal(Signum.SIGHUP);
         server.WaitForGeneration(2, TimeSpan.FromSeconds(60));
-        var result = wrk.Wait();
+        Thread.Sleep(500); // some load on the new generation
+        var result = wrk.Stop();
         Assert.True(result.Requests > 100, result.Output);
         Assert.True(result.Failures == 0, result.ToString() + "\n" + result.Output);
         Assert.True(Wait.Until(() => Serial() is var s && s != before && s != "", TimeSpan.FromSeconds(30)), "the new certificate is served");

@@ -22,7 +22,7 @@ public sealed class UpgradeTests
             Assert.Contains("prefork.dll (deleted)", File.ReadAllText($"/proc/{server.MasterPid}/maps"));
 
             // Load from before the USR2 until the new generation serves, however long that takes here.
-            using var load = Wrk.Start(server.Port, connections: 20, seconds: 110);
+            using var load = Wrk.Start(server.Port, connections: 20, seconds: 110, paceMs: 5);
             Assert.True(Wait.Until(() => Requests(server) > 0, TimeSpan.FromSeconds(30)), "no request served under load");
             server.Signal(Signum.SIGUSR2);
             server.WaitForLog("Upgraded in place to prefork", TimeSpan.FromSeconds(60));

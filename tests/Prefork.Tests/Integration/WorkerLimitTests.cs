@@ -26,7 +26,7 @@ public sealed class WorkerLimitTests
         using var server = PreforkServer.Start("max_requests = 300\nmax_requests_jitter = 50", workers: 2);
         var before = server.WaitForWorkers(2);
         // Load until every worker has been recycled under it, however long that takes here.
-        using var load = Wrk.Start(server.Port, connections: 10, seconds: 110);
+        using var load = Wrk.Start(server.Port, connections: 10, seconds: 110, paceMs: 5);
         server.WaitForWorkers(2, TimeSpan.FromSeconds(100), also: p => !p.Intersect(before).Any());
         var result = load.Stop();
         Assert.True(result.Failures == 0, result.ToString());

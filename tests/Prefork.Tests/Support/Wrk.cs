@@ -22,11 +22,20 @@ public sealed partial class Wrk : IDisposable
         _output = process.StandardOutput.ReadToEndAsync();
     }
 
-    public static Wrk Start(int port, int connections, int seconds, string scheme = "http")
+    /// <summary>
+    /// Starts wrk. With <paramref name="paceMs"/>, each connection waits that long between requests
+    /// (wrk's Lua <c>delay</c>): steady traffic on every connection, keep-alive included, for tests that
+    /// need load across an event rather than the most requests a second. Unpaced, wrk and the server take
+    /// both cores and every test running beside starves.
+    /// </summary>
+    public static Wrk Start(int port, int connections, int seconds, string scheme = "http", int paceMs = 0)
     {
         var psi = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-t2", $"-c{connections}", $"-d{seconds}s", "--timeout", "10s", $"{scheme}://127.0.0.1:{port}/" })
-            psi.ArgumentList.Add(a);
+        var args = new List<string> { "-t2", $"-c{connections}", $"-d{seconds}s", "--timeout", "10s" };
+        if (paceMs > 0) args.AddRange(["-s", Path.Combine(AppContext.BaseDirectory, "pace.lua")]);
+        args.Add($"{scheme}://127.0.0.1:{port}/");
+        if (paceMs > 0) args.AddRange(["--", paceMs.ToString()]);
+        foreach (var a in args) psi.ArgumentList.Add(a);
         return new Wrk(Process.Start(psi) ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk)"));
     }
 
