@@ -25,7 +25,9 @@
 # (connections per worker with multiplexing), TE_PG_CLIENTS (pgbench's), TE_DOTNET_ENV (runtime
 # environment of the .NET servers, replacing DOTNET_ENV below), TE_OUT (results file),
 # TE_NO_BUILD=1 (reuse the last build in bench/.work/techempower), TE_PREFORK_BUILD (a published
-# Prefork to use instead of building one: bench/run.sh passes its own).
+# Prefork to use instead of building one: bench/run.sh passes its own), TE_PREFORK_BASELINE (another
+# published Prefork: adds the server prefork-epoll-baseline, to compare two builds in one run).
+# bench/techempower/profile.sh shows where one server's CPU goes (perf: threads, switches, syscalls).
 # Needs (installed with apt-get when missing): wrk, curl, gunicorn, python3-psycopg2, postgresql,
 # time (/usr/bin/time), and gnuplot-nox for the plot.
 # Writes bench/results/techempower-<date>-<host>.md and .png; raw data in bench/.work/techempower/.
@@ -150,6 +152,10 @@ define_servers() {
     "TECHEMPOWER_DB='$db;Maximum Pool Size=4'" "$prefork -k threads --threads 4 -w $ASYNC_WORKERS $app"
   add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "IAsyncGatewayApplication, async Npgsql, multiplexing, pool $MUX_POOL per worker ($((ASYNC_WORKERS * MUX_POOL)) connections)" \
     "TECHEMPOWER_DB='$db;$mux'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
+  # A/B: the same epoll server from another Prefork build (TE_PREFORK_BASELINE: a published
+  # Prefork, e.g. of main), to compare an engine change within one run.
+  [ -n "${TE_PREFORK_BASELINE:-}" ] && add_server prefork-epoll-baseline "Prefork epoll ×$ASYNC_WORKERS (baseline build)" "as Prefork epoll, built from TE_PREFORK_BASELINE" \
+    "TECHEMPOWER_DB='$db;$mux'" "${prefork/$PREFORK_DIR/$TE_PREFORK_BASELINE} -k epoll -w $ASYNC_WORKERS $async_app"
   add_server prefork-epoll-pool "Prefork epoll ×$ASYNC_WORKERS, no multiplexing" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
     "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
   add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, multiplexing, pool $MUX_POOL per worker" \
