@@ -11,6 +11,11 @@
 #   TE_PROFILE_ENV  extra environment for the server (e.g. "DOTNET_gcServer=1")
 #   TE_PROFILE_DIR  where perf.data, the report and the logs go (default bench/.work/techempower/profile-SERVER-TEST)
 #   TE_MUX_POOL     connections per worker (default 2), as in bench/techempower.sh
+#   TE_PROFILE_STAT_ONLY=1  only the perf stat run (CPU, switches, syscalls per request)
+#   TE_PROFILE_WORKERS      prefork-epoll's workers (default 2)
+#   TE_PROFILE_POOL=N       no multiplexing: a pool of N connections per process
+#   TE_PROFILE_PREFORK      another published Prefork (a folder) to run instead of bench/.work's
+#   TE_PROFILE_PIN=1        pin each worker process (all its threads) to one core, round-robin
 # Needs perf (linux-perf) and wrk; run as root or with perf_event_paranoid ≤ 1.
 set -euo pipefail
 
@@ -38,12 +43,13 @@ trap cleanup EXIT
 
 pg_start 100
 db="$(pg_npgsql);Multiplexing=true;Maximum Pool Size=$MUX_POOL"
+[ -n "${TE_PROFILE_POOL:-}" ] && db="$(pg_npgsql);Maximum Pool Size=$TE_PROFILE_POOL" # no multiplexing
 port=18690
 # W^X off: with it, JIT-compiled code runs from a double mapping that perf cannot name.
 knobs="DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 ${TE_PROFILE_ENV:-}"
-prefork="$WORK/prefork/prefork --log-level warning --accesslog '' --control-socket '' --keepalive 5 --backlog 2048 -b 127.0.0.1:$port"
+prefork="${TE_PROFILE_PREFORK:-$WORK/prefork}/prefork --log-level warning --accesslog '' --control-socket '' --keepalive 5 --backlog 2048 -b 127.0.0.1:$port"
 case $SERVER in
-  prefork-epoll) cmd="$prefork -k epoll -w 2 -a $WORK/gateway/TechEmpowerGateway.dll:TechEmpowerGateway.TechEmpowerAsyncApp" ;;
+  prefork-epoll) cmd="$prefork -k epoll -w ${TE_PROFILE_WORKERS:-2} -a $WORK/gateway/TechEmpowerGateway.dll:TechEmpowerGateway.TechEmpowerAsyncApp" ;;
   aspnetcore-prefork) cmd="$prefork -w 2 -- $WORK/kestrel/TechEmpowerKestrel" ;;
   kestrel) cmd="$WORK/kestrel/TechEmpowerKestrel --urls http://127.0.0.1:$port" db="$(pg_npgsql);Multiplexing=true;Maximum Pool Size=$((2 * MUX_POOL))" ;;
   *) echo "unknown server $SERVER" >&2; exit 2 ;;
@@ -53,10 +59,15 @@ SERVER_PID=$!
 for _ in $(seq 600); do curl -sf -o /dev/null "http://127.0.0.1:$port/plaintext" && break; sleep 0.1; done
 # The processes that serve: the workers under a Prefork master, or Kestrel itself.
 if [ "$SERVER" = kestrel ]; then pids=$SERVER_PID; else pids=$(pgrep -P "$SERVER_PID" | paste -sd,); fi
+# TE_PROFILE_PIN=1: each worker (all its threads) on one core of its own, round-robin (an experiment).
+if [ -n "${TE_PROFILE_PIN:-}" ]; then
+  cpu=0
+  for pid in ${pids//,/ }; do taskset -a -p -c $((cpu % $(nproc))) "$pid" >/dev/null; cpu=$((cpu + 1)); done
+fi
 url=http://127.0.0.1:$port/$TEST
 wrk -t 2 -c 64 -d 5s "$url" >/dev/null # warm-up: JIT, tiering, pools
 
-cpu() { python3 "$BENCH/techempower/cpu.py" "$SERVER_PID"; }
+cpu() { python3 "$BENCH/techempower/cpu.py" "$SERVER_PID" "$PG_PID"; }
 before=$(cpu)
 perf stat --per-thread -x, -e task-clock,context-switches,raw_syscalls:sys_enter -p "$pids" -o "$OUT/stat.txt" -- \
   wrk -t 2 -c 64 -d "${SECONDS_RUN}s" "$url" >"$OUT/wrk-stat.txt"
@@ -65,7 +76,7 @@ requests=$(grep -oP '^\s*\K\d+(?= requests in)' "$OUT/wrk-stat.txt")
 rps=$(grep -oP 'Requests/sec:\s+\K[\d.]+' "$OUT/wrk-stat.txt")
 {
   echo "server $SERVER, test $TEST, $SECONDS_RUN s, load $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "requests $requests ($rps/s); server CPU $(awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN {printf "%.1f", (b - a) * 1e6 / n}') µs/request"
+  echo "requests $requests ($rps/s); CPU µs/request: $(echo "$before $after" | awk -v n="$requests" '{printf "server %.1f, PostgreSQL %.1f", ($3 - $1) * 1e6 / n, ($4 - $2) * 1e6 / n}')"
   # Per kind of thread (the name without its tid): CPU µs, context switches and syscalls per request.
   python3 - "$OUT/stat.txt" "$requests" <<'PY'
 import collections, re, sys
@@ -86,6 +97,7 @@ print(f"{'all':<20} {total['task-clock'] * 1000 / n:8.1f} {total['context-switch
 PY
 } | tee "$OUT/summary.txt"
 
+[ -n "${TE_PROFILE_STAT_ONLY:-}" ] && exit 0 # the figures only: no perf record, no perf trace
 perf record -e cpu-clock -F 2000 -g -p "$pids" -o "$OUT/perf.data" -- wrk -t 2 -c 64 -d "${SECONDS_RUN}s" "$url" >"$OUT/wrk-record.txt" 2>"$OUT/record.log"
 perf report -i "$OUT/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^$' | head -150 >"$OUT/report.txt" || true
 perf report -i "$OUT/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30 >"$OUT/threads.txt" || true
