@@ -16,6 +16,7 @@
 #   TE_PROFILE_POOL=N       no multiplexing: a pool of N connections per process
 #   TE_PROFILE_PREFORK      another published Prefork (a folder) to run instead of bench/.work's
 #   TE_PROFILE_PIN=1        pin each worker process (all its threads) to one core, round-robin
+#   TE_PROFILE_WARMUP       seconds of load before the measured runs (default 5)
 # Needs perf (linux-perf) and wrk; run as root or with perf_event_paranoid ≤ 1.
 set -euo pipefail
 
@@ -65,7 +66,7 @@ if [ -n "${TE_PROFILE_PIN:-}" ]; then
   for pid in ${pids//,/ }; do taskset -a -p -c $((cpu % $(nproc))) "$pid" >/dev/null; cpu=$((cpu + 1)); done
 fi
 url=http://127.0.0.1:$port/$TEST
-wrk -t 2 -c 64 -d 5s "$url" >/dev/null # warm-up: JIT, tiering, pools
+wrk -t 2 -c 64 -d "${TE_PROFILE_WARMUP:-5}s" "$url" >/dev/null # warm-up: JIT, tiering, pools
 
 cpu() { python3 "$BENCH/techempower/cpu.py" "$SERVER_PID" "$PG_PID"; }
 before=$(cpu)
