@@ -9,7 +9,7 @@
 #   fortunes   GET /fortunes (query, add a row, sort, escape, render), 64 connections
 # Servers (--quick): Prefork sync and threads with bench/apps/TechEmpowerGateway (blocking Npgsql),
 # Prefork epoll with its asynchronous form (Npgsql multiplexing: the commands of all requests in
-# flight share 2 connections per worker), Kestrel alone and the same ASP.NET Core app under Prefork
+# flight share 2 connections per worker), with one worker per core and with one worker in all, Kestrel alone and the same ASP.NET Core app under Prefork
 # (bench/apps/TechEmpowerKestrel, multiplexing too), Gunicorn sync (bench/apps/techempower_wsgi.py,
 # psycopg2), plus PostgreSQL's own ceiling for the db query (pgbench, prepared, 16 clients).
 # --full adds Prefork threads ×2×4, epoll and Kestrel with one pooled connection per request in
@@ -25,7 +25,9 @@
 # (connections per worker with multiplexing), TE_PG_CLIENTS (pgbench's), TE_DOTNET_ENV (runtime
 # environment of the .NET servers, replacing DOTNET_ENV below), TE_OUT (results file),
 # TE_NO_BUILD=1 (reuse the last build in bench/.work/techempower), TE_PREFORK_BUILD (a published
-# Prefork to use instead of building one: bench/run.sh passes its own).
+# Prefork to use instead of building one: bench/run.sh passes its own), TE_PREFORK_BASELINE (another
+# published Prefork: adds the server prefork-epoll-baseline, to compare two builds in one run).
+# bench/techempower/profile.sh shows where one server's CPU goes (perf: threads, switches, syscalls).
 # Needs (installed with apt-get when missing): wrk, curl, gunicorn, python3-psycopg2, postgresql,
 # time (/usr/bin/time), and gnuplot-nox for the plot.
 # Writes bench/results/techempower-<date>-<host>.md and .png; raw data in bench/.work/techempower/.
@@ -56,7 +58,7 @@ KESTREL_MUX_POOL=${TE_KESTREL_MUX_POOL:-$((ASYNC_WORKERS * MUX_POOL))} # as many
 # instead of one hop further on a pool thread (Npgsql's reads; Kestrel's too).
 DOTNET_ENV=${TE_DOTNET_ENV-DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1}
 # --quick: one of each kind; --full adds the pools without multiplexing and Gunicorn gthread.
-DEFAULT_SERVERS="prefork-sync prefork-threads prefork-epoll aspnetcore-prefork kestrel gunicorn-sync"
+DEFAULT_SERVERS="prefork-sync prefork-threads prefork-epoll prefork-epoll-1 aspnetcore-prefork kestrel gunicorn-sync"
 [ $MODE = full ] && DEFAULT_SERVERS+=" prefork-threads-4 prefork-epoll-pool kestrel-pool gunicorn-gthread"
 SELECTED_SERVERS=${TE_SERVERS:-$DEFAULT_SERVERS}
 PIPELINE=16
@@ -150,6 +152,17 @@ define_servers() {
     "TECHEMPOWER_DB='$db;Maximum Pool Size=4'" "$prefork -k threads --threads 4 -w $ASYNC_WORKERS $app"
   add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "IAsyncGatewayApplication, async Npgsql, multiplexing, pool $MUX_POOL per worker ($((ASYNC_WORKERS * MUX_POOL)) connections)" \
     "TECHEMPOWER_DB='$db;$mux'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
+  # A/B: the same epoll server from another Prefork build (TE_PREFORK_BASELINE: a published
+  # Prefork, e.g. of main), to compare an engine change within one run.
+  [ -n "${TE_PREFORK_BASELINE:-}" ] && add_server prefork-epoll-baseline "Prefork epoll ×$ASYNC_WORKERS (baseline build)" "as Prefork epoll, built from TE_PREFORK_BASELINE" \
+    "TECHEMPOWER_DB='$db;$mux'" "${prefork/$PREFORK_DIR/$TE_PREFORK_BASELINE} -k epoll -w $ASYNC_WORKERS $async_app"
+  # One epoll worker on this machine's 2 cores: its loop serves HTTP while Npgsql's own threads
+  # (write loop, socket engine) run beside it, so one process already uses more than one core; a
+  # second process halves every batch Npgsql and the loop make, and each thread sleeps and wakes
+  # more often per request (bench/techempower/profile.sh: ~1 context switch per db request with
+  # one worker, ~2.5 with two).
+  add_server prefork-epoll-1 "Prefork epoll ×1" "IAsyncGatewayApplication, async Npgsql, multiplexing, pool $((ASYNC_WORKERS * MUX_POOL)) in its one worker" \
+    "TECHEMPOWER_DB='$db;Multiplexing=true;Maximum Pool Size=$((ASYNC_WORKERS * MUX_POOL))'" "$prefork -k epoll -w 1 $async_app"
   add_server prefork-epoll-pool "Prefork epoll ×$ASYNC_WORKERS, no multiplexing" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
     "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
   add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, multiplexing, pool $MUX_POOL per worker" \

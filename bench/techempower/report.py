@@ -60,7 +60,7 @@ def main():
             return "–"
         return f"{statistics.median(values):.2f} ({spread(values, '{:.2f}')})"
 
-    prefork_classes = [s for s in order if s.startswith("prefork-")]
+    prefork_classes = [s for s in order if s.startswith("prefork-") and not s.endswith("-baseline")]  # a baseline build is for A/B only
     gunicorns = [s for s in order if s.startswith("gunicorn-")]
     out = []
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -49,7 +49,10 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
         Epoll.Add(loop.EventFd, Native.EPOLLIN, LoopToken);
         do
         {
-            int n = Epoll.Wait(loop.HasWork || _handshakesDeferred ? 0 : UntilHousekeeping(Environment.TickCount64));
+            int timeout = _handshakesDeferred ? 0 : UntilHousekeeping(Environment.TickCount64);
+            if (timeout > 0 && !loop.PrepareToSleep()) timeout = 0; // continuations queued: run them first
+            int n = Epoll.Wait(timeout);
+            loop.Awake();
             _handshakeSteps = 0;
             _handshakesDeferred = false;
             for (int i = 0; i < n; i++) Dispatch(Epoll.Token(i), Epoll.Flags(i));
@@ -72,7 +75,9 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
                 ContinueLingering(c);
                 return;
             case ConnectionState.InFlight:
-                // Only output is watched while a request runs: keep its streamed body moving.
+                // Only output is watched while a request runs: keep its streamed body moving. Input
+                // left watched (OnInFlight) is unwatched here, at its first event, or level-triggered
+                // epoll would report it every turn until the request ends.
                 if (!c.Transport.SendQueued()) AbortInFlight(c);
                 else WatchInFlight(c);
                 return;
@@ -110,7 +115,12 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
         x.Slot.End();
         _exchange = _spareExchanges.Count > 0 ? _spareExchanges.Pop() : new Exchange(Context);
         c.State = ConnectionState.InFlight;
-        WatchInFlight(c);
+        // A connection watched for input stays watched while its request runs: clients wait for the
+        // answer before they send more, so no event comes, and the loop saves the epoll_ctl calls
+        // that unwatch and watch it again (two syscalls per request, as many as its read and write).
+        // An event that does come (a pipelined request, a hang-up) unwatches it then (OnConnectionEvent).
+        if (c.QueuedBytes == 0 && Watches(c, InputEvents)) c.Deadline = 0;
+        else WatchInFlight(c);
         _ = CompleteAsync(c, pending);
     }
 

@@ -365,6 +365,13 @@ internal abstract class EventEngine : IWorkerEngine
         r = new Registration(true, events);
     }
 
+    /// <summary>True when epoll reports exactly <paramref name="events"/> for the connection.</summary>
+    protected bool Watches(Connection c, uint events)
+    {
+        var r = _registrations[ConnectionTable.SlotOf(c.Token)];
+        return r.Registered && r.Interest == events;
+    }
+
     /// <summary>Locks <paramref name="o"/> when several threads serve; nothing for the event loop.</summary>
     private Held Hold(object o) => new(_threaded ? o : null);
 

@@ -16,7 +16,7 @@ public sealed unsafe class EventLoopContext : SynchronizationContext, IDisposabl
     private readonly ConcurrentQueue<(SendOrPostCallback Callback, object? State)> _queue = new();
     private readonly Thread _loopThread;
     private readonly RequestSlot _slot;
-    private int _signalled; // 1 while the eventfd holds a wake-up the loop has not read
+    private int _sleeping; // 1 while the loop is blocked in epoll_wait (or about to be): a Post must wake it
 
     /// <param name="slot">Marks the loop busy while a continuation runs, so the heartbeat reports a loop stuck in one.</param>
     public EventLoopContext(RequestSlot slot)
@@ -30,27 +30,42 @@ public sealed unsafe class EventLoopContext : SynchronizationContext, IDisposabl
     /// <summary>Readable when continuations are queued: the loop watches it with epoll.</summary>
     public int EventFd { get; }
 
-    public bool HasWork => !_queue.IsEmpty;
-
     public override void Post(SendOrPostCallback callback, object? state)
     {
         _queue.Enqueue((callback, state));
-        // The loop looks at its queue before it waits again: only another thread must wake it.
-        if (Thread.CurrentThread != _loopThread && Interlocked.Exchange(ref _signalled, 1) == 0)
+        // Only a loop that sleeps must be woken: a busy one looks at its queue before it waits again.
+        // Under load the loop is mostly busy, and the continuations that Npgsql's threads post (one
+        // per query) then cost no eventfd write here and no read and extra turn on the loop. The
+        // first Post to find it asleep wakes it; the others find the flag cleared.
+        // (Enqueue is an interlocked operation, so the queue is written before the flag is read:
+        // either this sees the loop's flag, or the loop sees this work; see PrepareToSleep.)
+        if (Volatile.Read(ref _sleeping) == 1 && Thread.CurrentThread != _loopThread && Interlocked.Exchange(ref _sleeping, 0) == 1)
         {
             ulong one = 1;
             Native.write(EventFd, (byte*)&one, sizeof(ulong));
         }
     }
 
+    /// <summary>
+    /// On the loop thread, before it blocks in epoll_wait: marks it asleep, so a Post from another
+    /// thread wakes it. False when work is queued already: run it rather than sleep.
+    /// </summary>
+    public bool PrepareToSleep()
+    {
+        Interlocked.Exchange(ref _sleeping, 1); // a full fence: set before the queue is looked at
+        if (_queue.IsEmpty) return true;
+        Volatile.Write(ref _sleeping, 0);
+        return false;
+    }
+
+    /// <summary>On the loop thread, back from epoll_wait: busy again, posts need not wake it.</summary>
+    public void Awake() => Volatile.Write(ref _sleeping, 0);
+
     /// <summary>On the loop thread, when epoll reports <see cref="EventFd"/>: takes the wake-up.</summary>
     public void OnWakeUp()
     {
         ulong count;
         Native.read(EventFd, (byte*)&count, sizeof(ulong));
-        // Cleared after the read: a Post in between found it still set and did not write, and its
-        // work is run this turn; one after it writes again.
-        Volatile.Write(ref _signalled, 0);
     }
 
     /// <summary>Runs inline on the loop thread; from elsewhere, queues and waits.</summary>
