@@ -28,12 +28,22 @@ public static class Processes
 
     private static bool IsZombie(int pid)
     {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)] == 'Z';
-        }
+        try { return StatFields(pid)[0] == "Z"; }
         catch (IOException) { return false; }
+    }
+
+    /// <summary>CPU time the process has used so far, user and system (utime + stime in /proc/PID/stat).</summary>
+    public static TimeSpan CpuTime(int pid)
+    {
+        var f = StatFields(pid);
+        return TimeSpan.FromSeconds((long.Parse(f[11]) + long.Parse(f[12])) / 100.0); // clock ticks: USER_HZ is 100 on Linux
+    }
+
+    /// <summary>/proc/PID/stat after the command name (which may hold spaces): field 3 (state) is [0].</summary>
+    private static string[] StatFields(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
     }
 
     /// <summary>

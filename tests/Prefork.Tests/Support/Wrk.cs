@@ -31,11 +31,10 @@ public sealed partial class Wrk : IDisposable
     public static Wrk Start(int port, int connections, int seconds, string scheme = "http", int paceMs = 0)
     {
         var psi = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        var args = new List<string> { "-t2", $"-c{connections}", $"-d{seconds}s", "--timeout", "10s" };
-        if (paceMs > 0) args.AddRange(["-s", Path.Combine(AppContext.BaseDirectory, "pace.lua")]);
-        args.Add($"{scheme}://127.0.0.1:{port}/");
-        if (paceMs > 0) args.AddRange(["--", paceMs.ToString()]);
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        string[] pace = paceMs > 0 ? ["-s", Path.Combine(AppContext.BaseDirectory, "pace.lua")] : [];
+        string[] paceArgs = paceMs > 0 ? ["--", paceMs.ToString()] : []; // the script's, after the URL
+        foreach (var a in (string[])["-t2", $"-c{connections}", $"-d{seconds}s", "--timeout", "10s", .. pace, $"{scheme}://127.0.0.1:{port}/", .. paceArgs])
+            psi.ArgumentList.Add(a);
         return new Wrk(Process.Start(psi) ?? throw new InvalidOperationException("wrk did not start (apt-get install wrk)"));
     }
 
