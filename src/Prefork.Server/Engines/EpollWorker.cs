@@ -115,12 +115,7 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
         x.Slot.End();
         _exchange = _spareExchanges.Count > 0 ? _spareExchanges.Pop() : new Exchange(Context);
         c.State = ConnectionState.InFlight;
-        // A connection watched for input stays watched while its request runs: clients wait for the
-        // answer before they send more, so no event comes, and the loop saves the epoll_ctl calls
-        // that unwatch and watch it again (two syscalls per request, as many as its read and write).
-        // An event that does come (a pipelined request, a hang-up) unwatches it then (OnConnectionEvent).
-        if (c.QueuedBytes == 0 && Watches(c, InputEvents)) c.Deadline = 0;
-        else WatchInFlight(c);
+        WatchInFlight(c, inputMayStay: true);
         _ = CompleteAsync(c, pending);
     }
 
@@ -156,7 +151,13 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
         else Serve(c); // requests pipelined behind it; then back to waiting
     }
 
-    private void WatchInFlight(Connection c)
+    /// <param name="inputMayStay">
+    /// When the request starts: a connection watched for input stays watched, since clients wait for the
+    /// answer before they send more, so no event comes, and the loop saves the epoll_ctl calls that
+    /// unwatch and watch it again (two syscalls per request, as many as its read and write). An event
+    /// that does come (a pipelined request, a hang-up) unwatches it then (OnConnectionEvent).
+    /// </param>
+    private void WatchInFlight(Connection c, bool inputMayStay = false)
     {
         if (c.QueuedBytes > 0)
         {
@@ -166,7 +167,7 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
         else
         {
             c.Deadline = 0; // the app is working; the master's `timeout` watches that
-            Watch(c, 0);
+            if (!(inputMayStay && Watches(c, InputEvents))) Watch(c, 0);
         }
     }
 }
