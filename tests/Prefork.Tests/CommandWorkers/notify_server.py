@@ -6,9 +6,25 @@ HTTP on it, says READY=1 on NOTIFY_SOCKET and sends WATCHDOG=1 heartbeats with P
 Flags: --no-notify (never notifies), --fail-boot (prints why and exits 2 before serving),
 --linger (ignores stop signals, so only KILL ends it), --close-output (closes stdout and stderr once ready). TERM, INT and USR2 stop it gracefully: it
 stops accepting, finishes its requests, and exits 0.
-Routes: /pid, /env (JSON), /fds (its open fds), /slow?ms=N, /stop-watchdog, /print?text=T.
+Routes: /pid, /env (JSON), /fds (the fds it was started with), /slow?ms=N, /stop-watchdog, /print?text=T.
 """
-import http.server, json, os, signal, socket, socketserver, sys, threading, time, urllib.parse
+import os
+
+def open_fds():
+    """The fds open now: listdir's own fd is in its listing but closed once it returns."""
+    def is_open(fd):
+        try:
+            os.fstat(fd)
+            return True
+        except OSError:
+            return False
+    return [fd for fd in sorted(map(int, os.listdir("/proc/self/fd"))) if is_open(fd)]
+
+# What the master handed over, taken before this script opens anything. Later the listing would
+# also hold connections being served and the heartbeat's notify socket, which come and go.
+INHERITED_FDS = open_fds()
+
+import http.server, json, signal, socket, socketserver, sys, threading, time, urllib.parse
 
 args = set(sys.argv[1:])
 if "--fail-boot" in args:
@@ -62,7 +78,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 keys = [k for k in os.environ if k.startswith(("LISTEN_", "PREFORK_", "NOTIFY_", "WATCHDOG_"))]
                 self.reply(json.dumps({k: os.environ[k] for k in keys}), "application/json")
             elif url.path == "/fds":
-                self.reply(" ".join(sorted(os.listdir("/proc/self/fd"), key=int)))
+                self.reply(" ".join(map(str, INHERITED_FDS)))
             elif url.path == "/slow":
                 time.sleep(min(int(query.get("ms", ["1000"])[0]), 60000) / 1000)
                 self.reply("slept")
