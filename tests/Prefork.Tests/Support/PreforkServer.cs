@@ -18,8 +18,8 @@ public sealed class PreforkServer : MasterProcess
         Port = port;
     }
 
-    /// <summary>The `prefork` apphost built beside the tests (the CLI project is referenced).</summary>
-    public static string Executable => Path.Combine(AppContext.BaseDirectory, "prefork");
+    /// <summary>The `prefork` the build published beside the tests, ReadyToRun for linux-x64 (PublishPreforkForTests in the .csproj).</summary>
+    public static string Executable => Path.Combine(AppContext.BaseDirectory, "published", "prefork");
 
     /// <summary>Starts a master with `bind` on a free port plus the given TOML lines (and variables added to its environment); waits until it serves.</summary>
     public static PreforkServer Start(string toml = "", int workers = 2, bool waitReady = true, string? executable = null, string[]? args = null,
