@@ -11,6 +11,7 @@ namespace Prefork.Tests.AspNetCore;
 /// Prefork.SampleWeb.dll`): Kestrel in every worker on the master's socket, readiness and
 /// heartbeats over the master's notify socket, the master's timeouts and signals.
 /// </summary>
+[LongClass]
 public sealed class KestrelWorkerTests
 {
     private static readonly TimeSpan Bound = SampleWebProcess.Bound;

@@ -16,6 +16,7 @@ namespace Prefork.Tests.AspNetCore;
 /// command worker (sockets from systemd-socket-activate, the test as the master: its notify socket
 /// and its pid as PREFORK_MASTER_PID), and on its own, where UsePrefork must change nothing.
 /// </summary>
+[LongClass]
 public sealed class SampleWebTests
 {
     private static readonly TimeSpan Bound = SampleWebProcess.Bound;

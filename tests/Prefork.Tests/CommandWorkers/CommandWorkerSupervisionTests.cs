@@ -7,6 +7,7 @@ using static Prefork.Tests.CommandWorkers.CommandWorkerTests;
 namespace Prefork.Tests.CommandWorkers;
 
 /// <summary>Command workers (notify_server.py) supervised: replaced when killed or silent, retired by signal, rolled out by HUP, carried over USR2. Its own class so it runs beside CommandWorkerTests.</summary>
+[LongClass]
 public sealed class CommandWorkerSupervisionTests
 {
     [Fact]

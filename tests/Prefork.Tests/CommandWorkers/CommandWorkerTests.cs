@@ -10,6 +10,7 @@ namespace Prefork.Tests.CommandWorkers;
 /// library) takes its socket the systemd way and speaks sd_notify. The real master, real
 /// processes, real signals.
 /// </summary>
+[LongClass]
 public sealed class CommandWorkerTests
 {
     internal static readonly string Script = Repo.File("tests/Prefork.Tests/CommandWorkers/notify_server.py");

@@ -8,6 +8,7 @@ using Prefork.Tests.Support;
 namespace Prefork.Tests.Control;
 
 /// <summary>`prefork ctl` against a real master: every command, scaling under load, garbage on the socket, another uid.</summary>
+[LongClass]
 public sealed class ControlSocketTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);

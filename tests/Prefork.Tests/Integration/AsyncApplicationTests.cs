@@ -8,6 +8,7 @@ namespace Prefork.Tests.Integration;
 /// worker class: the status chosen after an await, failures after an await, many awaiting requests
 /// in one epoll worker at once, and `timeout` and `max_requests` as for synchronous apps.
 /// </summary>
+[LongClass]
 public sealed class AsyncApplicationTests
 {
     private const string AsyncApp = "app = \"Prefork.SampleApp:Prefork.SampleApp.AsyncSampleApplication\"\n";

@@ -8,6 +8,7 @@ namespace Prefork.Tests.Integration;
 /// would make it: Debian's libfaketime, preloaded, moves CLOCK_REALTIME by an offset read from a
 /// file at every read, and leaves CLOCK_MONOTONIC alone.
 /// </summary>
+[LongClass]
 public sealed class ClockStepTests
 {
     private const string LibFaketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"; // Debian's libfaketime

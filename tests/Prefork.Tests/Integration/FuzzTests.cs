@@ -18,6 +18,7 @@ namespace Prefork.Tests.Integration;
 /// then a fresh one; a failure names the seed (set PREFORK_FUZZ_SEED to replay it, and
 /// PREFORK_FUZZ_SECONDS for a longer run).
 /// </summary>
+[LongClass]
 public sealed class FuzzTests(ITestOutputHelper output)
 {
     private const int FixedSeed = 20261126;

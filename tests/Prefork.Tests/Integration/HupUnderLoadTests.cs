@@ -4,6 +4,7 @@ using Prefork.Tests.Support;
 namespace Prefork.Tests.Integration;
 
 /// <summary>HUP after HUP while wrk keeps every worker busy, in each worker class: a class of its own so it runs beside the other master tests.</summary>
+[LongClass]
 public sealed class HupUnderLoadTests
 {
     // Each HUP is one more try at the hand-off from old workers to new under load; the last one also

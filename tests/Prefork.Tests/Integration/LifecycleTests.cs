@@ -6,6 +6,7 @@ using Prefork.Tests.Support;
 namespace Prefork.Tests.Integration;
 
 /// <summary>Starting, stopping, failing: exit codes, pidfiles, and no process left behind.</summary>
+[LongClass]
 public sealed class LifecycleTests
 {
     [Fact]

@@ -65,6 +65,7 @@ public sealed class PackagesFixture : IDisposable
     }
 }
 
+[LongClass]
 public sealed class PackagingTests(PackagesFixture packages) : IClassFixture<PackagesFixture>
 {
     [Theory]

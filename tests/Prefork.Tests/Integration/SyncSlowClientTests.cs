@@ -9,6 +9,7 @@ namespace Prefork.Tests.Integration;
 /// A sync worker serves one connection at a time, so a client that trickles its request head holds
 /// the worker: header_timeout must bound the whole head, not each wait for the next byte.
 /// </summary>
+[LongClass]
 public sealed class SyncSlowClientTests
 {
     [Fact]

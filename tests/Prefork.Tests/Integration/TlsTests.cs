@@ -8,6 +8,7 @@ namespace Prefork.Tests.Integration;
 /// HTTPS in every worker class, spoken to by real clients (curl, openssl s_client, wrk) with
 /// certificates from a CA made for the test.
 /// </summary>
+[LongClass]
 public sealed class TlsTests : IDisposable
 {
     public static TheoryData<string> Classes => new(Settings.Find("worker_class")!.Choices!);

@@ -6,6 +6,7 @@ using Prefork.Tests.Support;
 namespace Prefork.Tests.Integration;
 
 /// <summary>What each worker class promises under many clients: fairness, slow clients, slow requests.</summary>
+[LongClass]
 public sealed class WorkerClassConcurrencyTests
 {
     [Fact]

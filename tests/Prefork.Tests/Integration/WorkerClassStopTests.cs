@@ -4,6 +4,7 @@ using Prefork.Tests.Support;
 namespace Prefork.Tests.Integration;
 
 /// <summary>The graceful-stop contract on keep-alive connections, for every worker class.</summary>
+[LongClass]
 public sealed class WorkerClassStopTests
 {
     [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]

@@ -5,6 +5,7 @@ using Prefork.Tests.Support;
 namespace Prefork.Tests.Integration;
 
 /// <summary>Every worker class serves HTTP/1.1 the same way: the basics, run against each.</summary>
+[LongClass]
 public sealed class WorkerClassTests
 {
     /// <summary>Every worker_class the settings allow.</summary>

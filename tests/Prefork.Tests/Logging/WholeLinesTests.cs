@@ -9,6 +9,7 @@ namespace Prefork.Tests.Logging;
 /// arrive whole (it parses as the default format), and there is one per request answered. The
 /// same for the error log on the stderr pipe they share with the master: every event whole.
 /// </summary>
+[LongClass]
 public sealed partial class WholeLinesTests
 {
     private const int Connections = 50, Seconds = 5;
