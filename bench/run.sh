@@ -232,8 +232,9 @@ define_servers() {
 launch_prefork() { # port class workers
   # shellcheck disable=SC2206  # the class flags are words
   CMD=(./prefork/prefork -b "127.0.0.1:$1" -w "$3" -k "$2" ${PREFORK_CLASS_FLAGS[$2]:-}
-    --log-level warning --accesslog "" --keepalive 2 --timeout 30 --backlog 2048)
-  SETTINGS="worker_class=$2, workers=$3${PREFORK_CLASS_FLAGS[$2]:+ (${PREFORK_CLASS_FLAGS[$2]})}, keepalive=2 s, timeout=30 s, backlog=2048, access log off, loglevel warning; Release build, workstation non-concurrent GC (Prefork.Cli's csproj), sample app"
+    --log-level warning --accesslog "" --control-socket "" --keepalive 2 --timeout 30 --backlog 2048)
+  # No control socket: every master runs in bench/.work/, where the default prefork.ctl would be one path for all.
+  SETTINGS="worker_class=$2, workers=$3${PREFORK_CLASS_FLAGS[$2]:+ (${PREFORK_CLASS_FLAGS[$2]})}, keepalive=2 s, timeout=30 s, backlog=2048, access log off, control socket off, loglevel warning; Release build, workstation non-concurrent GC (Prefork.Cli's csproj), sample app"
 }
 
 launch_gunicorn() { # port class workers
