@@ -21,8 +21,6 @@ namespace Prefork.Master;
 /// </summary>
 public sealed class Arbiter
 {
-    private static readonly PosixSignal SigUsr1 = (PosixSignal)10, SigUsr2 = (PosixSignal)12;
-
     private readonly string? _configPath;
     private readonly IReadOnlyList<KeyValuePair<string, string>> _overrides;
     private GatewayConfig _config;
@@ -240,9 +238,8 @@ public sealed class Arbiter
 
     private IDisposable TrapSignals()
     {
-        var list = new[] { PosixSignal.SIGHUP, PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGTTIN,
-                PosixSignal.SIGTTOU, PosixSignal.SIGCHLD, PosixSignal.SIGWINCH, SigUsr1, SigUsr2 }
-            .Select(sig => PosixSignalRegistration.Create(sig, ctx =>
+        var list = MasterSignals.Trapped
+            .Select(s => PosixSignalRegistration.Create(s.Signal, ctx =>
             {
                 ctx.Cancel = true; // the loop decides; never the runtime's default
                 _commands.Enqueue(new MasterCommand.Signal(ctx.Signal));
@@ -277,7 +274,7 @@ public sealed class Arbiter
                 else command.Complete($"reloading: generation {_generation} starts with {_targetWorkers} workers");
                 break;
             case MasterCommand.Reopen:
-                HandleSignal(SigUsr1);
+                HandleSignal(MasterSignals.Usr1);
                 command.Complete("log files reopened");
                 break;
             case MasterCommand.Drain drain:
@@ -353,14 +350,14 @@ public sealed class Arbiter
                 _winched = true;
                 return null;
         }
-        if (signal == SigUsr1)
+        if (signal == MasterSignals.Usr1)
         {
             Log.Information("Handling signal: USR1; reopening log files");
             Logging.Logging.Configure(_config, "");
             // A command worker's output already comes through the master; USR1 would kill most programs.
             foreach (var w in _workers.Where(w => w.Command is null)) Kill(w, Signum.SIGUSR1);
         }
-        else if (signal == SigUsr2)
+        else if (signal == MasterSignals.Usr2)
         {
             Log.Information("Handling signal: USR2 (upgrade the program in place)");
             Upgrade();

@@ -14,8 +14,9 @@ internal static class IgnoredSignals
     /// <summary>Set in the environment of the second image: names what was reset, and stops a loop if a reset fails.</summary>
     public const string EnvReset = "PREFORK_SIGNALS_RESET";
 
+    // Not CHLD: it only wakes the loop early, which reaps its children on every turn anyway.
     private static readonly (int Number, string Name)[] Handled =
-        [(1, "HUP"), (2, "INT"), (3, "QUIT"), (10, "USR1"), (12, "USR2"), (15, "TERM"), (21, "TTIN"), (22, "TTOU"), (28, "WINCH")];
+        MasterSignals.Trapped.Where(s => s.Name != "CHLD").Select(s => (s.Number, s.Name)).ToArray();
 
     /// <summary>Returns only if nothing had to be reset, or the exec failed (then with why).</summary>
     public static string? ResetAndExecIfAny()
