@@ -125,10 +125,10 @@ public static class CommandLine
             return 0;
         }
 
-        if (IgnoredSignals.ResetAndExecIfAny() is { } execFailed) Console.Error.WriteLine("prefork: warning: " + execFailed);
+        if (InheritedSignals.ResetAndExecIfAny() is { } execFailed) Console.Error.WriteLine("prefork: warning: " + execFailed);
         Logging.Logging.Configure(config, "");
-        if (IgnoredSignals.TakeReset() is { } reset)
-            Log.Information("Signals {Signals} were ignored when prefork started (nohup?); reset to their defaults and taken", reset);
+        if (InheritedSignals.TakeReset() is { } reset)
+            Log.Information("Signals {Signals} when prefork started (nohup? a parent's signal mask?); reset to their defaults, unblocked and taken", reset);
         try
         {
             return new Arbiter(config, configPath, overrides).Run();

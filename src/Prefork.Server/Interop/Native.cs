@@ -9,7 +9,7 @@ namespace Prefork.Interop;
 ///  - the worker engines' calls on raw descriptors (epoll, eventfd, accept4, recv/send, poll, read/write,
 ///    shutdown, close, getsockname) and the log files' write: the hot path, where Mono.Unix would add flag/errno translation
 ///    (recv/send MessageFlags), array copies (poll, epoll_wait) or Sockaddr objects (accept4, getsockname);
-///  - what Mono.Unix lacks: eventfd, dup3, pipe2, fcntl(F_DUPFD_CLOEXEC), prctl, and open with O_TMPFILE (not in its OpenFlags);
+///  - what Mono.Unix lacks: eventfd, dup3, pipe2, fcntl(F_DUPFD_CLOEXEC), prctl, pthread_sigmask, and open with O_TMPFILE (not in its OpenFlags);
 ///    posix_spawn for command workers is in <see cref="Spawn"/>.
 /// Every other POSIX call goes through Mono.Unix.Native (Syscall, Stdlib); see Libc for the helpers on it.
 /// Every socket the workers serve is a plain non-blocking fd; nothing goes through .NET's socket
@@ -61,6 +61,16 @@ internal static unsafe partial class Native
     public const int F_DUPFD_CLOEXEC = 1030;
     [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int prctl(int option, string arg2, nint arg3, nint arg4, nint arg5);
+
+    /// <summary>Unblocks, in the calling thread, the signals 1–64 whose bits are set (bit N-1 for signal N). 0, or an errno.</summary>
+    public static int UnblockSignals(ulong mask)
+    {
+        var set = stackalloc ulong[16]; // glibc's sigset_t: 1024 bits, signal N at bit N-1
+        set[0] = mask;
+        return pthread_sigmask(SIG_UNBLOCK, set, null);
+    }
+    private const int SIG_UNBLOCK = 1;
+    [LibraryImport(Libc)] private static partial int pthread_sigmask(int how, ulong* set, ulong* oldSet);
 
     [StructLayout(LayoutKind.Sequential)]
     public struct PollFd

@@ -4,7 +4,7 @@ namespace Prefork.Master;
 
 /// <summary>
 /// The signals the master acts on, declared once: the arbiter traps each of them, and a master started
-/// with one of them ignored takes it back before anything else (<see cref="IgnoredSignals"/>).
+/// with one of them ignored or blocked takes it back before anything else (<see cref="InheritedSignals"/>).
 /// </summary>
 internal static class MasterSignals
 {

@@ -62,6 +62,36 @@ public sealed class LifecycleTests
     }
 
     [Fact]
+    public void A_master_started_with_HUP_and_WINCH_blocked_unblocks_them()
+    {
+        // A parent's signal mask is kept across exec too (perf record leaves WINCH blocked): every thread the
+        // runtime starts would inherit it, and a blocked signal is never delivered. The master unblocks them.
+        var dir = Directory.CreateTempSubdirectory("prefork-blocked-").FullName;
+        try
+        {
+            var wrapper = Path.Combine(dir, "blocked-prefork");
+            File.WriteAllText(wrapper, "#!/usr/bin/python3\nimport os, signal, sys\n" +
+                "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGWINCH})\n" +
+                "os.execv(os.environ['PREFORK'], [os.environ['PREFORK']] + sys.argv[1:])\n");
+            File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            using var server = PreforkServer.Start(workers: 1, executable: wrapper,
+                environment: new Dictionary<string, string> { ["PREFORK"] = PreforkServer.Executable });
+            Assert.Contains("Signals HUP WINCH were blocked when prefork started", server.Log);
+            foreach (var task in Directory.GetDirectories($"/proc/{server.MasterPid}/task"))
+            {
+                var blocked = File.ReadLines(Path.Combine(task, "status")).Single(l => l.StartsWith("SigBlk:"));
+                Assert.Equal(0UL, Convert.ToUInt64(blocked["SigBlk:".Length..].Trim(), 16) & (1UL << 0 | 1UL << 27)); // HUP, WINCH
+            }
+            server.Signal(Signum.SIGHUP);
+            server.WaitForGeneration(2, TimeSpan.FromSeconds(60), workers: 1);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void TERM_lets_an_in_flight_request_finish()
     {
         using var server = PreforkServer.Start(workers: 1);
