@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Prefork.Interop;
 using Mono.Unix.Native;
 
@@ -18,24 +19,27 @@ internal static class InheritedSignals
 
     // Not CHLD: it only wakes the loop early, which reaps its children on every turn anyway.
     private static readonly (int Number, string Name)[] Handled =
-        MasterSignals.Trapped.Where(s => s.Name != "CHLD").Select(s => (s.Number, s.Name)).ToArray();
+        MasterSignals.Trapped.Where(s => s.Signal != PosixSignal.SIGCHLD).Select(s => (s.Number, s.Name)).ToArray();
+
+    private static readonly ulong HandledMask = Handled.Aggregate(0UL, (mask, s) => mask | Bit(s.Number));
 
     /// <summary>Returns only if nothing had to be reset, or the exec failed (then with why).</summary>
     public static string? ResetAndExecIfAny()
     {
         if (Environment.GetEnvironmentVariable(EnvReset) is not null) return null; // this is the second image
-        var ignored = Handled.Where(s => IsSet(Mask("SigIgn"), s.Number)).ToList();
-        var blocked = Handled.Where(s => IsSet(Mask("SigBlk"), s.Number)).ToList(); // this, the main thread's
-        if (ignored.Count == 0 && blocked.Count == 0) return null;
-        foreach (var (number, _) in ignored) Stdlib.SetSignalAction(NativeConvert.ToSignum(number), SignalAction.Default);
-        // exec keeps the calling thread's mask: the second image starts with these deliverable.
-        Native.UnblockSignals(blocked.Aggregate(0UL, (mask, s) => mask | (1UL << (s.Number - 1))));
-        var what = string.Join(", ", new[] { (ignored, "ignored"), (blocked, "blocked") }
-            .Where(g => g.Item1.Count > 0).Select(g => $"{string.Join(' ', g.Item1.Select(s => s.Name))} were {g.Item2}"));
+        var status = File.ReadAllLines("/proc/self/status"); // the main thread's: this one
+        ulong ignored = Mask(status, "SigIgn") & HandledMask, blocked = Mask(status, "SigBlk") & HandledMask;
+        if ((ignored | blocked) == 0) return null;
+        foreach (var (number, _) in Handled)
+            if ((ignored & Bit(number)) != 0) Stdlib.SetSignalAction(NativeConvert.ToSignum(number), SignalAction.Default);
+        Native.UnblockSignals(blocked); // exec keeps the calling thread's mask: the second image starts with these deliverable
+        var what = string.Join(", ", new[] { (ignored, "ignored"), (blocked, "blocked") }.Where(g => g.Item1 != 0)
+            .Select(g => string.Join(' ', Handled.Where(s => (g.Item1 & Bit(s.Number)) != 0).Select(s => s.Name)) + " were " + g.Item2));
         return $"signals {what} at start and could not be taken back: " + InPlaceUpgrade.ExecSelf(EnvReset, what);
     }
 
-    private static bool IsSet(ulong mask, int signal) => (mask & (1UL << (signal - 1))) != 0;
+    /// <summary>Signal N's bit in a mask: N-1, as in /proc's masks and sigset_t.</summary>
+    private static ulong Bit(int signal) => 1UL << (signal - 1);
 
     /// <summary>After the exec: what was reset (to log), taken out of the environment so workers do not inherit it.</summary>
     public static string? TakeReset()
@@ -45,8 +49,8 @@ internal static class InheritedSignals
         return reset;
     }
 
-    /// <summary>A signal mask in /proc/self/status (SigIgn: ignored, SigBlk: blocked), bit N-1 for signal N.</summary>
-    private static ulong Mask(string field) =>
-        File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal)) is { } line
+    /// <summary>A signal mask from /proc/self/status (SigIgn: ignored, SigBlk: blocked).</summary>
+    private static ulong Mask(string[] status, string field) =>
+        status.FirstOrDefault(l => l.StartsWith(field + ":", StringComparison.Ordinal)) is { } line
             ? Convert.ToUInt64(line[(field.Length + 1)..].Trim(), 16) : 0;
 }
