@@ -38,27 +38,14 @@ public sealed class LifecycleTests
     {
         // As under nohup, or `prefork &` in a script: SIG_IGN is inherited across exec, and .NET never
         // handles a signal ignored at start. The master resets them and executes itself, keeping its pid.
-        var dir = Directory.CreateTempSubdirectory("prefork-nohup-").FullName;
-        try
-        {
-            var wrapper = Path.Combine(dir, "nohup-prefork");
-            File.WriteAllText(wrapper, "#!/bin/sh\ntrap '' HUP INT QUIT\nexec \"$PREFORK\" \"$@\"\n");
-            File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            using var server = PreforkServer.Start(workers: 1, executable: wrapper,
-                environment: new Dictionary<string, string> { ["PREFORK"] = PreforkServer.Executable });
-            Assert.Contains("Signals HUP INT QUIT were ignored when prefork started", server.Log);
-            var ignored = File.ReadLines($"/proc/{server.MasterPid}/status").Single(l => l.StartsWith("SigIgn:"));
-            Assert.Equal(0UL, Convert.ToUInt64(ignored["SigIgn:".Length..].Trim(), 16) & 0b111); // HUP, INT, QUIT
-            server.Signal(Signum.SIGHUP);
-            server.WaitForGeneration(2, TimeSpan.FromSeconds(60), workers: 1);
-            server.Signal(Signum.SIGINT);
-            Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)), server.Log);
-            Assert.Equal(0, server.Master.ExitCode);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        using var server = StartThrough("#!/bin/sh\ntrap '' HUP INT QUIT\nexec \"$PREFORK\" \"$@\"\n");
+        Assert.Contains("Signals HUP INT QUIT were ignored when prefork started", server.Log);
+        Assert.All(Processes.SignalMasks(server.MasterPid, "SigIgn"), mask => Assert.Equal(0UL, mask & 0b111)); // HUP, INT, QUIT
+        server.Signal(Signum.SIGHUP);
+        server.WaitForGeneration(2, TimeSpan.FromSeconds(60), workers: 1);
+        server.Signal(Signum.SIGINT);
+        Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)), server.Log);
+        Assert.Equal(0, server.Master.ExitCode);
     }
 
     [Fact]
@@ -66,28 +53,29 @@ public sealed class LifecycleTests
     {
         // A parent's signal mask is kept across exec too (perf record leaves WINCH blocked): every thread the
         // runtime starts would inherit it, and a blocked signal is never delivered. The master unblocks them.
-        var dir = Directory.CreateTempSubdirectory("prefork-blocked-").FullName;
+        using var server = StartThrough("#!/usr/bin/python3\nimport os, signal, sys\n" +
+            "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGWINCH})\n" +
+            "os.execv(os.environ['PREFORK'], [os.environ['PREFORK']] + sys.argv[1:])\n");
+        Assert.Contains("Signals HUP WINCH were blocked when prefork started", server.Log);
+        Assert.All(Processes.SignalMasks(server.MasterPid, "SigBlk"), mask => Assert.Equal(0UL, mask & (1UL << 0 | 1UL << 27))); // HUP, WINCH
+        server.Signal(Signum.SIGHUP);
+        server.WaitForGeneration(2, TimeSpan.FromSeconds(60), workers: 1);
+    }
+
+    /// <summary>A one-worker master started through <paramref name="script"/>, which execs $PREFORK with its arguments.</summary>
+    private static PreforkServer StartThrough(string script)
+    {
+        var wrapper = Path.Combine(Path.GetTempPath(), $"prefork-wrapper-{Guid.NewGuid():N}");
+        File.WriteAllText(wrapper, script);
+        File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         try
         {
-            var wrapper = Path.Combine(dir, "blocked-prefork");
-            File.WriteAllText(wrapper, "#!/usr/bin/python3\nimport os, signal, sys\n" +
-                "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGWINCH})\n" +
-                "os.execv(os.environ['PREFORK'], [os.environ['PREFORK']] + sys.argv[1:])\n");
-            File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            using var server = PreforkServer.Start(workers: 1, executable: wrapper,
+            return PreforkServer.Start(workers: 1, executable: wrapper,
                 environment: new Dictionary<string, string> { ["PREFORK"] = PreforkServer.Executable });
-            Assert.Contains("Signals HUP WINCH were blocked when prefork started", server.Log);
-            foreach (var task in Directory.GetDirectories($"/proc/{server.MasterPid}/task"))
-            {
-                var blocked = File.ReadLines(Path.Combine(task, "status")).Single(l => l.StartsWith("SigBlk:"));
-                Assert.Equal(0UL, Convert.ToUInt64(blocked["SigBlk:".Length..].Trim(), 16) & (1UL << 0 | 1UL << 27)); // HUP, WINCH
-            }
-            server.Signal(Signum.SIGHUP);
-            server.WaitForGeneration(2, TimeSpan.FromSeconds(60), workers: 1);
         }
         finally
         {
-            Directory.Delete(dir, recursive: true);
+            File.Delete(wrapper); // a serving master has long exec'd prefork (and re-execs that, not the wrapper)
         }
     }
 

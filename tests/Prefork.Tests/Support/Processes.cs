@@ -15,9 +15,8 @@ public static class Processes
             if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
             try
             {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var afterName = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                if (int.Parse(afterName[1]) == parent && afterName[0] != "Z") result.Add(pid);
+                var fields = StatFields(pid);
+                if (int.Parse(fields[1]) == parent && fields[0] != "Z") result.Add(pid);
             }
             catch (IOException) { }
         }
@@ -38,6 +37,14 @@ public static class Processes
         var f = StatFields(pid);
         return TimeSpan.FromSeconds((long.Parse(f[11]) + long.Parse(f[12])) / 100.0); // clock ticks: USER_HZ is 100 on Linux
     }
+
+    /// <summary>
+    /// One signal mask of each of the process's threads (/proc/PID/task/*/status: SigBlk is per thread;
+    /// SigIgn, SigCgt are the process's), bit N-1 for signal N.
+    /// </summary>
+    public static IEnumerable<ulong> SignalMasks(int pid, string field) =>
+        Directory.GetDirectories($"/proc/{pid}/task").Select(task =>
+            Convert.ToUInt64(File.ReadLines(Path.Combine(task, "status")).Single(l => l.StartsWith(field + ":"))[(field.Length + 1)..].Trim(), 16));
 
     /// <summary>/proc/PID/stat after the command name (which may hold spaces): field 3 (state) is [0].</summary>
     private static string[] StatFields(int pid)
