@@ -60,14 +60,11 @@ public sealed class UpgradeTests
     /// <summary>Requests the workers have reported to the master (with their heartbeats).</summary>
     private static long Requests(PreforkServer server) => server.Status()["counters"]!["requests"]!.GetValue<long>();
 
-    /// <summary>A copy of the built prefork and its assemblies in a fresh folder.</summary>
+    /// <summary>A copy of the prefork the tests start (its published folder) in a fresh folder.</summary>
     private static string CopyOfBuild()
     {
         var dir = Directory.CreateTempSubdirectory("prefork-bin").FullName;
-        foreach (var file in Directory.GetFiles(AppContext.BaseDirectory))
-            File.Copy(file, Path.Combine(dir, Path.GetFileName(file)));
-        foreach (var sub in Directory.GetDirectories(AppContext.BaseDirectory, "runtimes"))
-            CopyTree(sub, Path.Combine(dir, "runtimes"));
+        CopyTree(Path.GetDirectoryName(PreforkServer.Executable)!, dir);
         File.SetUnixFileMode(Path.Combine(dir, "prefork"), (UnixFileMode)0b111_101_101);
         return dir;
     }

@@ -26,7 +26,7 @@ public sealed partial class Wrk : IDisposable
     /// Starts wrk. With <paramref name="paceMs"/>, each connection waits that long between requests
     /// (wrk's Lua <c>delay</c>): steady traffic on every connection, keep-alive included, for tests that
     /// need load across an event rather than the most requests a second. Unpaced, wrk and the server take
-    /// both cores and every test running beside starves.
+    /// whatever CPU the tests running beside leave.
     /// </summary>
     public static Wrk Start(int port, int connections, int seconds, string scheme = "http", int paceMs = 0)
     {
