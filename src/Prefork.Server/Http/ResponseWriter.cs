@@ -48,6 +48,7 @@ public sealed class ResponseWriter
     {
         _length = 0;
         _responseStart = 0;
+        _flushedSinceHead = false;
         _transport = transport;
     }
 
@@ -215,6 +216,7 @@ public sealed class ResponseWriter
     {
         _length = 0;
         _responseStart = 0;
+        _flushedSinceHead = false; // else the next response on this writer could never be taken back for a 500
         HeadSent = false;
         KeepAlive = false;
     }

@@ -64,7 +64,7 @@ public static class WorkerProcess
         var context = new WorkerContext
         {
             Config = config, App = app, Info = info, Limits = HttpLimits.From(config),
-            ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = engine is ThreadWorker && config.Get(Settings.Threads) > 1,
+            ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = IsMultithread(engine, config),
             Tls = tls,
         };
         using var wake = new WakeUp();
@@ -112,7 +112,8 @@ public static class WorkerProcess
         Log.Information("Running as uid {Uid}, gid {Gid}", uid, gid);
     }
 
-    private static IWorkerEngine CreateEngine(GatewayConfig config) => config.Get(Settings.WorkerClass) switch
+    /// <summary>The engine of `worker_class` (the tests also run it in their own process).</summary>
+    internal static IWorkerEngine CreateEngine(GatewayConfig config) => config.Get(Settings.WorkerClass) switch
     {
         // Gunicorn's rule: the sync class with more than one thread is the threaded class.
         "sync" when config.Get(Settings.Threads) > 1 => new ThreadWorker(),
@@ -121,6 +122,9 @@ public static class WorkerProcess
         "epoll" => new EpollWorker(),
         var other => throw new ConfigException($"setting 'worker_class' = \"{other}\" is not supported"),
     };
+
+    /// <summary>Whether the app's Invoke runs on several threads at once (gateway.multithread).</summary>
+    internal static bool IsMultithread(IWorkerEngine engine, GatewayConfig config) => engine is ThreadWorker && config.Get(Settings.Threads) > 1;
 
     /// <summary>TERM: graceful stop. INT/QUIT: stop now. USR1: reopen logs. Others the master owns are ignored here.</summary>
     private static IDisposable TrapSignals(WorkerContext context, WakeUp wake, AccessLog? accessLog, GatewayConfig config)
