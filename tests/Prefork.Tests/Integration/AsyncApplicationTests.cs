@@ -9,16 +9,19 @@ namespace Prefork.Tests.Integration;
 /// in one epoll worker at once, and `timeout` and `max_requests` as for synchronous apps.
 /// </summary>
 [LongClass]
-public sealed class AsyncApplicationTests
+public sealed class AsyncApplicationTests(SharedServers servers) : IClassFixture<SharedServers>
 {
     private const string AsyncApp = "app = \"Prefork.SampleApp:Prefork.SampleApp.AsyncSampleApplication\"\n";
 
     private static PreforkServer Start(string workerClass, string toml = "") => WorkerClassTests.Start(workerClass, AsyncApp + toml);
 
+    /// <summary>The class's master of this worker class with the async app and nothing else set, shared by the tests that only send requests.</summary>
+    private PreforkServer Shared(string workerClass) => servers.Get(WorkerClassTests.Toml(workerClass, AsyncApp));
+
     [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
     public void The_status_is_chosen_after_an_await(string workerClass)
     {
-        using var server = Start(workerClass);
+        var server = Shared(workerClass);
 
         var found = server.Get("/async/lookup?id=5&ms=50");
         Assert.Equal(200, found.Status);
@@ -60,7 +63,7 @@ public sealed class AsyncApplicationTests
     [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
     public void An_exception_after_an_await_is_a_500_and_the_worker_lives(string workerClass)
     {
-        using var server = Start(workerClass);
+        var server = Shared(workerClass);
         var worker = server.WaitForWorkers(1)[0];
 
         var r = server.Get("/async/crash?ms=50");
@@ -81,7 +84,7 @@ public sealed class AsyncApplicationTests
     [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
     public void An_exception_after_bytes_of_the_response_left_closes_the_connection_without_ending_the_body(string workerClass)
     {
-        using var server = Start(workerClass);
+        var server = Shared(workerClass);
         var worker = server.WaitForWorkers(1)[0];
         using var socket = RawHttp.Connect(server.Port, 30_000);
         socket.Send("GET /async/stream-crash HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
@@ -100,7 +103,7 @@ public sealed class AsyncApplicationTests
     [Fact]
     public void Twenty_slow_async_requests_run_at_once_in_one_epoll_worker()
     {
-        using var server = Start("epoll");
+        var server = Shared("epoll");
         server.WaitForWorkers(1);
         const int clients = 20;
         // Every request is sent before any answer is read (from this one thread: a pool thread per

@@ -3,8 +3,11 @@ using Prefork.Tests.Support;
 
 namespace Prefork.Tests.Integration;
 
-/// <summary>The real binary, real sockets: workers share one listening socket and serve the sample app.</summary>
-public sealed class ServingTests
+/// <summary>
+/// The real binary, real sockets: workers share one listening socket and serve the sample app.
+/// The tests that only send requests share one master with one worker.
+/// </summary>
+public sealed class ServingTests(SharedServers servers) : IClassFixture<SharedServers>
 {
     [Fact]
     public void Requests_are_served_by_every_worker_process_sharing_one_socket()
@@ -27,7 +30,7 @@ public sealed class ServingTests
     [Fact]
     public void Hello_world_has_date_server_and_length()
     {
-        using var server = PreforkServer.Start(workers: 1);
+        var server = servers.Get();
         var r = server.Get("/");
         Assert.Equal(200, r.Status);
         Assert.Equal("Hello, World!", r.BodyText);
@@ -71,7 +74,7 @@ public sealed class ServingTests
     [InlineData(10, -9000, 431)]  // one field over limit_request_field_size (8190)
     public void Limits_answer_414_and_431(int pathLength, int fields, int expected)
     {
-        using var server = PreforkServer.Start(workers: 1);
+        var server = servers.Get();
         var headers = fields > 0
             ? string.Concat(Enumerable.Range(0, fields).Select(i => $"X-H{i}: v\r\n"))
             : $"X-Big: {new string('a', -fields)}\r\n";
@@ -83,7 +86,7 @@ public sealed class ServingTests
     [Fact]
     public void Chunked_request_bodies_and_streamed_responses()
     {
-        using var server = PreforkServer.Start(workers: 1);
+        var server = servers.Get();
         var r = RawHttp.Send(server.Port,
             "POST /echo-body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n");
         Assert.Equal("hello world", r.BodyText);
@@ -97,7 +100,7 @@ public sealed class ServingTests
     [Fact]
     public void Keep_alive_serves_several_requests_on_one_connection_and_HTTP10_closes()
     {
-        using var server = PreforkServer.Start(workers: 1);
+        var server = servers.Get();
         using var socket = RawHttp.Connect(server.Port);
         var reader = new ResponseReader(socket);
         // Pipelined: both requests in one packet, answered in order.
@@ -123,7 +126,7 @@ public sealed class ServingTests
     public void A_response_the_client_reset_never_reaches_the_next_client(string path)
     {
         // Found by the bench: unsent bytes of a reset connection once led the next client's answer.
-        using var server = PreforkServer.Start(workers: 1);
+        var server = servers.Get();
         using (var gone = RawHttp.Connect(server.Port))
         {
             gone.LingerState = new System.Net.Sockets.LingerOption(true, 0); // close = RST

@@ -4,21 +4,26 @@ using Prefork.Tests.Support;
 
 namespace Prefork.Tests.Integration;
 
-/// <summary>Every worker class serves HTTP/1.1 the same way: the basics, run against each.</summary>
+/// <summary>Every worker class serves HTTP/1.1 the same way: the basics, run against each (one master per class, shared).</summary>
 [LongClass]
-public sealed class WorkerClassTests
+public sealed class WorkerClassTests(SharedServers servers) : IClassFixture<SharedServers>
 {
     /// <summary>Every worker_class the settings allow.</summary>
     public static TheoryData<string> Classes => new(Settings.WorkerClass.Choices!);
 
     /// <summary>One worker of the class (threads with a pool of 4: sync with threads > 1 would be threads too), plus extra TOML.</summary>
-    internal static PreforkServer Start(string workerClass, string toml = "", int workers = 1) =>
-        PreforkServer.Start($"worker_class = \"{workerClass}\"\n{(workerClass == "threads" ? "threads = 4\n" : "")}{toml}", workers);
+    internal static PreforkServer Start(string workerClass, string toml = "", int workers = 1) => PreforkServer.Start(Toml(workerClass, toml), workers);
+
+    /// <summary>The config <see cref="Start"/> runs with.</summary>
+    internal static string Toml(string workerClass, string toml = "") =>
+        $"worker_class = \"{workerClass}\"\n{(workerClass == "threads" ? "threads = 4\n" : "")}{toml}";
+
+    private PreforkServer Shared(string workerClass) => servers.Get(Toml(workerClass));
 
     [Theory, MemberData(nameof(Classes))]
     public void Hello_world(string workerClass)
     {
-        using var server = Start(workerClass);
+        var server = Shared(workerClass);
         var r = server.Get("/");
         Assert.Equal(200, r.Status);
         Assert.Equal("Hello, World!", r.BodyText);
@@ -40,7 +45,7 @@ public sealed class WorkerClassTests
     [Theory, MemberData(nameof(Classes))]
     public void Keep_alive_and_pipelined_requests_are_answered_in_order_on_one_connection(string workerClass)
     {
-        using var server = Start(workerClass);
+        var server = Shared(workerClass);
         using var socket = RawHttp.Connect(server.Port);
         var reader = new ResponseReader(socket);
         // Three requests in one packet, one with a body.
@@ -64,7 +69,7 @@ public sealed class WorkerClassTests
     [Theory, MemberData(nameof(Classes))]
     public void Chunked_request_bodies_arriving_in_pieces_and_100_continue(string workerClass)
     {
-        using var server = Start(workerClass);
+        var server = Shared(workerClass);
         using var socket = RawHttp.Connect(server.Port);
         var reader = new ResponseReader(socket);
         socket.Send("POST /echo-body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"u8.ToArray());
@@ -83,7 +88,7 @@ public sealed class WorkerClassTests
     [Theory, MemberData(nameof(Classes))]
     public void Streamed_responses_sync_async_and_large(string workerClass)
     {
-        using var server = Start(workerClass);
+        var server = Shared(workerClass);
         var s = server.Get("/stream?n=3");
         Assert.Equal("chunked", s.Header("Transfer-Encoding"));
         Assert.Equal("chunk 0\nchunk 1\nchunk 2\n", s.BodyText);
@@ -100,7 +105,7 @@ public sealed class WorkerClassTests
     [Theory, MemberData(nameof(Classes))]
     public void An_app_exception_is_a_500_and_the_worker_survives(string workerClass)
     {
-        using var server = Start(workerClass);
+        var server = Shared(workerClass);
         var pids = server.WaitForWorkers(1);
         using var socket = RawHttp.Connect(server.Port);
         var reader = new ResponseReader(socket);
@@ -116,7 +121,7 @@ public sealed class WorkerClassTests
     [Theory, MemberData(nameof(Classes))]
     public void A_malformed_request_gets_400_and_the_connection_closes(string workerClass)
     {
-        using var server = Start(workerClass);
+        var server = Shared(workerClass);
         var pids = server.WaitForWorkers(1);
         foreach (var bad in new[] { "GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n", "\x16\x03\x01 not http at all\r\n\r\n" })
         {
