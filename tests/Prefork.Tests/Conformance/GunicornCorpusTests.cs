@@ -1,5 +1,6 @@
 using System.Text;
 using Prefork.Config;
+using Prefork.SampleApp;
 using Prefork.Tests.Integration;
 using Prefork.Tests.Support;
 using Xunit.Abstractions;
@@ -91,15 +92,15 @@ public sealed class GunicornCorpusTests(ITestOutputHelper output)
     [MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
     public void Server_answers_every_case_as_the_parser_decides(string workerClass)
     {
-        // One server per distinct set of settings, started side by side; the cases of one server
-        // run one after another (a sync worker keeps a connection alive only while nobody waits).
+        // One worker per distinct set of settings, its engine run in this process (nine configs
+        // times three classes: no process started), side by side; the cases of one worker run one
+        // after another (a sync worker keeps a connection alive only while nobody waits).
         var groups = Replayed.SelectMany(c => new[] { c, c.WithHost() }).OfType<CorpusCase>().GroupBy(c => c.Toml).ToList();
         var failures = new List<string>();
         int exchanges = 0;
         Parallel.ForEach(groups, new ParallelOptions { MaxDegreeOfParallelism = 4 }, group =>
         {
-            using var server = PreforkServer.Start(
-                $"worker_class = \"{workerClass}\"\napp = \"Prefork.SampleApp:Prefork.SampleApp.EchoApplication\"\n{group.Key}", workers: 1);
+            using var server = new InProcessWorker(WorkerClassTests.Toml(workerClass, group.Key), new EchoApplication());
             var config = group.First().Config();
             foreach (var c in group)
             {
@@ -116,7 +117,7 @@ public sealed class GunicornCorpusTests(ITestOutputHelper output)
                 }
             }
         });
-        output.WriteLine($"{workerClass}: {exchanges} exchanges on {groups.Count} servers");
+        output.WriteLine($"{workerClass}: {exchanges} exchanges on {groups.Count} in-process workers");
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 }
