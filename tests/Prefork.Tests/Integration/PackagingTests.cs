@@ -25,14 +25,17 @@ public sealed class PackagesFixture : IDisposable
     public string Tool => Path.Combine(ToolPath, "prefork");
     public string Version { get; } = typeof(ServerInfo).Assembly.GetName().Version!.ToString(3);
 
-    /// <summary>A fresh package cache, so nothing comes from (or goes to) the user's ~/.nuget/packages.</summary>
+    /// <summary>A fresh package cache, so nothing comes from (or goes to) the user's ~/.nuget/packages;
+    /// a temp folder inside Root, since every dotnet command leaves two empty folders in its temp folder.</summary>
     public Dictionary<string, string> Environment => new()
     {
-        ["NUGET_PACKAGES"] = Path.Combine(Root, "packages"), ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1",
+        ["NUGET_PACKAGES"] = Path.Combine(Root, "packages"), ["TMPDIR"] = Path.Combine(Root, "tmp"),
+        ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1",
     };
 
     public PackagesFixture()
     {
+        Directory.CreateDirectory(Path.Combine(Root, "tmp"));
         File.WriteAllText(NuGetConfig, $"""
             <?xml version="1.0" encoding="utf-8"?>
             <configuration>
