@@ -78,10 +78,10 @@ public sealed class FuzzTests(ITestOutputHelper output)
         var echo = $"worker_class = \"{workerClass}\"\napp = \"Prefork.SampleApp:Prefork.SampleApp.EchoApplication\"\n";
         // A plain listener, and one behind the PROXY protocol (most inputs then get a valid header first).
         var servers = new[] { "", "proxy_protocol = true" }.AsParallel().AsOrdered()
-            .Select(extra => (Server: PreforkServer.Start(echo + extra, workers: 2), Config: ConfigLoader.Parse(extra, null))).ToArray();
+            .Select(extra => (Server: PreforkServer.Start(echo + extra, workers: 1), Config: ConfigLoader.Parse(extra, null))).ToArray();
         try
         {
-            var pids = servers.Select(s => s.Server.WaitForWorkers(2)).ToArray();
+            var pids = servers.Select(s => s.Server.WaitForWorkers(1)).ToArray();
             int exchanges = 0;
             var seeds = Seeds();
             foreach (int seed in seeds)

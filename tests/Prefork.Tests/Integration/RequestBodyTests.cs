@@ -1,9 +1,13 @@
 using System.Text;
+using Prefork.SampleApp;
 using Prefork.Tests.Support;
 
 namespace Prefork.Tests.Integration;
 
-/// <summary>Large request bodies in every worker class: skipped whole when unread, refused when worker_tmp_dir is unusable (many at once: LargeUploadTests).</summary>
+/// <summary>
+/// Large request bodies in every worker class: skipped whole when unread (the engine in-process),
+/// refused when worker_tmp_dir is unusable (the real binary; many at once: LargeUploadTests).
+/// </summary>
 public sealed class RequestBodyTests
 {
     public static TheoryData<string> Classes => WorkerClassTests.Classes;
@@ -11,7 +15,7 @@ public sealed class RequestBodyTests
     [Theory, MemberData(nameof(Classes))]
     public async Task A_large_body_the_app_does_not_read_is_skipped_whole_before_the_next_request(string workerClass)
     {
-        using var server = WorkerClassTests.Start(workerClass);
+        using var server = new InProcessWorker(WorkerClassTests.Toml(workerClass), new SampleApplication());
         using var socket = RawHttp.Connect(server.Port);
         var reader = new ResponseReader(socket);
         // A body that looks like requests: were any of it parsed as the next request, /crash would answer 500.

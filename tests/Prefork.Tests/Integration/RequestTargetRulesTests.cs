@@ -5,9 +5,9 @@ using Prefork.Tests.Support;
 namespace Prefork.Tests.Integration;
 
 /// <summary>
-/// The request-target and method rules (RFC 9112 §3, RFC 9110 §9.3.6, §10.1.1) against the real
-/// server, for every worker class: what is refused never reaches the application, gets its status
-/// and closes the connection; what is served reaches the app as documented.
+/// The request-target and method rules (RFC 9112 §3, RFC 9110 §9.3.6, §10.1.1) against every worker
+/// class's engine (in-process): what is refused never reaches the application, gets its status and
+/// closes the connection; what is served reaches the app as documented.
 /// </summary>
 public sealed class RequestTargetRulesTests
 {
@@ -35,7 +35,7 @@ public sealed class RequestTargetRulesTests
     [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
     public void Targets_methods_Host_and_Expect_are_answered_as_the_RFCs_say(string workerClass)
     {
-        using var server = WorkerClassTests.Start(workerClass, "app = \"Prefork.SampleApp:Prefork.SampleApp.EchoApplication\"");
+        using var server = new InProcessWorker(WorkerClassTests.Toml(workerClass), new EchoApplication());
         var failures = new List<string>();
         foreach (var (request, status) in Cases)
         {

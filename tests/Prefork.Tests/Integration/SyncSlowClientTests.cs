@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
+using Prefork.SampleApp;
 using Prefork.Tests.Support;
 
 namespace Prefork.Tests.Integration;
@@ -16,8 +17,7 @@ public sealed class SyncSlowClientTests
     public void A_head_trickled_a_byte_every_half_second_holds_a_sync_worker_no_longer_than_header_timeout()
     {
         const int headerTimeoutS = 2;
-        using var server = WorkerClassTests.Start("sync", $"header_timeout = {headerTimeoutS}", workers: 1);
-        server.WaitForWorkers(1);
+        using var server = new InProcessWorker(WorkerClassTests.Toml("sync", $"header_timeout = {headerTimeoutS}"), new SampleApplication());
         Assert.Equal(200, server.Get("/").Status); // the worker is in its accept loop
 
         // Each byte arrives well within header_timeout of the last: only a bound on the whole head ends it.
@@ -67,8 +67,7 @@ public sealed class SyncSlowClientTests
     public void The_first_head_is_timed_from_the_connection_not_from_its_first_byte(string workerClass)
     {
         const int headerTimeoutS = 4;
-        using var server = WorkerClassTests.Start(workerClass, $"header_timeout = {headerTimeoutS}");
-        server.WaitForWorkers(1);
+        using var server = new InProcessWorker(WorkerClassTests.Toml(workerClass, $"header_timeout = {headerTimeoutS}"), new SampleApplication());
         Assert.Equal(200, server.Get("/").Status);
 
         // Silent for most of header_timeout, then a byte every half second. Timed from its first byte,

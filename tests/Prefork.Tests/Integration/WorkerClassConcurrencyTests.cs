@@ -1,11 +1,15 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
+using Prefork.SampleApp;
 using Prefork.Tests.Support;
 
 namespace Prefork.Tests.Integration;
 
-/// <summary>What each worker class promises under many clients: fairness, slow clients, slow requests.</summary>
+/// <summary>
+/// What each worker class promises under many clients: fairness, slow clients, slow requests (the
+/// engine in-process where no process behaviour is involved).
+/// </summary>
 [LongClass]
 public sealed class WorkerClassConcurrencyTests
 {
@@ -74,8 +78,7 @@ public sealed class WorkerClassConcurrencyTests
     [InlineData("epoll")]
     public void A_slowloris_of_300_connections_does_not_stop_requests_being_served(string workerClass)
     {
-        using var server = WorkerClassTests.Start(workerClass, "header_timeout = 3");
-        server.WaitForWorkers(1);
+        using var server = new InProcessWorker(WorkerClassTests.Toml(workerClass, "header_timeout = 3"), new SampleApplication());
 
         // 300 clients that start a request head and then send it one byte at a time, never finishing.
         var slow = Enumerable.Range(0, 300).Select(_ => RawHttp.Connect(server.Port)).ToList();
@@ -180,7 +183,7 @@ public sealed class WorkerClassConcurrencyTests
     [Fact]
     public void Threads_a_keep_alive_request_waiting_for_a_busy_thread_past_keepalive_is_answered_not_dropped()
     {
-        using var server = PreforkServer.Start("worker_class = \"threads\"\nthreads = 1\nkeepalive = 1", workers: 1);
+        using var server = new InProcessWorker("worker_class = \"threads\"\nthreads = 1\nkeepalive = 1", new SampleApplication());
         var waiting = Enumerable.Range(0, 2).Select(_ => RawHttp.Connect(server.Port)).ToList();
         var readers = waiting.Select(s => new ResponseReader(s)).ToList();
         for (int i = 0; i < 2; i++)
@@ -200,8 +203,7 @@ public sealed class WorkerClassConcurrencyTests
     [Fact]
     public void One_epoll_worker_serves_50_slow_async_requests_at_once()
     {
-        using var server = WorkerClassTests.Start("epoll");
-        server.WaitForWorkers(1);
+        using var server = new InProcessWorker(WorkerClassTests.Toml("epoll"), new SampleApplication());
         var sockets = Enumerable.Range(0, 50).Select(_ => RawHttp.Connect(server.Port, 30_000)).ToList();
         try
         {

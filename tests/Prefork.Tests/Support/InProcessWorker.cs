@@ -12,7 +12,8 @@ namespace Prefork.Tests.Support;
 /// A worker's engine run inside the test process, on a loopback listener of its own: the same
 /// engine, connections and gateway handler a worker process runs, serving <c>app</c>, without the
 /// process around them (no master, config hand-off, signals or heartbeat; the real binary's tests
-/// cover those). For request-level behaviour under many configs: no process is started.
+/// cover those). The app's OnWorkerStart and OnWorkerStop run as in a worker. For connection- and
+/// request-level behaviour: no process is started.
 /// </summary>
 public sealed class InProcessWorker : IDisposable
 {
@@ -23,6 +24,8 @@ public sealed class InProcessWorker : IDisposable
     private Exception? _failure;
 
     public int Port { get; }
+
+    public HttpResponse Get(string path) => RawHttp.Get(Port, path);
 
     /// <param name="toml">The worker's settings (worker_class among them), as in a config file.</param>
     public InProcessWorker(string toml, object app)
@@ -38,9 +41,14 @@ public sealed class InProcessWorker : IDisposable
             Config = config, App = app, Info = new WorkerInfo(0, Environment.ProcessId, Environment.ProcessId, 1),
             Limits = HttpLimits.From(config), ErrorWriter = TextWriter.Null, Multithread = WorkerProcess.IsMultithread(engine, config),
         };
+        (app as IWorkerLifecycle)?.OnWorkerStart(_context.Info);
         _thread = new Thread(() =>
         {
-            try { engine.Run(_context, [_listener], _wake); }
+            try
+            {
+                engine.Run(_context, [_listener], _wake);
+                (app as IWorkerLifecycle)?.OnWorkerStop(_context.Info);
+            }
             catch (Exception e) { _failure = e; }
         }) { IsBackground = true, Name = $"in-process {engine.Describe(config)} worker" };
         _thread.Start();
