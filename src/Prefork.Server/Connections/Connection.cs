@@ -136,6 +136,7 @@ public sealed class Connection
                 ServedAny = true;
                 RequestsTaken++;
                 bool keepAlive = keepAliveAllowed && _keepaliveMs > 0 && !_stopping.IsCancellationRequested;
+                writer.BeginResponse();
                 var pending = handler.ProcessAsync(Reader.Head, Reader.Body, Reader.BodyLength, Info, writer, keepAlive, Reader.Trailers);
                 if (!pending.IsCompleted)
                 {

@@ -48,8 +48,18 @@ public sealed class ResponseWriter
     {
         _length = 0;
         _responseStart = 0;
-        _flushedSinceHead = false;
         _transport = transport;
+    }
+
+    /// <summary>
+    /// The connection hands the writer its next request: what is written from here on is that
+    /// request's response, and only that can <see cref="TryDiscardResponse"/> take back (earlier
+    /// pipelined responses still waiting in the buffer stay, and what went out for them does not count).
+    /// </summary>
+    public void BeginResponse()
+    {
+        _responseStart = _length;
+        _flushedSinceHead = false;
     }
 
     public bool NeedsDrain => _transport.NeedsDrain;
@@ -71,7 +81,6 @@ public sealed class ResponseWriter
     {
         Status = StatusLine.Code(status);
         _responseStart = _length;
-        _flushedSinceHead = false;
         BodyBytes = 0;
         _declaredLength = -1;
         _chunked = false;
@@ -216,7 +225,6 @@ public sealed class ResponseWriter
     {
         _length = 0;
         _responseStart = 0;
-        _flushedSinceHead = false; // else the next response on this writer could never be taken back for a 500
         HeadSent = false;
         KeepAlive = false;
     }

@@ -25,6 +25,7 @@ public sealed class InProcessWorkerTests(ITestOutputHelper output)
         new("GET /stream?n=2 HTTP/1.1\r\nHost: x\r\n\r\n", 200, "chunk 0\nchunk 1\n", false),
         new("POST /async/upper HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", 200, "ABC", false),
         new($"POST /echo-body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{new string('b', 100_000)}", 200, new string('b', 100_000), false), // over 64 KiB: a temp file
+        new("GET /bytes/100k HTTP/1.1\r\nHost: x\r\n\r\n", 200, string.Concat(Enumerable.Range(0, 100 * 1024).Select(i => (char)('a' + i % 26))), false), // one piece over 64 KiB: sent at once
         new("GET /crash HTTP/1.1\r\nHost: x\r\n\r\n", 500, null, true),
         new("GET /async/crash?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n", 500, null, true),
         new("GET /async/stream-crash HTTP/1.1\r\nHost: x\r\n\r\n", null, null, true),
@@ -33,7 +34,7 @@ public sealed class InProcessWorkerTests(ITestOutputHelper output)
 
     /// <summary>
     /// Hundreds of requests in a random order, on new and kept-alive connections: successes, app
-    /// failures before and after bytes left, bodies in memory and in temp files, malformed
+    /// failures before and after bytes left, large bodies both ways, bodies in temp files, malformed
     /// requests. Each gets what it gets on a fresh worker: nothing one request leaves in a reused
     /// writer, buffer or environment reaches a later one.
     /// </summary>
@@ -95,20 +96,36 @@ public sealed class InProcessWorkerTests(ITestOutputHelper output)
         using var worker = new InProcessWorker(WorkerClassTests.Toml(workerClass), new AsyncSampleApplication());
         for (int round = 0; round < 3; round++)
         {
-            // Bytes have left when this fails: the connection is dropped, the body left unended.
+            // Bytes have left when this fails: a head, a first chunk, then the close (no last chunk).
             using (var socket = RawHttp.Connect(worker.Port))
             {
                 socket.Send("GET /async/stream-crash HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
-                var received = new MemoryStream();
-                var buffer = new byte[4096];
-                for (int n; (n = socket.Receive(buffer)) > 0;) received.Write(buffer, 0, n); // until the worker closes
-                var text = Encoding.ASCII.GetString(received.ToArray());
-                Assert.StartsWith("HTTP/1.1 200 OK\r\n", text);
-                Assert.EndsWith("6\r\nfirst\n\r\n", text);
+                Assert.StartsWith("EOF", Assert.Throws<IOException>(() => new ResponseReader(socket).Read()).Message);
             }
             // Nothing has left when this one fails: the same serving thread still owes its client a 500.
             var failed = RawHttp.Send(worker.Port, "GET /async/crash?ms=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             Assert.Equal(500, failed.Status);
         }
+    }
+
+    /// <summary>
+    /// Pipelined behind a small answer still in the buffer and a large one already sent: a failing
+    /// request's 500 takes back only its own response, never those before it.
+    /// </summary>
+    [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
+    public void A_failing_request_answers_500_after_the_pipelined_responses_before_it(string workerClass)
+    {
+        using var worker = new InProcessWorker(WorkerClassTests.Toml(workerClass), new AsyncSampleApplication());
+        foreach (var before in new[] { "/", "/bytes/100k" })
+            foreach (var failing in new[] { "/crash", "/async/crash?ms=1" })
+            {
+                using var socket = RawHttp.Connect(worker.Port);
+                socket.Send(Encoding.ASCII.GetBytes($"GET {before} HTTP/1.1\r\nHost: x\r\n\r\nGET {failing} HTTP/1.1\r\nHost: x\r\n\r\n"));
+                var reader = new ResponseReader(socket);
+                var first = reader.Read();
+                Assert.True(first.Status == 200 && !first.Closed, $"{before} then {failing}: first answer {first.Status}");
+                Assert.Equal(before == "/" ? 13 : 100 * 1024, first.Body.Length);
+                Assert.Equal(500, reader.Read().Status);
+            }
     }
 }
