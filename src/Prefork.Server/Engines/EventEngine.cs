@@ -66,6 +66,8 @@ internal abstract class EventEngine : IWorkerEngine
         _nextScan = Environment.TickCount64 + ScanIntervalMs;
         lock (_acceptLock) Listeners.Start();
         Loop();
+        // The loop ends only once stopping with nothing open; a connection left here dies with the process.
+        if (Table.Open > 0) Log.Error("Worker engine ended with {Open} connections still open", Table.Open);
     }
 
     /// <summary>Waits for events and hands each to <see cref="Dispatch"/>, calling <see cref="Housekeep"/> between rounds, until it says the worker is done.</summary>
@@ -132,6 +134,10 @@ internal abstract class EventEngine : IWorkerEngine
             Connection? c;
             using (Hold(_acceptLock))
             {
+                // A thread may hold a listener event from before BeginStop paused the listeners. Once
+                // stopping, nothing more is accepted (what waited was taken then; siblings take the rest),
+                // so the connection count only falls and "none open" is final: the worker may exit.
+                if (_stopBegun) return;
                 c = Listeners.Accept(listener, Table);
                 if (c is not null) accepted++;
                 if (accepted > 0 && (c is null || accepted == _acceptBatch)) Listeners.Rotate(listener);
