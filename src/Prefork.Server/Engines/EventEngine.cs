@@ -338,11 +338,13 @@ internal abstract class EventEngine : IWorkerEngine
         {
             if (_stopBegun) return;
             _stopDeadline = Context.StopDeadline();
-            _stopBegun = true;
             Listeners.Pause();
             // What already waits in the accept queue is served (keep-alive is off from now on).
             foreach (var listener in Listeners.Sockets)
                 while (Listeners.Accept(listener, Table) is { } c) waiting.Add(c);
+            // Said only now that they count as open: a sibling thread that saw "stopping, none open"
+            // between the two would end the loop and leave them unanswered.
+            _stopBegun = true;
         }
         foreach (var c in waiting) ReadAndServe(c);
     }

@@ -128,4 +128,51 @@ public sealed class InProcessWorkerTests(ITestOutputHelper output)
                 Assert.Equal(500, reader.Read().Status);
             }
     }
+
+    /// <summary>
+    /// TERM as a worker starts, with clients already in the accept queue: it answers every one of them
+    /// (keep-alive off) before it exits, whichever of its threads notices the stop first.
+    /// </summary>
+    [Theory, MemberData(nameof(WorkerClassTests.Classes), MemberType = typeof(WorkerClassTests))]
+    public void A_worker_told_to_stop_answers_every_client_already_in_its_accept_queue(string workerClass)
+    {
+        const int rounds = 20, clients = 30;
+        for (int round = 0; round < rounds; round++)
+        {
+            var sockets = new List<Socket>();
+            try
+            {
+                var worker = new InProcessWorker(WorkerClassTests.Toml(workerClass), new SampleApplication(), beforeStart: port =>
+                {
+                    for (int i = 0; i < clients; i++)
+                    {
+                        var socket = RawHttp.Connect(port, timeoutMs: 5_000);
+                        sockets.Add(socket);
+                        socket.Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+                    }
+                }, stopAtStart: true);
+                var unanswered = new List<string>();
+                foreach (var (socket, i) in sockets.Select((s, i) => (s, i)))
+                {
+                    if (unanswered.Count > 0) socket.ReceiveTimeout = 100; // the engine gave up: the rest need not wait long
+                    try
+                    {
+                        var r = new ResponseReader(socket).Read();
+                        if (r.Status != 200 || !r.Closed) unanswered.Add($"client {i}: {r.Status}{(r.Closed ? "" : " kept open")}");
+                    }
+                    catch (Exception e) when (e is IOException or SocketException)
+                    {
+                        unanswered.Add($"client {i}: {e.Message}");
+                    }
+                    socket.Dispose(); // its lingering close ends
+                }
+                worker.Dispose(); // the engine has ended (it must have, having answered everyone)
+                Assert.True(unanswered.Count == 0, $"{workerClass}, round {round}: {unanswered.Count} of {clients} queued clients unanswered: {string.Join("; ", unanswered.Take(5))}");
+            }
+            finally
+            {
+                sockets.ForEach(s => s.Dispose());
+            }
+        }
+    }
 }

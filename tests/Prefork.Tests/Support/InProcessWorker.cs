@@ -28,7 +28,12 @@ public sealed class InProcessWorker : IDisposable
     public HttpResponse Get(string path) => RawHttp.Get(Port, path);
 
     /// <param name="toml">The worker's settings (worker_class among them), as in a config file.</param>
-    public InProcessWorker(string toml, object app)
+    /// <param name="beforeStart">
+    /// Runs with the port once the listener listens and before the engine starts: clients it connects
+    /// wait in the accept queue.
+    /// </param>
+    /// <param name="stopAtStart">The engine starts already stopping, as a worker told TERM as it boots.</param>
+    public InProcessWorker(string toml, object app, Action<int>? beforeStart = null, bool stopAtStart = false)
     {
         var config = ConfigLoader.Parse(toml, null);
         _listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -42,6 +47,8 @@ public sealed class InProcessWorker : IDisposable
             Limits = HttpLimits.From(config), ErrorWriter = TextWriter.Null, Multithread = WorkerProcess.IsMultithread(engine, config),
         };
         (app as IWorkerLifecycle)?.OnWorkerStart(_context.Info);
+        beforeStart?.Invoke(Port);
+        if (stopAtStart) Stop();
         _thread = new Thread(() =>
         {
             try
@@ -54,11 +61,17 @@ public sealed class InProcessWorker : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Stops the engine as TERM does in a worker (it finishes what is in flight) and checks that it ended cleanly.</summary>
-    public void Dispose()
+    /// <summary>Tells the engine to stop, as TERM does in a worker (<see cref="Dispose"/> waits for it).</summary>
+    public void Stop()
     {
         _context.Stopping.Cancel();
         _wake.Signal();
+    }
+
+    /// <summary>Stops the engine as TERM does in a worker (it finishes what is in flight) and checks that it ended cleanly.</summary>
+    public void Dispose()
+    {
+        Stop();
         bool stopped = _thread.Join(TimeSpan.FromSeconds(30));
         _listener.Dispose();
         if (stopped) _wake.Dispose(); // else the engine may still poll it
