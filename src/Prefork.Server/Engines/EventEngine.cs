@@ -45,7 +45,6 @@ internal abstract class EventEngine : IWorkerEngine
     protected ConnectionTable Table { get; private set; } = null!;
     protected Epoll Epoll { get; private set; } = null!;
     protected ListenerSet Listeners { get; private set; } = null!;
-    protected bool StopBegun => _stopBegun;
     private volatile bool _stopBegun;
 
     /// <summary>The exchange the calling thread serves requests with.</summary>
