@@ -115,7 +115,7 @@ public sealed class KestrelWorkerTests
         // Not answered: the worker is killed after ~3 s of it (the heartbeat's PREFORK_BUSY_MS and PREFORK_PATH).
         Assert.ThrowsAny<Exception>(() => server.Get("/slow?ms=60000"));
         server.WaitForLog($"WORKER TIMEOUT: worker 0 (pid {pid}) spent", Bound);
-        Assert.Contains("on GET /slow (timeout 3 s)", server.Log);
+        server.AssertLogged("on GET /slow (timeout 3 s)");
         var replacement = server.WaitForWorkers(1, also: pids => !pids.Contains(pid))[0];
         server.WaitForLog($"Booted worker 0 (pid {replacement})", Bound);
         Assert.Equal(replacement, Pid(server));
@@ -155,7 +155,7 @@ public sealed class KestrelWorkerTests
         server.Signal(Signum.SIGTERM);
         Assert.Equal("slept 3000 ms", new ResponseReader(client).Read().BodyText);
         Assert.True(server.WaitForExit(Bound), server.Log);
-        Assert.Contains("exited with code 0", server.Log);
+        server.AssertLogged("exited with code 0");
     }
 
     /// <summary>Waits until a worker has read what <paramref name="client"/> sent: the server side of the connection has nothing left in its receive queue (`ss`).</summary>

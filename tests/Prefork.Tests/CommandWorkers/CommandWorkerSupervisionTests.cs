@@ -51,16 +51,16 @@ public sealed class CommandWorkerSupervisionTests
             var pid = server.WaitForWorkers(1)[0];
             server.Signal(Signum.SIGTERM);
             Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
-            Assert.Contains($"worker 0 (pid {pid}): got SIGUSR2, stopping", server.Log);
-            Assert.Contains($"worker 0 (pid {pid}) exited with code 0", server.Log);
+            server.AssertLogged($"worker 0 (pid {pid}): got SIGUSR2, stopping");
+            server.AssertLogged($"worker 0 (pid {pid}) exited with code 0");
         }
         using (var server = PreforkServer.Start(Command("--linger") + "graceful_timeout = 2\n", workers: 1))
         {
             var pid = server.WaitForWorkers(1)[0];
             server.Signal(Signum.SIGTERM);
             Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
-            Assert.Contains($"worker 0 (pid {pid}): got SIGTERM, ignoring it", server.Log);
-            Assert.Contains($"worker 0 (pid {pid}) still running at shutdown; killing it", server.Log);
+            server.AssertLogged($"worker 0 (pid {pid}): got SIGTERM, ignoring it");
+            server.AssertLogged($"worker 0 (pid {pid}) still running at shutdown; killing it");
             Assert.False(Processes.IsAlive(pid));
         }
     }

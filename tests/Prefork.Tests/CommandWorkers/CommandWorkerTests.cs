@@ -61,7 +61,7 @@ public sealed class CommandWorkerTests
         using var server = PreforkServer.Start(Command(), workers: 1);
         var pid = server.WaitForWorkers(1)[0];
         server.WaitForLog($"Booted worker 0 (pid {pid}), generation 1", TimeSpan.FromSeconds(10));
-        Assert.Contains("(READY=1)", server.Log);
+        server.AssertLogged("(READY=1)");
         server.Get("/print?text=first%20line");
         server.WaitForLog($"worker 0 (pid {pid}): first line", TimeSpan.FromSeconds(10));
         server.WaitForLog($"worker 0 (pid {pid}): serving on fd 3 as pid {pid}", TimeSpan.FromSeconds(10));
@@ -95,7 +95,7 @@ public sealed class CommandWorkerTests
         using var socket = RawHttp.Connect(server.Port);
         socket.Send("GET /slow?ms=20000 HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
         server.WaitForLog($"WORKER TIMEOUT: worker 0 (pid {pid}) spent", TimeSpan.FromSeconds(20));
-        Assert.Contains("on GET /slow (timeout 2 s)", server.Log);
+        server.AssertLogged("on GET /slow (timeout 2 s)");
     }
 
     [Fact]
@@ -151,7 +151,7 @@ public sealed class CommandWorkerTests
     public void Gateway_settings_beside_a_command_are_named_as_not_applying_at_start_and_in_print_config()
     {
         using var server = PreforkServer.Start(Command() + "worker_class = \"epoll\"\nthreads = 4\n", workers: 1);
-        Assert.Contains("command is set, so these settings of gateway workers do not apply (the program serves on its own terms): worker_class, threads", server.Log);
+        server.AssertLogged("command is set, so these settings of gateway workers do not apply (the program serves on its own terms): worker_class, threads");
         var printed = PreforkServer.RunToExit("-c", server.ConfigPath, "--print-config");
         Assert.Contains("threads = 4  # does not apply: command is set", printed.Output);
         Assert.Contains("ready = \"notify\"\n", printed.Output.ReplaceLineEndings("\n"));

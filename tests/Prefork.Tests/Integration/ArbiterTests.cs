@@ -69,7 +69,7 @@ public sealed class ArbiterTests
             using var server = PreforkServer.Start($"pidfile = \"{pidfile}\"", workers: 1, waitReady: false);
             Assert.True(server.WaitForExit(TimeSpan.FromSeconds(20)));
             Assert.Equal(1, server.Master.ExitCode);
-            Assert.Contains("which is running", server.Log);
+            server.AssertLogged("which is running");
             Assert.Equal(Environment.ProcessId.ToString(), File.ReadAllText(pidfile).Trim()); // not ours: left alone
         }
         finally { File.Delete(pidfile); }

@@ -39,7 +39,7 @@ public sealed class LifecycleTests
         // As under nohup, or `prefork &` in a script: SIG_IGN is inherited across exec, and .NET never
         // handles a signal ignored at start. The master resets them and executes itself, keeping its pid.
         using var server = StartThrough("#!/bin/sh\ntrap '' HUP INT QUIT\nexec \"$PREFORK\" \"$@\"\n");
-        Assert.Contains("Signals HUP INT QUIT were ignored when prefork started", server.Log);
+        server.AssertLogged("Signals HUP INT QUIT were ignored when prefork started");
         Assert.All(Processes.SignalMasks(server.MasterPid, "SigIgn"), mask => Assert.Equal(0UL, mask & 0b111)); // HUP, INT, QUIT
         server.Signal(Signum.SIGHUP);
         server.WaitForGeneration(2, TimeSpan.FromSeconds(60), workers: 1);
@@ -56,7 +56,7 @@ public sealed class LifecycleTests
         using var server = StartThrough("#!/usr/bin/python3\nimport os, signal, sys\n" +
             "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGWINCH})\n" +
             "os.execv(os.environ['PREFORK'], [os.environ['PREFORK']] + sys.argv[1:])\n");
-        Assert.Contains("Signals HUP WINCH were blocked when prefork started", server.Log);
+        server.AssertLogged("Signals HUP WINCH were blocked when prefork started");
         Assert.All(Processes.SignalMasks(server.MasterPid, "SigBlk"), mask => Assert.Equal(0UL, mask & (1UL << 0 | 1UL << 27))); // HUP, WINCH
         server.Signal(Signum.SIGHUP);
         server.WaitForGeneration(2, TimeSpan.FromSeconds(60), workers: 1);
@@ -190,7 +190,7 @@ public sealed class LifecycleTests
     {
         using var server = PreforkServer.Start("app = \"Prefork.SampleApp:Prefork.SampleApp.Missing\"", workers: 1, waitReady: false);
         server.WaitForLog("next attempt in 2 s", TimeSpan.FromSeconds(90)); // two boots that fail: slow on 2 busy cores
-        Assert.Contains("type 'Prefork.SampleApp.Missing' not found", server.Log);
+        server.AssertLogged("type 'Prefork.SampleApp.Missing' not found");
         Assert.Matches(@"it has: [^\n]*Prefork\.SampleApp\.SampleApplication", server.Log);
         Assert.False(server.Master.HasExited);
         // Backoff, not a tight loop: the second attempt failed at least the announced 1 s after the first.

@@ -27,7 +27,7 @@ public sealed class PreforkHostTests
         Assert.Equal(file, ExecutableOf(server.MasterPid));
         foreach (var pid in workers) Assert.Equal(file, ExecutableOf(pid));
         // The linked app stands as `app` (ASSEMBLY:TYPE), whatever the config said.
-        Assert.Contains("app Prefork.SampleApp:Prefork.SampleApp.SampleApplication", server.Log);
+        server.AssertLogged("app Prefork.SampleApp:Prefork.SampleApp.SampleApplication");
         Assert.DoesNotContain("NoSuchAssembly", server.Log);
     }
 

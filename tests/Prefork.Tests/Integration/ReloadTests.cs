@@ -19,7 +19,7 @@ public sealed class ReloadTests
         server.Signal(Signum.SIGHUP);
         server.WaitForGeneration(2, TimeSpan.FromSeconds(30), workers: 3);
         // A setting HUP does not apply says so, and is indeed not applied.
-        Assert.Contains("proc_name changed; it takes effect at the next start (or USR2), not on HUP", server.Log);
+        server.AssertLogged("proc_name changed; it takes effect at the next start (or USR2), not on HUP");
         Assert.Equal("prefork", File.ReadAllText($"/proc/{server.MasterPid}/comm").Trim());
         var pids = server.WaitForWorkers(3);
         Assert.Equal(200, RawHttp.Get(extraPort, "/").Status);
@@ -27,7 +27,7 @@ public sealed class ReloadTests
         File.WriteAllText(server.ConfigPath, original.Replace("workers = 2", "workers = \"lots\""));
         server.Signal(Signum.SIGHUP);
         server.WaitForLog("Reload refused, keeping the running configuration", TimeSpan.FromSeconds(10));
-        Assert.Contains("'workers' = \"lots\"", server.Log);
+        server.AssertLogged("'workers' = \"lots\"");
         Assert.Equal(200, server.Get("/").Status);
         Assert.Equal(pids.Order(), server.WorkerPids().Order());
     }

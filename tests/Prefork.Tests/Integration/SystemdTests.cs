@@ -58,7 +58,7 @@ public sealed class SystemdTests
         Assert.Contains("Serving: 2 workers of generation 2 booted", NotifySocket.Field(ready[1], "STATUS"));
         Assert.Equal(service.MasterPid.ToString(), NotifySocket.Field(ready[2], "MAINPID")); // after USR2: the same pid
         Assert.Contains("Serving: 2 workers of generation 3 booted", NotifySocket.Field(ready[2], "STATUS"));
-        Assert.Contains("Upgraded in place", service.Log);
+        service.AssertLogged("Upgraded in place");
         Assert.Contains("Reload refused", NotifySocket.Field(ready[3], "STATUS"));
         Assert.Contains("'workers'", NotifySocket.Field(ready[3], "STATUS"));
 
@@ -162,7 +162,7 @@ public sealed class SystemdTests
         {
             Syscall.fcntl(fd, FcntlCommand.F_SETFD, 1); // only the first child needed it
             first.WaitForLog("Ready:", Bound);
-            Assert.Contains("Using 1 socket(s) passed by systemd (fd 3 'http')", first.Log);
+            first.AssertLogged("Using 1 socket(s) passed by systemd (fd 3 'http')");
 
             var failures = new ConcurrentQueue<string>();
             var masters = new ConcurrentQueue<int>();
@@ -257,7 +257,7 @@ public sealed class SystemdTests
         }
         Assert.True(service.WaitForExit(TimeSpan.FromSeconds(30)), service.Log);
         Assert.Equal(1, service.Master.ExitCode);
-        Assert.Contains("fd 3 is not a listening stream socket", service.Log);
+        service.AssertLogged("fd 3 is not a listening stream socket");
     }
 
     private static long MonotonicUsec() => Stopwatch.GetTimestamp() / (Stopwatch.Frequency / 1_000_000);

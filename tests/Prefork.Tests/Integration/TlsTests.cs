@@ -40,7 +40,7 @@ public sealed class TlsTests : IDisposable
     public void Curl_and_openssl_get_https_with_TLS_1_2_and_1_3_and_nothing_older(string workerClass)
     {
         using var server = StartTls(workerClass);
-        Assert.Contains($"Listening at: https://127.0.0.1:{server.Port}", server.Log);
+        server.AssertLogged($"Listening at: https://127.0.0.1:{server.Port}");
         var env = Curl(server, "/env");
         Assert.True(env.ExitCode == 0, env.Output);
         Assert.Contains("gateway.url_scheme=https", env.Output);

@@ -63,7 +63,7 @@ public sealed class WorkerBootTests
             TimeSpan.FromSeconds(60)), "the last replacement boots\n" + server.Log);
         Assert.DoesNotContain("failed to boot", server.Log);
         Assert.DoesNotContain("next attempt in", server.Log);
-        Assert.Contains("was killed by signal 9 (SIGKILL) while booting, which the master did not send; replacing it at once", server.Log);
+        server.AssertLogged("was killed by signal 9 (SIGKILL) while booting, which the master did not send; replacing it at once");
         Assert.Equal(200, server.Get("/").Status);
     }
 

@@ -53,6 +53,13 @@ public abstract class MasterProcess : IDisposable
 
     public void WaitForLog(string text, TimeSpan timeout, int occurrences = 1) => _output.WaitFor(text, timeout, occurrences);
 
+    /// <summary>
+    /// Asserts that the master logged <paramref name="text"/>, waiting briefly for it: its output is read
+    /// from two pipes on other threads, so a line can reach <see cref="Log"/> after an event seen
+    /// another way (a status reply, a response, a pid) that it preceded.
+    /// </summary>
+    public void AssertLogged(string text) => WaitForLog(text, TimeSpan.FromSeconds(10));
+
     /// <summary>The master's status as `prefork ctl status --json` gives it, asked on its control socket (the default, in its folder).</summary>
     public JsonObject Status()
     {
