@@ -61,8 +61,8 @@ public sealed class InProcessWorker : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Tells the engine to stop, as TERM does in a worker (<see cref="Dispose"/> waits for it).</summary>
-    public void Stop()
+    /// <summary>Tells the engine to stop, as TERM does in a worker.</summary>
+    private void Stop()
     {
         _context.Stopping.Cancel();
         _wake.Signal();
