@@ -38,8 +38,8 @@ public sealed class ResponseWriter
 
     private bool _chunked, _noBody;
     private long _declaredLength = -1;
-    private int _responseStart;
-    private bool _flushedSinceHead;
+    private int _responseStart; // where the current request's response begins in the buffer (BeginResponse)
+    private bool _responsePartlySent; // some of it has left: it can no longer be taken back
 
     public ResponseWriter(IResponseTransport transport) => _transport = transport;
 
@@ -59,7 +59,7 @@ public sealed class ResponseWriter
     public void BeginResponse()
     {
         _responseStart = _length;
-        _flushedSinceHead = false;
+        _responsePartlySent = false;
     }
 
     public bool NeedsDrain => _transport.NeedsDrain;
@@ -80,7 +80,6 @@ public sealed class ResponseWriter
         bool keepAlive, long singleBodyLength)
     {
         Status = StatusLine.Code(status);
-        _responseStart = _length;
         BodyBytes = 0;
         _declaredLength = -1;
         _chunked = false;
@@ -157,7 +156,7 @@ public sealed class ResponseWriter
         if (chunk.Length >= FlushThreshold)
         {
             Flush();
-            _flushedSinceHead = true;
+            _responsePartlySent = true;
             _transport.Send(chunk); // large bodies go straight out, uncopied
         }
         else Append(chunk);
@@ -205,7 +204,7 @@ public sealed class ResponseWriter
     /// </summary>
     public bool TryDiscardResponse()
     {
-        if (_flushedSinceHead) return false;
+        if (_responsePartlySent) return false;
         _length = _responseStart;
         HeadSent = false;
         return true;
@@ -217,7 +216,7 @@ public sealed class ResponseWriter
         _transport.Send(_buffer.AsSpan(0, _length));
         _length = 0;
         _responseStart = 0;
-        _flushedSinceHead = HeadSent;
+        _responsePartlySent = HeadSent;
     }
 
     /// <summary>Drops whatever was not sent yet (the connection is lost).</summary>
