@@ -69,6 +69,7 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
             var psi = ServerInfo.StartInfo(ServerInfo.WorkerFlag);
             psi.Environment.Clear();
             foreach (var (key, value) in BaseEnvironment(config, index, generation)) psi.Environment[key] = value;
+            SetGen0Budget(config, psi.Environment);
             psi.Environment[WorkerEnvironment.EnvListenFds] = string.Join(",", listeners.Select(l => l.Fd));
             psi.Environment[WorkerEnvironment.EnvPipeFd] = writeFd.ToString(CultureInfo.InvariantCulture);
             psi.Environment[WorkerEnvironment.EnvConfig] = config.HandOff; // see ConfigHandOff
@@ -87,6 +88,25 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
             Syscall.close(writeFd);
             if (secretsFd >= 0) Syscall.close(secretsFd);
         }
+    }
+
+    /// <summary>The gen0 budget a gateway worker gets unless its environment (the master's, or raw_env) sets one.</summary>
+    internal const string Gen0SizeVariable = "DOTNET_GCgen0size", Gen0SizeDefault = "0x2000000"; // 32 MiB
+
+    /// <summary>
+    /// Workers run workstation GC (one small heap per process), whose gen0 budget follows the CPU
+    /// cache: about 2.4 MB on the 2-core bench VM. With many requests in flight (epoll, threads) much
+    /// of each gen0 is still alive at a collection; the GC then moves on to fresh memory and every
+    /// page of it faults in again: 0.5–0.7 page faults per TechEmpower fortunes request at 256
+    /// connections, about a third of the worker's CPU (bench/results/techempower-2026-12-03-vm-gen0.md).
+    /// With 32 MiB there are none, for up to that much more RSS in a busy worker. A sync worker holds one
+    /// request at a time and keeps the runtime's default.
+    /// </summary>
+    private static void SetGen0Budget(GatewayConfig config, IDictionary<string, string?> environment)
+    {
+        if (config.Get(Settings.WorkerClass) == "sync") return;
+        if (environment.ContainsKey(Gen0SizeVariable) || environment.ContainsKey("COMPlus_GCgen0size")) return;
+        environment[Gen0SizeVariable] = Gen0SizeDefault;
     }
 
     /// <summary>

@@ -49,6 +49,22 @@ public sealed class ArbiterTests
         Assert.Contains("PREFORK_WORKER_INDEX=0", File.ReadAllText($"/proc/{worker}/environ").Split('\0'));
     }
 
+    [Fact]
+    public void Workers_holding_many_requests_get_a_larger_gen0_budget_unless_the_environment_sets_one()
+    {
+        static string[] EnvironmentOf(PreforkServer server) => File.ReadAllText($"/proc/{server.WaitForWorkers(1)[0]}/environ").Split('\0');
+        using (var epoll = PreforkServer.Start("worker_class = \"epoll\"", workers: 1))
+            Assert.Contains("DOTNET_GCgen0size=0x2000000", EnvironmentOf(epoll));
+        using (var own = PreforkServer.Start("worker_class = \"threads\"\nraw_env = [\"DOTNET_GCgen0size=0x800000\"]", workers: 1))
+        {
+            var environment = EnvironmentOf(own);
+            Assert.Contains("DOTNET_GCgen0size=0x800000", environment);
+            Assert.DoesNotContain("DOTNET_GCgen0size=0x2000000", environment);
+        }
+        using (var sync = PreforkServer.Start("worker_class = \"sync\"", workers: 1))
+            Assert.DoesNotContain(EnvironmentOf(sync), e => e.StartsWith("DOTNET_GCgen0size=", StringComparison.Ordinal));
+    }
+
     [RootFact] // only root can change user
     public void User_drops_privileges_in_workers_while_the_master_keeps_its_own()
     {
