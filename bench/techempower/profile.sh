@@ -4,7 +4,7 @@
 # Where one server's CPU per request goes, for one TechEmpower test: starts PostgreSQL
 # (bench/techempower/pg.sh) and SERVER (prefork-epoll, aspnetcore-prefork or kestrel: the builds
 # bench/techempower.sh left in bench/.work/techempower, with its runtime knobs), warms up, then runs
-# wrk (64 connections) for SECONDS (default 10) twice: once under `perf stat` (context switches,
+# wrk (64 connections, or TE_PROFILE_CONNS) for SECONDS (default 10) twice: once under `perf stat` (context switches,
 # syscalls and CPU time of the server's processes, per request) and once under `perf record -g`
 # (DOTNET_PerfMapEnabled=1, so JIT-compiled frames have names). Everything is stopped by pid.
 #
@@ -17,6 +17,7 @@
 #   TE_PROFILE_PREFORK      another published Prefork (a folder) to run instead of bench/.work's
 #   TE_PROFILE_PIN=1        pin each worker process (all its threads) to one core, round-robin
 #   TE_PROFILE_WARMUP       seconds of load before the measured runs (default 5)
+#   TE_PROFILE_CONNS        wrk connections (default 64)
 # Needs perf (linux-perf) and wrk; run as root or with perf_event_paranoid ≤ 1.
 set -euo pipefail
 
@@ -27,6 +28,7 @@ TEST=${2:?usage: profile.sh SERVER TEST [SECONDS]}
 SECONDS_RUN=${3:-10}
 OUT=${TE_PROFILE_DIR:-$WORK/profile-$SERVER-$TEST}
 MUX_POOL=${TE_MUX_POOL:-2}
+CONNS=${TE_PROFILE_CONNS:-64}
 mkdir -p "$OUT"
 
 source "$BENCH/techempower/pg.sh"
@@ -66,12 +68,12 @@ if [ -n "${TE_PROFILE_PIN:-}" ]; then
   for pid in ${pids//,/ }; do taskset -a -p -c $((cpu % $(nproc))) "$pid" >/dev/null; cpu=$((cpu + 1)); done
 fi
 url=http://127.0.0.1:$port/$TEST
-wrk -t 2 -c 64 -d "${TE_PROFILE_WARMUP:-5}s" "$url" >/dev/null # warm-up: JIT, tiering, pools
+wrk -t 2 -c "$CONNS" -d "${TE_PROFILE_WARMUP:-5}s" "$url" >/dev/null # warm-up: JIT, tiering, pools
 
 cpu() { python3 "$BENCH/techempower/cpu.py" "$SERVER_PID" "$PG_PID"; }
 before=$(cpu)
 perf stat --per-thread -x, -e task-clock,context-switches,raw_syscalls:sys_enter -p "$pids" -o "$OUT/stat.txt" -- \
-  wrk -t 2 -c 64 -d "${SECONDS_RUN}s" "$url" >"$OUT/wrk-stat.txt"
+  wrk -t 2 -c "$CONNS" -d "${SECONDS_RUN}s" "$url" >"$OUT/wrk-stat.txt"
 after=$(cpu)
 requests=$(grep -oP '^\s*\K\d+(?= requests in)' "$OUT/wrk-stat.txt")
 rps=$(grep -oP 'Requests/sec:\s+\K[\d.]+' "$OUT/wrk-stat.txt")
@@ -99,11 +101,11 @@ PY
 } | tee "$OUT/summary.txt"
 
 [ -n "${TE_PROFILE_STAT_ONLY:-}" ] && exit 0 # the figures only: no perf record, no perf trace
-perf record -e cpu-clock -F 2000 -g -p "$pids" -o "$OUT/perf.data" -- wrk -t 2 -c 64 -d "${SECONDS_RUN}s" "$url" >"$OUT/wrk-record.txt" 2>"$OUT/record.log"
+perf record -e cpu-clock -F 2000 -g -p "$pids" -o "$OUT/perf.data" -- wrk -t 2 -c "$CONNS" -d "${SECONDS_RUN}s" "$url" >"$OUT/wrk-record.txt" 2>"$OUT/record.log"
 perf report -i "$OUT/perf.data" --no-children --sort dso,sym --stdio 2>/dev/null | grep -v '^$' | head -150 >"$OUT/report.txt" || true
 perf report -i "$OUT/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30 >"$OUT/threads.txt" || true
 # Which syscalls, on which threads (perf trace slows every syscall: counts only, not times).
-perf trace -s -p "$pids" -o "$OUT/trace.txt" -- wrk -t 2 -c 64 -d "${SECONDS_RUN}s" "$url" >"$OUT/wrk-trace.txt" 2>&1 || true
+perf trace -s -p "$pids" -o "$OUT/trace.txt" -- wrk -t 2 -c "$CONNS" -d "${SECONDS_RUN}s" "$url" >"$OUT/wrk-trace.txt" 2>&1 || true
 python3 - "$OUT/trace.txt" "$(grep -oP '^\s*\K\d+(?= requests in)' "$OUT/wrk-trace.txt")" <<'PY' | tee "$OUT/syscalls.txt"
 import collections, re, sys
 calls = collections.defaultdict(collections.Counter)
