@@ -7,6 +7,8 @@
 #   json       GET /json, 64 connections, keep-alive
 #   db         GET /db (one random World row), 64 connections
 #   fortunes   GET /fortunes (query, add a row, sort, escape, render), 64 connections
+#   db-256, fortunes-256  the same with 256 connections: TechEmpower runs the database tests at
+#              16 to 512 connections and scores the best level; 64 and 256 show how a server scales
 # Servers (--quick): Prefork sync and threads with bench/apps/TechEmpowerGateway (blocking Npgsql),
 # Prefork epoll with its asynchronous form (Npgsql multiplexing: the commands of all requests in
 # flight share 2 connections per worker), with one worker per core and with one worker in all, Kestrel alone and the same ASP.NET Core app under Prefork
@@ -26,7 +28,8 @@
 # environment of the .NET servers, replacing DOTNET_ENV below), TE_OUT (results file),
 # TE_NO_BUILD=1 (reuse the last build in bench/.work/techempower), TE_PREFORK_BUILD (a published
 # Prefork to use instead of building one: bench/run.sh passes its own), TE_PREFORK_BASELINE (another
-# published Prefork: adds the server prefork-epoll-baseline, to compare two builds in one run).
+# published Prefork: adds the servers prefork-epoll-baseline and prefork-epoll-1-baseline, to
+# compare two builds in one run).
 # bench/techempower/profile.sh shows where one server's CPU goes (perf: threads, switches, syscalls).
 # Needs (installed with apt-get when missing): wrk, curl, gunicorn, python3-psycopg2, postgresql,
 # time (/usr/bin/time), and gnuplot-nox for the plot.
@@ -66,9 +69,9 @@ PREFORK_DIR=${TE_PREFORK_BUILD:-$WORK/prefork} # bench/run.sh passes the build i
 PG_CLIENTS=${TE_PG_CLIENTS:-16} # pgbench's clients for PostgreSQL's own ceiling
 
 # test  path        connections  pipelined
-TESTS=(${TE_TESTS:-plaintext json db fortunes})
-declare -A TEST_PATH=([plaintext]=/plaintext [json]=/json [db]=/db [fortunes]=/fortunes)
-declare -A TEST_CONNS=([plaintext]=256 [json]=64 [db]=64 [fortunes]=64)
+TESTS=(${TE_TESTS:-plaintext json db fortunes db-256 fortunes-256})
+declare -A TEST_PATH=([plaintext]=/plaintext [json]=/json [db]=/db [fortunes]=/fortunes [db-256]=/db [fortunes-256]=/fortunes)
+declare -A TEST_CONNS=([plaintext]=256 [json]=64 [db]=64 [fortunes]=64 [db-256]=256 [fortunes-256]=256)
 
 log() { printf '[techempower %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -163,6 +166,8 @@ define_servers() {
   # one worker, ~2.5 with two).
   add_server prefork-epoll-1 "Prefork epoll ×1" "IAsyncGatewayApplication, async Npgsql, multiplexing, pool $((ASYNC_WORKERS * MUX_POOL)) in its one worker" \
     "TECHEMPOWER_DB='$db;Multiplexing=true;Maximum Pool Size=$((ASYNC_WORKERS * MUX_POOL))'" "$prefork -k epoll -w 1 $async_app"
+  [ -n "${TE_PREFORK_BASELINE:-}" ] && add_server prefork-epoll-1-baseline "Prefork epoll ×1 (baseline build)" "as Prefork epoll ×1, built from TE_PREFORK_BASELINE" \
+    "TECHEMPOWER_DB='$db;Multiplexing=true;Maximum Pool Size=$((ASYNC_WORKERS * MUX_POOL))'" "${prefork/$PREFORK_DIR/$TE_PREFORK_BASELINE} -k epoll -w 1 $async_app"
   add_server prefork-epoll-pool "Prefork epoll ×$ASYNC_WORKERS, no multiplexing" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
     "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
   add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, multiplexing, pool $MUX_POOL per worker" \

@@ -13,9 +13,9 @@ import sys
 from collections import defaultdict
 from datetime import datetime, timezone
 
-TESTS = ["plaintext", "json", "db", "fortunes"]
-CONNS = {"plaintext": "256 (×16 pipelined)", "json": "64", "db": "64", "fortunes": "64"}
-DB_TESTS = {"db", "fortunes"}
+TESTS = ["plaintext", "json", "db", "fortunes", "db-256", "fortunes-256"]
+CONNS = {"plaintext": "256 (×16 pipelined)", "json": "64", "db": "64", "fortunes": "64", "db-256": "256", "fortunes-256": "256"}
+DB_TESTS = {"db", "fortunes", "db-256", "fortunes-256"}
 
 
 def read_tsv(path):
