@@ -95,16 +95,17 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
 
     /// <summary>
     /// Workers run workstation GC (one small heap per process), whose gen0 budget follows the CPU
-    /// cache: about 2.4 MB on the 2-core bench VM. With many requests in flight (epoll, threads) much
-    /// of each gen0 is still alive at a collection; the GC then moves on to fresh memory and every
-    /// page of it faults in again: 0.5–0.7 page faults per TechEmpower fortunes request at 256
-    /// connections, about a third of the worker's CPU (bench/results/techempower-2026-12-03-vm-gen0.md).
-    /// With 32 MiB there are none, for up to that much more RSS in a busy worker. A sync worker holds one
-    /// request at a time and keeps the runtime's default.
+    /// cache: about 2.4 MB on the 2-core bench VM. An epoll worker holds hundreds of requests in
+    /// flight, so much of each gen0 is still alive at a collection; the GC then moves on to fresh
+    /// memory and every page of it faults in again: 0.5–0.7 page faults per TechEmpower fortunes
+    /// request at 256 connections, about a third of the worker's CPU
+    /// (bench/results/techempower-2026-12-03-vm-gen0.md). With 32 MiB there are none, for up to that
+    /// much more RSS in a busy worker. The sync and threads classes hold one request per thread and
+    /// keep the runtime's default, and their smaller workers.
     /// </summary>
     private static void SetGen0Budget(GatewayConfig config, IDictionary<string, string?> environment)
     {
-        if (config.Get(Settings.WorkerClass) == "sync") return;
+        if (config.Get(Settings.WorkerClass) != "epoll") return;
         if (environment.ContainsKey(Gen0SizeVariable) || environment.ContainsKey("COMPlus_GCgen0size")) return;
         environment[Gen0SizeVariable] = Gen0SizeDefault;
     }

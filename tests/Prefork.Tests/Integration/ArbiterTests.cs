@@ -50,19 +50,19 @@ public sealed class ArbiterTests
     }
 
     [Fact]
-    public void Workers_holding_many_requests_get_a_larger_gen0_budget_unless_the_environment_sets_one()
+    public void Epoll_workers_get_a_larger_gen0_budget_unless_the_environment_sets_one()
     {
         static string[] EnvironmentOf(PreforkServer server) => File.ReadAllText($"/proc/{server.WaitForWorkers(1)[0]}/environ").Split('\0');
         using (var epoll = PreforkServer.Start("worker_class = \"epoll\"", workers: 1))
             Assert.Contains("DOTNET_GCgen0size=0x2000000", EnvironmentOf(epoll));
-        using (var own = PreforkServer.Start("worker_class = \"threads\"\nraw_env = [\"DOTNET_GCgen0size=0x800000\"]", workers: 1))
+        using (var own = PreforkServer.Start("worker_class = \"epoll\"\nraw_env = [\"DOTNET_GCgen0size=0x800000\"]", workers: 1))
         {
             var environment = EnvironmentOf(own);
             Assert.Contains("DOTNET_GCgen0size=0x800000", environment);
             Assert.DoesNotContain("DOTNET_GCgen0size=0x2000000", environment);
         }
-        using (var sync = PreforkServer.Start("worker_class = \"sync\"", workers: 1))
-            Assert.DoesNotContain(EnvironmentOf(sync), e => e.StartsWith("DOTNET_GCgen0size=", StringComparison.Ordinal));
+        using (var threads = PreforkServer.Start("worker_class = \"threads\"", workers: 1))
+            Assert.DoesNotContain(EnvironmentOf(threads), e => e.StartsWith("DOTNET_GCgen0size=", StringComparison.Ordinal));
     }
 
     [RootFact] // only root can change user
