@@ -91,6 +91,9 @@ public static class Manual
                                                                "of `bind`, and kept across reloads. To pick some of them, name them in " +
                                                                "`bind` as fd://3, fd://4..."),
             new Item("DOTNET_ROOT", "Where the .NET runtime is, if not in a default location (framework-dependent installs only)."),
+            new Item("DOTNET_GCgen0size", "The gen0 budget of each worker's GC. Unset, epoll workers get 0x2000000 (32 MiB): with hundreds of " +
+                                          "requests in flight, the runtime's cache-sized default makes every collection fault fresh pages " +
+                                          "in. Set it (in the environment or raw_env) to choose; sync and threads workers keep the runtime's default."),
             new Item("PREFORK_*", "What the master passes to each worker (PREFORK_WORKER_INDEX, PREFORK_GENERATION, PREFORK_MASTER_PID, " +
                                   "PREFORK_LISTEN_FDS...). Applications may read them. Workers do not inherit NOTIFY_SOCKET, WATCHDOG_* " +
                                   "or LISTEN_*."),
