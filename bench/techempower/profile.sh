@@ -3,10 +3,11 @@
 #
 # Where one server's CPU per request goes, for one TechEmpower test: starts PostgreSQL
 # (bench/techempower/pg.sh) and SERVER (prefork-epoll, aspnetcore-prefork or kestrel: the builds
-# bench/techempower.sh left in bench/.work/techempower, with its runtime knobs), warms up, then runs
-# wrk (64 connections, or TE_PROFILE_CONNS) for SECONDS (default 10) twice: once under `perf stat` (context switches,
-# syscalls and CPU time of the server's processes, per request) and once under `perf record -g`
-# (DOTNET_PerfMapEnabled=1, so JIT-compiled frames have names). Everything is stopped by pid.
+# bench/techempower.sh left in bench/.work/techempower, with its runtime knobs), warms up, then
+# runs wrk (64 connections, or TE_PROFILE_CONNS) for SECONDS (default 10) twice: once under
+# `perf stat` (CPU time, context switches, syscalls and page faults of the server's processes per
+# request, and the machine's idle share) and once under `perf record -g` (DOTNET_PerfMapEnabled=1,
+# so JIT-compiled frames have names). Everything is stopped by pid.
 #
 #   TE_PROFILE_ENV  extra environment for the server (e.g. "DOTNET_gcServer=1")
 #   TE_PROFILE_DIR  where perf.data, the report and the logs go (default bench/.work/techempower/profile-SERVER-TEST)
@@ -71,16 +72,19 @@ url=http://127.0.0.1:$port/$TEST
 wrk -t 2 -c "$CONNS" -d "${TE_PROFILE_WARMUP:-5}s" "$url" >/dev/null # warm-up: JIT, tiering, pools
 
 cpu() { python3 "$BENCH/techempower/cpu.py" "$SERVER_PID" "$PG_PID"; }
-before=$(cpu)
-perf stat --per-thread -x, -e task-clock,context-switches,raw_syscalls:sys_enter -p "$pids" -o "$OUT/stat.txt" -- \
+idle() { awk '/^cpu /{print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; } # idle+iowait, all
+before=$(cpu) idle_before=$(idle)
+perf stat --per-thread -x, -e task-clock,context-switches,raw_syscalls:sys_enter,minor-faults -p "$pids" -o "$OUT/stat.txt" -- \
   wrk -t 2 -c "$CONNS" -d "${SECONDS_RUN}s" "$url" >"$OUT/wrk-stat.txt"
-after=$(cpu)
+after=$(cpu) idle_after=$(idle)
 requests=$(grep -oP '^\s*\K\d+(?= requests in)' "$OUT/wrk-stat.txt")
 rps=$(grep -oP 'Requests/sec:\s+\K[\d.]+' "$OUT/wrk-stat.txt")
 {
   echo "server $SERVER, test $TEST, $SECONDS_RUN s, load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "requests $requests ($rps/s); CPU µs/request: $(echo "$before $after" | awk -v n="$requests" '{printf "server %.1f, PostgreSQL %.1f", ($3 - $1) * 1e6 / n, ($4 - $2) * 1e6 / n}')"
-  # Per kind of thread (the name without its tid): CPU µs, context switches and syscalls per request.
+  # The share of the machine's CPU time nobody used: work waiting on work, not on CPU.
+  echo "machine idle: $(echo "$idle_before $idle_after" | awk '{printf "%.1f %%", 100 * ($3 - $1) / ($4 - $2)}')"
+  # Per kind of thread (the name without its tid): CPU µs, context switches, syscalls and page faults per request.
   python3 - "$OUT/stat.txt" "$requests" <<'PY'
 import collections, re, sys
 per = collections.defaultdict(lambda: collections.Counter())
@@ -92,11 +96,11 @@ for line in open(sys.argv[1]):
     per[name][event] += float(f[1])
 n = int(sys.argv[2])
 total = collections.Counter()
-print(f"{'thread':<20} {'cpu µs':>8} {'switches':>9} {'syscalls':>9}   (per request)")
+print(f"{'thread':<20} {'cpu µs':>8} {'switches':>9} {'syscalls':>9} {'faults':>7}   (per request)")
 for name, c in sorted(per.items(), key=lambda kv: -kv[1]["task-clock"]):
     total.update(c)
-    print(f"{name:<20} {c['task-clock'] * 1000 / n:8.1f} {c['context-switches'] / n:9.2f} {c['raw_syscalls:sys_enter'] / n:9.2f}")
-print(f"{'all':<20} {total['task-clock'] * 1000 / n:8.1f} {total['context-switches'] / n:9.2f} {total['raw_syscalls:sys_enter'] / n:9.2f}")
+    print(f"{name:<20} {c['task-clock'] * 1000 / n:8.1f} {c['context-switches'] / n:9.2f} {c['raw_syscalls:sys_enter'] / n:9.2f} {c['minor-faults'] / n:7.2f}")
+print(f"{'all':<20} {total['task-clock'] * 1000 / n:8.1f} {total['context-switches'] / n:9.2f} {total['raw_syscalls:sys_enter'] / n:9.2f} {total['minor-faults'] / n:7.2f}")
 PY
 } | tee "$OUT/summary.txt"
 
