@@ -20,7 +20,7 @@
 # measures the CPU time the server, PostgreSQL and wrk spent on it (bench/techempower/cpu.py): the
 # cost of one request, which a loaded machine distorts much less than requests/s.
 #
-#   --quick (default)  3 rounds × 2 s per test and server: about 5 minutes on 2 cores
+#   --quick (default)  3 rounds × 2 s per test and server: about 8 minutes on 2 cores
 #   --full             5 rounds × 5 s
 # Knobs (environment): TE_SERVERS (ids to run, e.g. "prefork-epoll kestrel"; see define_servers),
 # TE_TESTS (e.g. "db fortunes"), TE_ROUNDS, TE_DURATION (seconds per wrk run), TE_MUX_POOL
