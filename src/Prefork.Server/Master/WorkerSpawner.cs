@@ -91,12 +91,12 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
     }
 
     /// <summary>The gen0 budget a gateway worker gets unless its environment (the master's, or raw_env) sets one.</summary>
-    internal const string Gen0SizeVariable = "DOTNET_GCgen0size", Gen0SizeDefault = "0x2000000"; // 32 MiB
+    private const string Gen0SizeVariable = "DOTNET_GCgen0size", Gen0SizeDefault = "0x2000000"; // 32 MiB
 
     /// <summary>
     /// Workers run workstation GC (one small heap per process), whose gen0 budget follows the CPU
     /// cache: about 2.4 MB on the 2-core bench VM. An epoll worker holds hundreds of requests in
-    /// flight, so much of each gen0 is still alive at a collection; the GC then moves on to fresh
+    /// flight, so much of each gen0 is still alive at a collection; the GC then (as we read it) moves on to fresh
     /// memory and every page of it faults in again: 0.5–0.7 page faults per TechEmpower fortunes
     /// request at 256 connections, about a third of the worker's CPU
     /// (bench/results/techempower-2026-12-03-vm-gen0.md). With 32 MiB there are none, for up to that
