@@ -19,6 +19,11 @@ build_prefork
 dotnet publish bench/kestrel -c Release -o "$work/kestrel" --nologo -v q > "$work/publish-kestrel.log" 2>&1 \
   || { cat "$work/publish-kestrel.log" >&2; exit 1; }
 aot=bench/.work/aot/aot/prefork-sample   # bench/aot.sh's NativeAOT publish, if there is one
+# PSS divides each shared page among every process that maps it, so other .NET processes lower the
+# .NET figures (beside 8 idle Prefork servers a JIT worker's PSS fell from 20 to 11 MB). The build
+# servers the publishes above leave running are such processes: stop them, and count what is left.
+dotnet build-server shutdown >/dev/null 2>&1 || true
+other_dotnet=$(grep -l libcoreclr.so /proc/[0-9]*/maps 2>/dev/null | wc -l || true)
 
 table=$(python3 - "$work" "$rounds" "$prefork" "$aot" "$(command -v gunicorn)" <<'PY'
 import os, signal, socket, statistics, subprocess, sys, time
@@ -110,6 +115,7 @@ out="bench/results/memory-$(date +%F)-$(hostname).md"
   echo "each round); worker figures over every worker of every round."
   echo
   echo "Command: \`bench/memory.sh $rounds\` (NativeAOT rows: after \`bench/aot.sh\`). Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "Other processes mapping the .NET runtime (libcoreclr.so) when the measuring began: $other_dotnet (each one lowers the .NET rows' PSS)."
   echo
   echo "$table"
 } | tee "$out"
