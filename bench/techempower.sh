@@ -155,10 +155,6 @@ define_servers() {
     "TECHEMPOWER_DB='$db;Maximum Pool Size=4'" "$prefork -k threads --threads 4 -w $ASYNC_WORKERS $app"
   add_server prefork-epoll "Prefork epoll ×$ASYNC_WORKERS" "IAsyncGatewayApplication, async Npgsql, multiplexing, pool $MUX_POOL per worker ($((ASYNC_WORKERS * MUX_POOL)) connections)" \
     "TECHEMPOWER_DB='$db;$mux'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
-  # A/B: the same epoll server from another Prefork build (TE_PREFORK_BASELINE: a published
-  # Prefork, e.g. of main), to compare an engine change within one run.
-  [ -n "${TE_PREFORK_BASELINE:-}" ] && add_server prefork-epoll-baseline "Prefork epoll ×$ASYNC_WORKERS (baseline build)" "as Prefork epoll, built from TE_PREFORK_BASELINE" \
-    "TECHEMPOWER_DB='$db;$mux'" "${prefork/$PREFORK_DIR/$TE_PREFORK_BASELINE} -k epoll -w $ASYNC_WORKERS $async_app"
   # One epoll worker on this machine's 2 cores: its loop serves HTTP while Npgsql's own threads
   # (write loop, socket engine) run beside it, so one process already uses more than one core; a
   # second process halves every batch Npgsql and the loop make, and each thread sleeps and wakes
@@ -166,8 +162,15 @@ define_servers() {
   # one worker, ~2.5 with two).
   add_server prefork-epoll-1 "Prefork epoll ×1" "IAsyncGatewayApplication, async Npgsql, multiplexing, pool $((ASYNC_WORKERS * MUX_POOL)) in its one worker" \
     "TECHEMPOWER_DB='$db;Multiplexing=true;Maximum Pool Size=$((ASYNC_WORKERS * MUX_POOL))'" "$prefork -k epoll -w 1 $async_app"
-  [ -n "${TE_PREFORK_BASELINE:-}" ] && add_server prefork-epoll-1-baseline "Prefork epoll ×1 (baseline build)" "as Prefork epoll ×1, built from TE_PREFORK_BASELINE" \
-    "TECHEMPOWER_DB='$db;Multiplexing=true;Maximum Pool Size=$((ASYNC_WORKERS * MUX_POOL))'" "${prefork/$PREFORK_DIR/$TE_PREFORK_BASELINE} -k epoll -w 1 $async_app"
+  # A/B: the epoll servers again from another Prefork build (TE_PREFORK_BASELINE: a published
+  # Prefork, e.g. of main), to compare an engine change within one run.
+  if [ -n "${TE_PREFORK_BASELINE:-}" ]; then
+    local id
+    for id in prefork-epoll prefork-epoll-1; do
+      add_server "$id-baseline" "${LABEL[$id]} (baseline build)" "as ${LABEL[$id]}, built from TE_PREFORK_BASELINE" \
+        "${SENV[$id]}" "${CMD[$id]/$PREFORK_DIR/$TE_PREFORK_BASELINE}"
+    done
+  fi
   add_server prefork-epoll-pool "Prefork epoll ×$ASYNC_WORKERS, no multiplexing" "IAsyncGatewayApplication, async Npgsql, pool $EPOLL_POOL per worker ($((ASYNC_WORKERS * EPOLL_POOL)) connections)" \
     "TECHEMPOWER_DB='$db;Maximum Pool Size=$EPOLL_POOL'" "$prefork -k epoll -w $ASYNC_WORKERS $async_app"
   add_server aspnetcore-prefork "ASP.NET Core under Prefork ×$ASYNC_WORKERS" "the Kestrel app below as command workers (UsePrefork), async Npgsql, multiplexing, pool $MUX_POOL per worker" \
@@ -287,17 +290,19 @@ main() {
   done
 
   local raw=$WORK/raw.tsv
-  printf 'round\ttest\tserver\trps\terrors\tserver_cpu\tpg_cpu\twrk_cpu\n' >"$raw"
+  printf 'round\ttest\tpath\tconnections\tserver\trps\terrors\tserver_cpu\tpg_cpu\twrk_cpu\n' >"$raw"
   for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS: ${#TESTS[@]} tests × ${#SERVERS[@]} servers × ${DURATION} s (load $(cut -d' ' -f1 /proc/loadavg))"
     for test in "${TESTS[@]}"; do
+      # What the report says of the test: its path and connections, declared once above.
+      local about="$test\t${TEST_PATH[$test]}\t${TEST_CONNS[$test]}$([ "$test" = plaintext ] && echo " (×$PIPELINE pipelined)")"
       for id in "${SERVERS[@]}"; do
         read -r rps errors server_cpu pg_cpu wrk_cpu < <(measure "$id" "$test" "$DURATION")
-        printf '%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$test" "$id" "$rps" "$errors" "$server_cpu" "$pg_cpu" "$wrk_cpu" >>"$raw"
+        printf '%d\t%b\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$about" "$id" "$rps" "$errors" "$server_cpu" "$pg_cpu" "$wrk_cpu" >>"$raw"
       done
       if [ "$test" = db ]; then
         read -r rps pg_cpu wrk_cpu < <(pg_ceiling "$DURATION")
-        printf '%d\tdb\tpostgresql\t%s\t0\t\t%s\t%s\n' "$round" "$rps" "$pg_cpu" "$wrk_cpu" >>"$raw"
+        printf '%d\t%b\tpostgresql\t%s\t0\t\t%s\t%s\n' "$round" "$about" "$rps" "$pg_cpu" "$wrk_cpu" >>"$raw"
       fi
     done
   done

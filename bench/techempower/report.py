@@ -13,9 +13,7 @@ import sys
 from collections import defaultdict
 from datetime import datetime, timezone
 
-TESTS = ["plaintext", "json", "db", "fortunes", "db-256", "fortunes-256"]
-CONNS = {"plaintext": "256 (×16 pipelined)", "json": "64", "db": "64", "fortunes": "64", "db-256": "256", "fortunes-256": "256"}
-DB_TESTS = {"db", "fortunes", "db-256", "fortunes-256"}
+DB_PATHS = {"/db", "/fortunes"}  # the tests that query PostgreSQL (≥ 5× Gunicorn is their target)
 
 
 def read_tsv(path):
@@ -44,7 +42,10 @@ def main():
         requests = float(row["rps"]) * float(duration)
         if requests > 0 and row.get("pg_cpu"):
             cpu[key].append(tuple(float(row[c] or 0) * 1e6 / requests for c in ("server_cpu", "pg_cpu", "wrk_cpu")))
-    tests = [t for t in TESTS if any(test == t for test, _ in rps)]
+    # The tests, their connections and which query the database: as techempower.sh declared them, in its order.
+    tests = list(dict.fromkeys(row["test"] for row in raw))
+    conns = {row["test"]: row["connections"] for row in raw}
+    db_tests = {row["test"] for row in raw if row["path"] in DB_PATHS}
 
     def median(test, server):
         values = list(rps[(test, server)].values())
@@ -90,10 +91,10 @@ def main():
         vs_gunicorn = ratios(test, best, gbest) if gbest else []
         met = bool(vs_kestrel) and statistics.median(vs_kestrel) >= 1
         goal = "≥ Kestrel"
-        if test in DB_TESTS:
+        if test in db_tests:
             met = met and bool(vs_gunicorn) and statistics.median(vs_gunicorn) >= 5
             goal += ", ≥ 5× Gunicorn"
-        out.append(f"| {test} | {CONNS[test]} | {label[best]} | {median(test, best):,.0f} | {median(test, 'kestrel'):,.0f} "
+        out.append(f"| {test} | {conns[test]} | {label[best]} | {median(test, best):,.0f} | {median(test, 'kestrel'):,.0f} "
                    f"| {label.get(gbest, '–')} | {median(test, gbest) if gbest else 0:,.0f} | {ratio_text(vs_kestrel)} "
                    f"| {ratio_text(vs_gunicorn)} | {goal}: {'met' if met else '**not met**'} |")
     ceiling = [v for v in rps[("db", "postgresql")].values()]
@@ -129,7 +130,7 @@ def main():
 
     for test in tests:
         out.append("")
-        out.append(f"## {test} ({CONNS[test]} connections)")
+        out.append(f"## {test} ({conns[test]} connections)")
         out.append("")
         out.append("| server | req/s (median) | min–max | ÷ Kestrel | errors |")
         out.append("|---|---|---|---|---|")
@@ -150,11 +151,11 @@ def main():
         out.append(f"| {s['label']} | {s['settings']} | `{command_text}` |")
     print("\n".join(out))
     if len(sys.argv) > 10:
-        write_plot_data(sys.argv[10], tests, [s for s in order if s != "postgresql"], label, rps, cpu,
+        write_plot_data(sys.argv[10], tests, db_tests, [s for s in order if s != "postgresql"], label, rps, cpu,
                         f"{now}, load {load_start} to {load_end}")
 
 
-def write_plot_data(directory, tests, servers, label, rps, cpu, title):
+def write_plot_data(directory, tests, db_tests, servers, label, rps, cpu, title):
     """Gnuplot's inputs: requests/s per test (median, min, max per server) and CPU µs per request."""
     import os
     os.makedirs(directory, exist_ok=True)
@@ -166,7 +167,7 @@ def write_plot_data(directory, tests, servers, label, rps, cpu, title):
                 values = list(rps[(test, s)].values())
                 cells += [f"{statistics.median(values):.0f}", f"{min(values):.0f}", f"{max(values):.0f}"] if values else ["-"] * 3
             f.write(f"{test} " + " ".join(cells) + "\n")
-    cpu_tests = [t for t in tests if t in DB_TESTS]
+    cpu_tests = [t for t in tests if t in db_tests]
     with open(os.path.join(directory, "cpu.dat"), "w") as f:
         f.write('server "server" "PostgreSQL" "client (wrk; pgbench)"\n')
         for test in cpu_tests:
