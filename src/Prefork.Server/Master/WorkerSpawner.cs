@@ -96,12 +96,11 @@ internal sealed class WorkerSpawner(TimeProvider clock, NotifySocket notify)
     /// <summary>
     /// Workers run workstation GC (one small heap per process), whose gen0 budget follows the CPU
     /// cache: about 2.4 MB on the 2-core bench VM. An epoll worker holds hundreds of requests in
-    /// flight, so much of each gen0 is still alive at a collection; the GC then (as we read it) moves on to fresh
-    /// memory and every page of it faults in again: 0.5–0.7 page faults per TechEmpower fortunes
-    /// request at 256 connections, about a third of the worker's CPU
-    /// (bench/results/techempower-2026-12-03-vm-gen0.md). With 32 MiB there are none, for up to that
-    /// much more RSS in a busy worker. The sync and threads classes hold one request per thread and
-    /// keep the runtime's default, and their smaller workers.
+    /// flight; with that budget it took 0.5–0.7 page faults per TechEmpower fortunes request at 256
+    /// connections, in the GC's allocator (as we read it, each collection moved on to fresh memory),
+    /// about 30 % of the worker's CPU (bench/results/techempower-2026-12-03-vm-gen0.md). With
+    /// 32 MiB there are none, for up to that much more RSS in a busy worker. The sync and threads
+    /// classes hold one request per thread and keep the runtime's default, and their smaller workers.
     /// </summary>
     private static void SetGen0Budget(GatewayConfig config, IDictionary<string, string?> environment)
     {
