@@ -65,7 +65,7 @@ public static class WorkerProcess
         {
             Config = config, App = app, Info = info, Limits = HttpLimits.From(config),
             ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = IsMultithread(engine, config),
-            Tls = tls,
+            Tls = tls, OwnsProcess = true,
         };
         using var wake = new WakeUp();
         using var signals = TrapSignals(context, wake, accessLog, config);
