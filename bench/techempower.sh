@@ -318,7 +318,7 @@ main() {
   local out=${TE_OUT:-$BENCH/results/techempower-$(date +%F)-$(hostname -s).md}
   python3 "$BENCH/techempower/report.py" "$raw" "$servers" \
     "bench/techempower.sh$([ $MODE = quick ] && echo "" || echo " --full")" "$ROUNDS" "$DURATION" \
-    "$load_start" "$load_end" "$CORES" "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), .NET $(dotnet --version), $(/usr/bin/gunicorn --version 2>&1 | head -n 1), Npgsql 10.0.3, psycopg2 $(/usr/bin/python3 -c 'import psycopg2; print(psycopg2.__version__.split()[0])')" \
+    "$load_start" "$load_end" "$CORES" "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), .NET $(dotnet --version), $(/usr/bin/gunicorn --version 2>&1 | head -n 1), Npgsql 10.0.3, psycopg2 $(/usr/bin/python3 -c 'import psycopg2; print(psycopg2.__version__.split()[0])'), Linux $(uname -r), kernel.sched_autogroup_enabled $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo -)" \
     "$WORK/plot" >"$out"
   if command -v gnuplot >/dev/null; then
     gnuplot -e "dat='$WORK/plot'; out='${out%.md}.png'" "$BENCH/techempower/plot.gp" 2>"$WORK/gnuplot.log" ||
