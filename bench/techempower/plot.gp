@@ -1,7 +1,8 @@
 # bench/techempower/plot.gp: the PNG of one bench/techempower.sh run, from the data report.py wrote.
 #   gnuplot -e "dat='bench/.work/techempower/plot'; out='bench/results/techempower-STAMP.png'" bench/techempower/plot.gp
 # Left: requests/s per test and server (median, whiskers min-max; log scale: plaintext is ~50x db).
-# Right: what one request of db and fortunes costs in CPU, split server / PostgreSQL / client.
+# Right: what one request of db and fortunes costs in CPU, split server / PostgreSQL / client (empty
+# when the run had neither).
 load dat.'/vars.gp'
 
 set terminal pngcairo size 1600,720 font "sans,10" noenhanced
@@ -27,5 +28,7 @@ set style histogram rowstacked
 set boxwidth 0.7
 set ylabel "CPU µs per request (user + system)"
 set xtics rotate by -35 nomirror
-plot for [i=2:4] dat.'/cpu.dat' using i:xtic(1) lc rgb word("#1f77b4 #ff7f0e #7f7f7f", i-1) title columnhead(i)
+if (n_cpu_tests > 0) { # a run without db or fortunes has nothing to show here
+  plot for [i=2:4] dat.'/cpu.dat' using i:xtic(1) lc rgb word("#1f77b4 #ff7f0e #7f7f7f", i-1) title columnhead(i)
+}
 unset multiplot

@@ -178,7 +178,7 @@ def write_plot_data(directory, tests, db_tests, servers, label, rps, cpu, title)
                     f.write(f'"{name}" ' + " ".join(f"{p:.1f}" for p in parts) + "\n")
             f.write('"" - - -\n')
     with open(os.path.join(directory, "vars.gp"), "w") as f:
-        f.write(f'n_servers = {len(servers)}\nrun_title = "{title}"\n')
+        f.write(f'n_servers = {len(servers)}\nn_cpu_tests = {len(cpu_tests)}\nrun_title = "{title}"\n')
 
 
 if __name__ == "__main__":
