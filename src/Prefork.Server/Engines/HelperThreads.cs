@@ -9,8 +9,8 @@ namespace Prefork.Engines;
 /// I/O completes, its timer, the heartbeat) is moved from SCHED_OTHER to SCHED_BATCH: the same share
 /// of the CPU, but a thread that wakes takes an idle CPU or waits for the next tick, instead of
 /// taking the loop's CPU at once. Without it, each database query's result woke a thread that
-/// interrupted the loop serving every other connection; with it, server CPU per request fell by
-/// about a tenth (bench/results/techempower-2026-12-03-vm-batch.md). Threads start at any time, so
+/// interrupted the loop serving every other connection; with it, server CPU per database request
+/// fell by 9–15 % in an A/B run (bench/results/techempower-2026-12-03-vm-batch.md). Threads start at any time, so
 /// the list is looked at again every second. No privilege is needed; a thread the operator gave
 /// another policy (chrt) keeps it.
 /// </summary>
