@@ -88,7 +88,9 @@ public static class InPlaceUpgrade
         foreach (DictionaryEntry e in Environment.GetEnvironmentVariables())
             if ((string)e.Key != variable) environment.Add($"{e.Key}={e.Value}");
         environment.Add($"{variable}={value}");
-        var argv = Encoding.UTF8.GetString(File.ReadAllBytes("/proc/self/cmdline")).TrimEnd('\0').Split('\0');
+        // Each argument ends with a NUL: drop only the last one, or an empty last argument (`--control-socket ''`) is lost.
+        var cmdline = Encoding.UTF8.GetString(File.ReadAllBytes("/proc/self/cmdline"));
+        var argv = (cmdline.EndsWith('\0') ? cmdline[..^1] : cmdline).Split('\0');
         var exe = Environment.ProcessPath!;
         int errno = Libc.Exec(exe, argv, environment);
         return $"execve({exe}) failed: {NativeConvert.ToErrno(errno)}";

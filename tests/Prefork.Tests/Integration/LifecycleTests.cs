@@ -62,15 +62,25 @@ public sealed class LifecycleTests
         server.WaitForGeneration(2, TimeSpan.FromSeconds(60), workers: 1);
     }
 
+    [Fact]
+    public void An_empty_last_argument_survives_the_master_executing_itself()
+    {
+        // /proc/self/cmdline ends "--control-socket\0\0": one NUL ends each argument, the last one empty.
+        // Trimming every trailing NUL lost it, and the second image refused "--control-socket needs a value".
+        using var server = StartThrough("#!/bin/sh\ntrap '' INT\nexec \"$PREFORK\" \"$@\"\n", ["--control-socket", ""]);
+        server.AssertLogged("Signals INT were ignored when prefork started");
+        Assert.Equal(200, server.Get("/").Status);
+    }
+
     /// <summary>A one-worker master started through <paramref name="script"/>, which execs $PREFORK with its arguments.</summary>
-    private static PreforkServer StartThrough(string script)
+    private static PreforkServer StartThrough(string script, string[]? args = null)
     {
         var wrapper = Path.Combine(Path.GetTempPath(), $"prefork-wrapper-{Guid.NewGuid():N}");
         File.WriteAllText(wrapper, script);
         File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         try
         {
-            return PreforkServer.Start(workers: 1, executable: wrapper,
+            return PreforkServer.Start(workers: 1, executable: wrapper, args: args,
                 environment: new Dictionary<string, string> { ["PREFORK"] = PreforkServer.Executable });
         }
         finally
