@@ -19,12 +19,6 @@ public abstract class EngineContext
     /// <summary>certfile is set: every TCP connection speaks TLS (loaded once, when the worker booted).</summary>
     public TlsServer? Tls { get; init; }
 
-    /// <summary>
-    /// The engine runs in a worker process of its own (not inside a test's): it may change what is the
-    /// whole process's, such as the scheduling of its other threads (<see cref="HelperThreads"/>).
-    /// </summary>
-    public bool OwnsProcess { get; init; }
-
     /// <summary>A connection's transport: <paramref name="socket"/> itself, or TLS over it.</summary>
     public Transport NewTransport(Transport socket) => Tls is null ? socket : new TlsTransport(socket, Tls);
 

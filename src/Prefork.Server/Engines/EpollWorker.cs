@@ -47,10 +47,8 @@ internal sealed class EpollWorker() : EventEngine(threaded: false, acceptBatch: 
         using var loop = _loop = new EventLoopContext(Context.NewSlot());
         SynchronizationContext.SetSynchronizationContext(loop);
         Epoll.Add(loop.EventFd, Native.EPOLLIN, LoopToken);
-        var helpers = Context.OwnsProcess ? new HelperThreads() : null;
         do
         {
-            helpers?.Demote(Environment.TickCount64);
             int timeout = _handshakesDeferred ? 0 : UntilHousekeeping(Environment.TickCount64);
             if (timeout > 0 && !loop.PrepareToSleep()) timeout = 0; // continuations queued: run them first
             int n = Epoll.Wait(timeout);

@@ -9,7 +9,7 @@ namespace Prefork.Interop;
 ///  - the worker engines' calls on raw descriptors (epoll, eventfd, accept4, recv/send, poll, read/write,
 ///    shutdown, close, getsockname) and the log files' write: the hot path, where Mono.Unix would add flag/errno translation
 ///    (recv/send MessageFlags), array copies (poll, epoll_wait) or Sockaddr objects (accept4, getsockname);
-///  - what Mono.Unix lacks: eventfd, dup3, pipe2, fcntl(F_DUPFD_CLOEXEC), prctl, pthread_sigmask, gettid, sched_setscheduler, and open with O_TMPFILE (not in its OpenFlags);
+///  - what Mono.Unix lacks: eventfd, dup3, pipe2, fcntl(F_DUPFD_CLOEXEC), prctl, pthread_sigmask, sched_setscheduler, and open with O_TMPFILE (not in its OpenFlags);
 ///    posix_spawn for command workers is in <see cref="Spawn"/>.
 /// Every other POSIX call goes through Mono.Unix.Native (Syscall, Stdlib); see Libc for the helpers on it.
 /// Every socket the workers serve is a plain non-blocking fd; nothing goes through .NET's socket
@@ -72,7 +72,6 @@ internal static unsafe partial class Native
     private const int SIG_UNBLOCK = 1;
     [LibraryImport(Libc)] private static partial int pthread_sigmask(int how, ulong* set, ulong* oldSet);
 
-    [LibraryImport(Libc)] public static partial int gettid();
     public const int SCHED_OTHER = 0, SCHED_BATCH = 3, ESRCH = 3;
     [LibraryImport(Libc, SetLastError = true)] private static partial int sched_setscheduler(int tid, int policy, int* param);
     [LibraryImport(Libc, SetLastError = true)] public static partial int sched_getscheduler(int tid);

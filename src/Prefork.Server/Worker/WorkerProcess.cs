@@ -65,7 +65,7 @@ public static class WorkerProcess
         {
             Config = config, App = app, Info = info, Limits = HttpLimits.From(config),
             ErrorWriter = new ErrorLogWriter(), AccessLog = accessLog, Multithread = IsMultithread(engine, config),
-            Tls = tls, OwnsProcess = true,
+            Tls = tls,
         };
         using var wake = new WakeUp();
         using var signals = TrapSignals(context, wake, accessLog, config);
@@ -88,7 +88,9 @@ public static class WorkerProcess
         Log.Information("Booted: generation {Generation}, {Class} worker, serving {App}", info.Generation, engine.Describe(config), config.Get(Settings.App));
         if (BodyBuffer.CheckDirectory(config.WorkerTmpDir) is { } tmpDirError)
             Log.Error("worker_tmp_dir is unusable ({Reason}): request bodies over {Limit} bytes will get 500", tmpDirError, BodyBuffer.MemoryLimit);
-        var heartbeat = new Thread(() => Heartbeat(context, channel, masterPid)) { IsBackground = true, Name = "heartbeat" };
+        // The engine runs on this, the main thread; an epoll loop there is not to be preempted by the others.
+        var helpers = engine is EpollWorker ? new HelperThreads() : null;
+        var heartbeat = new Thread(() => Heartbeat(context, channel, masterPid, helpers)) { IsBackground = true, Name = "heartbeat" };
         heartbeat.Start();
 
         engine.Run(context, listeners, wake);
@@ -156,9 +158,10 @@ public static class WorkerProcess
 
     /// <summary>
     /// Tells the master this worker lives and what it is doing, once a second. Exits the process
-    /// when the master is gone (its pid changed or the pipe broke), so no worker outlives it.
+    /// when the master is gone (its pid changed or the pipe broke), so no worker outlives it. In an
+    /// epoll worker, also moves the threads started since the last beat off the loop's way.
     /// </summary>
-    private static void Heartbeat(WorkerContext context, MasterChannel channel, int masterPid)
+    private static void Heartbeat(WorkerContext context, MasterChannel channel, int masterPid, HelperThreads? helpers)
     {
         int countsFrom = 0; // counts that did not fit in one line go first in the next
         var counts = new RequestCounts();
@@ -175,6 +178,7 @@ public static class WorkerProcess
                 Log.CloseAndFlush();
                 ExitNow(1);
             }
+            helpers?.Demote();
             Thread.Sleep(1000);
         }
     }

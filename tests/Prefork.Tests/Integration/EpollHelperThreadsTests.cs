@@ -17,7 +17,7 @@ public sealed class EpollHelperThreadsTests
         using var server = WorkerClassTests.Start("epoll", "app = \"Prefork.SampleApp:Prefork.SampleApp.AsyncSampleApplication\"\nworkers = 1\n");
         int worker = server.WaitForWorkers(1)[0];
         Assert.Equal(200, server.Get("/async/hello").Status); // the worker is serving, its helpers started
-        // Threads that start later are moved at the loop's next look, within a second.
+        // Threads that start later are moved at the next heartbeat, within a second.
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (Helpers(worker).Any(p => p != SchedBatch) && DateTime.UtcNow < deadline) Thread.Sleep(100);
         var helpers = Helpers(worker);
